@@ -1,0 +1,330 @@
+"""``juwei``: run the suite locally, serve one service, relay, consume, replay, manage keys and the broker."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from juwei.settings import Settings, settings
+
+app = typer.Typer(help="Juwei — event-sourced services for a residents' committee.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (stored hashed in every service's database).", no_args_is_help=True)
+broker_app = typer.Typer(help="The local Kafka broker (KRaft, jars from Maven Central).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(broker_app, name="broker")
+console = Console(stderr=True)
+
+ServiceArg = Annotated[str, typer.Argument(help="residents | supplies | testing | notify, or module:attribute")]
+
+
+def _runtime(spec: str):
+    from juwei.service import Runtime, load_definition
+
+    return Runtime(load_definition(spec))
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@app.command()
+def serve(
+    service: ServiceArg,
+    port: Annotated[int | None, typer.Option(help="Default: JUWEI_<SERVICE>_PORT or the service's port")] = None,
+    background: Annotated[bool, typer.Option(help="Run the relay and consumers in this process")] = True,
+) -> None:
+    """Serve one service over HTTP (migrates its database first)."""
+    import uvicorn
+
+    from juwei.service import create_app
+
+    runtime = _runtime(service)
+    application = create_app(runtime, background=background)
+    uvicorn.run(
+        application,
+        host=runtime.settings.host,
+        port=port or runtime.settings.port(runtime.definition.name),
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def relay(service: ServiceArg) -> None:
+    """Run only the outbox relay of a service (its database → its Kafka topic)."""
+    from juwei.observability import configure_logging
+
+    runtime = _runtime(service)
+    configure_logging(runtime.settings.log_level)
+    runtime.migrate()
+    _stop_on_signals(runtime._stop.set)
+    runtime.start_background(relay=True, consumers=False)
+    runtime.wait_forever()
+    runtime.stop()
+
+
+@app.command()
+def consume(service: ServiceArg) -> None:
+    """Run only the Kafka consumers of a service."""
+    from juwei.observability import configure_logging
+
+    runtime = _runtime(service)
+    configure_logging(runtime.settings.log_level)
+    runtime.migrate()
+    _stop_on_signals(runtime._stop.set)
+    runtime.start_background(relay=False, consumers=True)
+    runtime.wait_forever()
+    runtime.stop()
+
+
+@app.command()
+def migrate(service: ServiceArg) -> None:
+    """Upgrade a service's database to the newest schema."""
+    _runtime(service).migrate()
+    console.print(f"[green]{service}[/] migrated")
+
+
+@app.command()
+def replay(
+    service: ServiceArg,
+    projection: Annotated[list[str] | None, typer.Argument(help="Projections to rebuild (default: all)")] = None,
+) -> None:
+    """Rebuild read models from position 0; the service keeps answering from the old ones until done."""
+    runtime = _runtime(service)
+    runtime.migrate()
+    started = time.perf_counter()
+    count = runtime.projector.rebuild(projection or None)
+    elapsed = time.perf_counter() - started
+    console.print(f"replayed {count} events into {projection or 'all projections'} in {elapsed:.2f}s")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="Role the key acts in")],
+    compound: Annotated[str | None, typer.Option(help="Compound it is scoped to (none: district-wide)")] = None,
+    buildings: Annotated[str | None, typer.Option(help="Comma-separated buildings it may act on")] = None,
+    label: Annotated[str | None, typer.Option(help="Who holds it")] = None,
+    service: Annotated[list[str] | None, typer.Option(help="Services to store it in (default: all)")] = None,
+) -> None:
+    """Create one key and store it in every service, so the same key works everywhere. Printed once."""
+    from juwei.auth import issue_key
+    from juwei.service import available_services
+
+    key = None
+    chosen = buildings.split(",") if buildings else None
+    for name in service or available_services():
+        runtime = _runtime(name)
+        runtime.migrate()
+        with runtime.database.unit_of_work() as session:
+            key = issue_key(session, role, compound, chosen, label, key=key).key
+    if key is None:
+        raise typer.BadParameter("no service to store the key in")
+    typer.echo(key)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The id part of jw_<id>_<secret>")],
+    service: Annotated[list[str] | None, typer.Option()] = None,
+) -> None:
+    """Revoke a key everywhere (rotation: create the new key, hand it out, then revoke the old one)."""
+    from juwei.auth import revoke_key
+    from juwei.service import available_services
+
+    for name in service or available_services():
+        runtime = _runtime(name)
+        with runtime.database.unit_of_work() as session:
+            done = revoke_key(session, key_id)
+        console.print(f"{name}: {'revoked' if done else 'no such active key'}")
+
+
+def _broker(config: Settings):
+    from juwei.broker import LocalBroker
+
+    return LocalBroker(
+        config.data_dir / "kafka",
+        port=config.kafka_port,
+        controller_port=config.kafka_controller_port,
+        partitions=config.kafka_partitions,
+    )
+
+
+def _topics(services: list[str]) -> list[str]:
+    from juwei.consumer import dead_letter_topic
+    from juwei.service import topic_of
+
+    return [name for s in services for name in (topic_of(s), dead_letter_topic(topic_of(s)))]
+
+
+@broker_app.command("start")
+def broker_start() -> None:
+    """Fetch (first time), format and start the local broker; create the services' topics."""
+    from juwei.service import KNOWN_SERVICES
+
+    broker = _broker(settings())
+    broker.start()
+    broker.create_topics(_topics(list(KNOWN_SERVICES)))
+    console.print(f"Kafka broker at [bold]{broker.bootstrap}[/]")
+
+
+@broker_app.command("stop")
+def broker_stop() -> None:
+    _broker(settings()).stop()
+
+
+@broker_app.command("fetch")
+def broker_fetch() -> None:
+    """Fetch the broker jars from Maven Central (once)."""
+    _broker(settings()).fetch()
+
+
+def _run_dir(config: Settings) -> Path:
+    path = config.data_dir / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _operator_key(config: Settings) -> str:
+    path = config.data_dir / "operator.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"jw_operator_{secrets.token_urlsafe(32)}\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _spawn_service(config: Settings, name: str, key: str) -> subprocess.Popen[bytes]:
+    logs = config.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, JUWEI_BOOTSTRAP_KEY=key, JUWEI_KAFKA_BOOTSTRAP=config.bootstrap)
+    log_file = (logs / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "juwei.cli", "serve", name],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    (_run_dir(config) / f"{name}.pid").write_text(str(process.pid))
+    return process
+
+
+def _wait_healthy(url: str, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+@app.command()
+def run(
+    detach: Annotated[bool, typer.Option(help="Start everything and return (stop with `juwei stop`)")] = False,
+) -> None:
+    """Start the local broker and every service as processes, with SQLite under the data folder."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from juwei.service import available_services
+
+    config = settings()
+    services = available_services()
+    key = _operator_key(config)
+    started: dict[str, subprocess.Popen[bytes]] = {}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as progress:
+        if not config.kafka_broker_external:
+            task = progress.add_task("Kafka broker (first start fetches it from Maven Central)…")
+            broker = _broker(config)
+            broker.start()
+            broker.create_topics(_topics(services))
+            progress.update(task, description=f"Kafka broker at {broker.bootstrap}", completed=1, total=1)
+        for name in services:
+            task = progress.add_task(f"{name}…")
+            started[name] = _spawn_service(config, name, key)
+            ok = _wait_healthy(f"http://{config.host}:{config.port(name)}/healthz")
+            state = "up" if ok else "did not answer (see logs)"
+            progress.update(task, description=f"{name} {state}", completed=1, total=1)
+    table = Table(title="Juwei is running")
+    table.add_column("part")
+    table.add_column("where")
+    table.add_row("Kafka", config.bootstrap)
+    for name in services:
+        table.add_row(name, f"http://{config.host}:{config.port(name)}  (docs: /docs, feed: /events)")
+    table.add_row("logs", str((config.data_dir / "logs").resolve()))
+    table.add_row("operator key", key)
+    Console().print(table)
+    if not services:
+        console.print("No services are built yet: only the broker runs.")
+    if detach:
+        return
+    console.print("Ctrl-C stops everything.")
+    stopping = False
+
+    def _interrupt(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    while not stopping:
+        time.sleep(0.3)
+    stop()
+
+
+@app.command()
+def stop() -> None:
+    """Stop what `juwei run` started: the services, then the local broker."""
+    config = settings()
+    for pid_file in sorted(_run_dir(config).glob("*.pid")):
+        pid = int(pid_file.read_text())
+        try:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if _reaped(pid):
+                    break
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        pid_file.unlink(missing_ok=True)
+        console.print(f"stopped {pid_file.stem}")
+    if not config.kafka_broker_external:
+        _broker(config).stop()
+        console.print("stopped the Kafka broker")
+
+
+def _reaped(pid: int) -> bool:
+    """True once our own child has exited (a zombie still answers kill -0)."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return False
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

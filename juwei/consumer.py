@@ -1,0 +1,244 @@
+"""Kafka → handler, with inbox dedupe and commit-after-effects.
+
+One poll's records are handled in one database transaction, each inside its own savepoint together with
+its inbox row, so a failing record rolls back alone. The Kafka offsets are committed only after that
+transaction: a crash in between redelivers records whose ids are already in the inbox, and they are
+skipped. A record that cannot be decoded, or whose handler keeps failing, goes to ``<topic>.dlq`` with the
+error in its headers, and the partition moves on. When the database itself is away, nothing is dead-
+lettered: the consumer seeks back and tries the same records again later.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import Counter
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from juwei.database import Database
+from juwei.events import Envelope, MalformedEvent, UnknownEventType, dump_json, utcnow
+from juwei.failpoints import failpoint
+from juwei.store import inbox_table, lock_appends
+
+log = structlog.get_logger("juwei.consumer")
+
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An event as it reached this service: the envelope and its row in the inbox."""
+
+    envelope: Envelope
+    inbox_seq: int
+    topic: str
+
+
+Handler = Callable[[Session, Delivery], None]
+
+HANDLED = Counter("juwei_consumer_handled_total", "Events handled", ["group", "topic"])
+SKIPPED = Counter("juwei_consumer_duplicates_total", "Redelivered events skipped by the inbox", ["group"])
+DEAD = Counter("juwei_consumer_dead_lettered_total", "Records sent to the dead-letter topic", ["group", "topic"])
+
+# Errors that say "the record is bad", not "the world is unwell": no retry helps them.
+POISON = (MalformedEvent, UnknownEventType)
+
+
+class DatabaseAway(Exception):
+    """The database failed under the batch: retry the same records later instead of dead-lettering."""
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def consumer_config(bootstrap: str, group: str, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "group_id": group,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": 500,
+        "session_timeout_ms": 10000,
+        "heartbeat_interval_ms": 1000,
+        "client_id": f"juwei-{group}",
+    }
+    config.update(overrides)
+    return config
+
+
+@dataclass
+class EventConsumer:
+    """One consumer-group member of a service: reads ``topics`` and hands each event to ``handler``."""
+
+    database: Database
+    group: str
+    topics: list[str]
+    handler: Handler
+    bootstrap: str
+    attempts: int = 3
+    retry_pause: float = 0.05
+    consumer_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+
+    @property
+    def consumer(self) -> KafkaConsumer:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(**consumer_config(self.bootstrap, self.group, **self.consumer_overrides))
+            self._consumer.subscribe(self.topics)
+        return self._consumer
+
+    @property
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap, enable_idempotence=True, acks="all", client_id=f"{self.group}-dlq"
+            )
+        return self._producer
+
+    def poll_once(self, timeout_ms: int = 500) -> int:
+        """Handle one poll's records and commit their offsets; returns how many records were seen."""
+        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        records = [record for batch in batches.values() for record in batch]
+        if not records:
+            return 0
+        try:
+            dead = self._handle(records)
+        except DatabaseAway as exc:
+            log.warning("consumer.database_away", group=self.group, error=str(exc))
+            for tp, batch in batches.items():
+                self.consumer.seek(tp, batch[0].offset)
+            time.sleep(0.5)
+            return 0
+        for record, error in dead:
+            self._dead_letter(record, error)
+        if dead:
+            self.producer.flush()
+        failpoint("consumer.after_effects")
+        offsets = {
+            TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(batch[-1].offset + 1, "", -1)
+            for tp, batch in batches.items()
+        }
+        self.consumer.commit(offsets)
+        return len(records)
+
+    def _handle(self, records: list[Any]) -> list[tuple[Any, BaseException]]:
+        dead: list[tuple[Any, BaseException]] = []
+        try:
+            with self.database.unit_of_work() as session:
+                lock_appends(session)  # a rebuild must not interleave with received events
+                for record in records:
+                    error = self._handle_one(session, record)
+                    if error is not None:
+                        dead.append((record, error))
+        except (OperationalError, DBAPIError) as exc:
+            raise DatabaseAway(str(exc)) from exc
+        return dead
+
+    def _handle_one(self, session: Session, record: Any) -> BaseException | None:
+        try:
+            envelope = Envelope.from_kafka(record.value, record.headers or [])
+        except MalformedEvent as exc:
+            return exc
+        seen = session.execute(
+            select(inbox_table.c.seq).where(inbox_table.c.consumer == self.group, inbox_table.c.event_id == envelope.id)
+        ).first()
+        if seen is not None:
+            SKIPPED.labels(self.group).inc()
+            return None
+        last_error: BaseException | None = None
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with session.begin_nested():
+                    seq = session.execute(
+                        insert(inbox_table).returning(inbox_table.c.seq).values(
+                            consumer=self.group,
+                            event_id=envelope.id,
+                            type=envelope.type,
+                            envelope=dump_json(envelope.to_cloudevent()).decode(),
+                            received_at=utcnow(),
+                        )
+                    ).scalar_one()
+                    self.handler(session, Delivery(envelope, seq, record.topic))
+                HANDLED.labels(self.group, record.topic).inc()
+                return None
+            except IntegrityError as exc:
+                if _is_inbox_conflict(exc):
+                    SKIPPED.labels(self.group).inc()  # another member handled it during a rebalance
+                    return None
+                last_error = exc
+            except POISON as exc:
+                return exc
+            except OperationalError:
+                raise
+            except Exception as exc:  # a handler bug or a rule it cannot satisfy: retry, then dead-letter
+                last_error = exc
+            log.warning("consumer.retry", group=self.group, type=envelope.type, attempt=attempt, error=repr(last_error))
+            time.sleep(self.retry_pause * 2 ** (attempt - 1))
+        return last_error
+
+    def _dead_letter(self, record: Any, error: BaseException) -> None:
+        headers = [
+            *(record.headers or []),
+            ("juwei_error", str(error)[:2000].encode()),
+            ("juwei_error_type", type(error).__name__.encode()),
+            ("juwei_original_topic", record.topic.encode()),
+            ("juwei_original_partition", str(record.partition).encode()),
+            ("juwei_original_offset", str(record.offset).encode()),
+            ("juwei_consumer_group", self.group.encode()),
+        ]
+        self.producer.send(dead_letter_topic(record.topic), key=record.key, value=record.value, headers=headers)
+        DEAD.labels(self.group, record.topic).inc()
+        log.error(
+            "consumer.dead_lettered",
+            group=self.group,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error_type=type(error).__name__,
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except KafkaError as exc:
+                log.warning("consumer.kafka_error", group=self.group, error=str(exc))
+                stop.wait(1.0)
+            except Exception as exc:
+                log.error("consumer.error", group=self.group, error=repr(exc))
+                self._reset()
+                stop.wait(1.0)
+        self.close()
+
+    def _reset(self) -> None:
+        # Re-joining resumes from the committed offsets: nothing past them was acknowledged.
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            except Exception as exc:
+                log.debug("consumer.close_failed", error=repr(exc))
+            self._consumer = None
+
+    def close(self) -> None:
+        self._reset()
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+            self._producer = None
+
+
+def _is_inbox_conflict(exc: IntegrityError) -> bool:
+    text = str(exc.orig).lower()
+    return "uq_juwei_inbox_consumer_event" in text or "juwei_inbox.consumer" in text

@@ -1,0 +1,268 @@
+"""The one envelope every event travels in: CloudEvents 1.0 plus Juwei's extensions.
+
+A domain event is a pydantic model (plain data, no I/O) registered under a versioned type name such as
+``juwei.residents.HouseholdRegistered.v1``. The envelope adds where it comes from (``source``), which
+stream it belongs to (``subject``), its version in that stream, its global position in the producing
+service's log, the compound it belongs to, the building it concerns (when it concerns one) and the W3C
+trace context. The same JSON goes on Kafka (binary mode), out of the feed and into the building board.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+_TYPE_NAME = re.compile(r"^(?P<name>[a-z][a-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+)\.v(?P<version>[1-9][0-9]*)$")
+
+
+class UnknownEventType(LookupError):
+    """An envelope names a type this process has no class (and no upcaster) for."""
+
+
+class MalformedEvent(ValueError):
+    """An envelope or a payload does not have the shape the catalogue promises."""
+
+
+class DomainEvent(BaseModel):
+    """Base of every event payload. Subclasses set ``event_type`` and ``version``.
+
+    ``building`` is declared by events that concern one building: the envelope copies it into its
+    ``building`` extension, and Kafka uses it as the key so one building's story stays in order.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+
+    @classmethod
+    def type_name(cls) -> str:
+        return f"{cls.event_type}.v{cls.version}"
+
+    def building_id(self) -> str | None:
+        value = getattr(self, "building", None)
+        return str(value) if value is not None else None
+
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass
+class EventRegistry:
+    """Maps versioned type names to payload classes and old versions to upcasters."""
+
+    classes: dict[str, type[DomainEvent]] = field(default_factory=dict)
+    upcasters: dict[str, tuple[str, Upcaster]] = field(default_factory=dict)
+
+    def register(self, cls: type[DomainEvent]) -> type[DomainEvent]:
+        if not cls.event_type:
+            raise TypeError(f"{cls.__name__} has no event_type")
+        name = cls.type_name()
+        existing = self.classes.get(name)
+        if existing is not None and existing is not cls:
+            raise TypeError(f"{name} is registered twice ({existing.__name__}, {cls.__name__})")
+        self.classes[name] = cls
+        return cls
+
+    def register_all(self, classes: Iterable[type[DomainEvent]]) -> None:
+        for cls in classes:
+            self.register(cls)
+
+    def upcaster(self, old_type: str, new_type: str) -> Callable[[Upcaster], Upcaster]:
+        """Declare how an old payload version becomes the next one (chains are followed)."""
+
+        def decorate(fn: Upcaster) -> Upcaster:
+            self.upcasters[old_type] = (new_type, fn)
+            return fn
+
+        return decorate
+
+    def upcast(self, type_name: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        seen = set()
+        while type_name not in self.classes and type_name in self.upcasters:
+            if type_name in seen:
+                raise MalformedEvent(f"upcaster loop at {type_name}")
+            seen.add(type_name)
+            type_name, fn = self.upcasters[type_name][0], self.upcasters[type_name][1]
+            data = fn(dict(data))
+        return type_name, data
+
+    def knows(self, type_name: str) -> bool:
+        return type_name in self.classes or type_name in self.upcasters
+
+    def decode(self, type_name: str, data: Mapping[str, Any]) -> DomainEvent:
+        current, upcast = self.upcast(type_name, dict(data))
+        cls = self.classes.get(current)
+        if cls is None:
+            raise UnknownEventType(type_name)
+        try:
+            return cls.model_validate(upcast)
+        except ValueError as exc:
+            raise MalformedEvent(f"{type_name}: {exc}") from exc
+
+
+def split_type(type_name: str) -> tuple[str, int]:
+    match = _TYPE_NAME.match(type_name)
+    if not match:
+        raise MalformedEvent(f"event type {type_name!r} is not of the form <name>.v<version>")
+    return match["name"], int(match["version"])
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A CloudEvent as Juwei stores and sends it. ``data`` is the JSON payload, already upcast on read."""
+
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: datetime
+    data: dict[str, Any]
+    compound: str
+    streamversion: int
+    position: int | None = None
+    building: str | None = None
+    traceparent: str | None = None
+    datacontenttype: str = CONTENT_TYPE
+
+    # CloudEvents extension attributes Juwei adds; names are lowercase alphanumerics per the spec.
+    EXTENSIONS: ClassVar[tuple[str, ...]] = ("compound", "streamversion", "position", "building", "traceparent")
+
+    @property
+    def key(self) -> str:
+        """Kafka key: the building when the event concerns one (ordering per building), else the stream."""
+        return self.building or self.subject
+
+    def with_position(self, position: int) -> Envelope:
+        return replace(self, position=position)
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        """Structured-mode JSON (feed, board, dead letters)."""
+        body: dict[str, Any] = {
+            "specversion": SPEC_VERSION,
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "subject": self.subject,
+            "time": iso_time(self.time),
+            "datacontenttype": self.datacontenttype,
+        }
+        for name in self.EXTENSIONS:
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        body["data"] = self.data
+        return body
+
+    @classmethod
+    def from_cloudevent(cls, body: Mapping[str, Any]) -> Envelope:
+        try:
+            if body.get("specversion") != SPEC_VERSION:
+                raise MalformedEvent(f"specversion must be {SPEC_VERSION}")
+            data = body.get("data")
+            if not isinstance(data, dict):
+                raise MalformedEvent("data must be a JSON object")
+            position = body.get("position")
+            return cls(
+                id=str(body["id"]),
+                source=str(body["source"]),
+                type=str(body["type"]),
+                subject=str(body["subject"]),
+                time=_parse_time(str(body["time"])),
+                data=data,
+                compound=str(body["compound"]),
+                streamversion=int(body["streamversion"]),
+                position=int(position) if position is not None else None,
+                building=_opt_str(body.get("building")),
+                traceparent=_opt_str(body.get("traceparent")),
+                datacontenttype=str(body.get("datacontenttype", CONTENT_TYPE)),
+            )
+        except KeyError as exc:
+            raise MalformedEvent(f"missing CloudEvents attribute {exc.args[0]!r}") from exc
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, MalformedEvent):
+                raise
+            raise MalformedEvent(str(exc)) from exc
+
+    def to_kafka(self) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+        """Binary content mode: attributes in ``ce_*`` headers, the data as the record value."""
+        extensions = {name: getattr(self, name) for name in self.EXTENSIONS}
+        headers = binary_headers(self.id, self.source, self.type, self.subject, self.time, extensions)
+        return self.key.encode(), dump_json(self.data), headers
+
+    @classmethod
+    def from_kafka(cls, value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> Envelope:
+        attrs: dict[str, Any] = {}
+        for name, raw in headers:
+            if name.startswith("ce_"):
+                try:
+                    attrs[name[3:]] = raw.decode()
+                except (UnicodeDecodeError, AttributeError) as exc:
+                    raise MalformedEvent(f"header {name} is not UTF-8") from exc
+            elif name == "content-type" and raw is not None:
+                attrs["datacontenttype"] = raw.decode(errors="replace")
+        if value is None:
+            raise MalformedEvent("record has no value")
+        try:
+            attrs["data"] = json.loads(value)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MalformedEvent(f"value is not JSON: {exc}") from exc
+        return cls.from_cloudevent(attrs)
+
+
+def dump_json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def binary_headers(
+    id: str, source: str, type: str, subject: str, time: datetime, extensions: Mapping[str, Any]
+) -> list[tuple[str, bytes]]:
+    """Kafka headers of a CloudEvent in binary content mode (extensions that are None are left out)."""
+    headers = [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", type.encode()),
+        ("ce_subject", subject.encode()),
+        ("ce_time", iso_time(time).encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    headers.extend((f"ce_{name}", str(value).encode()) for name, value in extensions.items() if value is not None)
+    return headers
+
+
+def iso_time(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def payload(event: DomainEvent) -> dict[str, Any]:
+    """The JSON payload of a domain event (what ``data`` carries)."""
+    return event.model_dump(mode="json")

@@ -1,0 +1,137 @@
+"""RFC 9457 problem details for every 4xx and 5xx the services answer.
+
+Every error leaves through here so that a caller always gets ``application/problem+json`` with a ``type``
+it can switch on, a ``detail`` that says what was wrong, and the request id to quote to an operator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from juwei.aggregate import DomainRuleViolation
+from juwei.database import DatabaseUnavailable
+from juwei.store import ConcurrencyError
+
+log = structlog.get_logger("juwei.http")
+MEDIA_TYPE = "application/problem+json"
+_TITLES = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Service unavailable",
+}
+
+
+class Problem(Exception):
+    """Raise from a route to answer with a specific problem."""
+
+    def __init__(self, status: int, detail: str, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.code = code or _slug(_TITLES.get(status, "error"))
+        self.extra = extra
+
+
+def _slug(text: str) -> str:
+    return text.lower().replace(" ", "-")
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:juwei:problem:{code or _slug(_TITLES.get(status, 'error'))}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    request_id = getattr(request.state, "request_id", None)
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"location": list(err.get("loc", ())), "message": err.get("msg", ""), "type": err.get("type", "")}
+            for err in exc.errors()
+        ]
+        first = errors[0] if errors else {"location": [], "message": "invalid"}
+        where = ".".join(str(part) for part in first["location"]) or "request"
+        detail = f"{where}: {first['message']}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+        return problem_response(request, 422, detail, "validation", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(request, exc.status, exc.detail, exc.code, **exc.extra)
+
+    @app.exception_handler(ConcurrencyError)
+    async def _conflict(request: Request, exc: ConcurrencyError) -> JSONResponse:
+        return problem_response(
+            request,
+            409,
+            f"{exc}; reload and try again",
+            "concurrency-conflict",
+            stream=exc.stream_id,
+            expected_version=exc.expected,
+            actual_version=exc.actual,
+        )
+
+    @app.exception_handler(DomainRuleViolation)
+    async def _rule(request: Request, exc: DomainRuleViolation) -> JSONResponse:
+        return problem_response(request, exc.status, str(exc), exc.code)
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("http.database_unavailable", path=request.url.path, error=type(exc).__name__)
+        return problem_response(
+            request,
+            503,
+            "the database is not reachable; try again shortly",
+            "database-unavailable",
+            headers={"Retry-After": "5"},
+        )
+
+    for kind in (DatabaseUnavailable, OperationalError, PoolTimeout):
+        app.add_exception_handler(kind, _unavailable)
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _unavailable(request, exc)
+        log.error("http.database_error", path=request.url.path, error=type(exc.orig).__name__)
+        return problem_response(request, 500, "the request failed inside the service", "internal")
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("http.unhandled", path=request.url.path)
+        return problem_response(request, 500, "the request failed inside the service", "internal")

@@ -1,0 +1,268 @@
+"""The service factory: what every Juwei service is made of, wired once here.
+
+A service is described by a ``ServiceDefinition`` (its name, event catalogue, routes, projections, the
+topics it consumes and its migrations). ``Runtime`` builds the database, event store, projector, relay
+and consumers from the settings; ``create_app`` builds the FastAPI app with health, readiness, metrics,
+problem+json errors, request ids, API-key auth and the event feed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.orm import Session
+
+from juwei import migrate, observability, problems
+from juwei.auth import issue_key, split_key
+from juwei.consumer import Delivery, EventConsumer
+from juwei.database import Database, DatabaseUnavailable
+from juwei.events import EventRegistry
+from juwei.feed import feed_router
+from juwei.projection import Projection, Projector
+from juwei.relay import Relay
+from juwei.settings import Settings, settings
+from juwei.store import EventStore
+
+log = structlog.get_logger("juwei.service")
+KNOWN_SERVICES = ("residents", "supplies", "testing", "notify")
+OPERATOR_ROLE = "district-operator"
+
+
+def topic_of(service: str) -> str:
+    return f"juwei.{service}"
+
+
+@dataclass
+class ServiceDefinition:
+    """Everything that makes one service different from another."""
+
+    name: str
+    registry: EventRegistry
+    routers: Sequence[APIRouter] = ()
+    projections: Callable[[], Sequence[Projection]] = lambda: ()
+    consumes: Sequence[str] = ()
+    # Called for every event received from another service, inside the consumer's transaction.
+    on_received: Callable[[Runtime, Session, Delivery], None] | None = None
+    migrations: Path | None = None
+    description: str = ""
+    version: str = "0.1.0"
+
+    @property
+    def topic(self) -> str:
+        return topic_of(self.name)
+
+    @property
+    def source(self) -> str:
+        return f"/juwei/{self.name}"
+
+
+class Runtime:
+    """One process's instance of a service: database, store, projections, relay, consumers."""
+
+    def __init__(
+        self, definition: ServiceDefinition, config: Settings | None = None, database_url: str | None = None
+    ) -> None:
+        self.definition = definition
+        self.settings = config or settings()
+        self.database = Database(database_url or self.settings.database_url(definition.name))
+        self.store = EventStore(definition.source, definition.registry)
+        self.projector = Projector(self.database, self.store, definition.projections())
+        self.store.on_append.append(self.projector.apply_own)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.relay: Relay | None = None
+        self.consumer: EventConsumer | None = None
+
+    @property
+    def group(self) -> str:
+        return f"juwei-{self.definition.name}"
+
+    def migrate(self) -> None:
+        dirs = [self.definition.migrations] if self.definition.migrations else []
+        migrate.upgrade(self.database, dirs)
+
+    def ensure_bootstrap_key(self) -> None:
+        key = self.settings.bootstrap_key
+        if key and split_key(key):
+            with self.database.unit_of_work() as session:
+                issue_key(session, OPERATOR_ROLE, None, label="bootstrap operator key", key=key)
+
+    def handle_received(self, session: Session, delivery: Delivery) -> None:
+        if self.definition.on_received is not None:
+            self.definition.on_received(self, session, delivery)
+        self.projector.apply_received(session, delivery.envelope, delivery.inbox_seq)
+
+    def make_relay(self) -> Relay:
+        return Relay(
+            self.database,
+            self.definition.topic,
+            self.definition.source,
+            self.settings.bootstrap,
+            producer_overrides=self.settings.kafka_security(),
+        )
+
+    def make_consumer(self) -> EventConsumer:
+        return EventConsumer(
+            self.database,
+            self.group,
+            list(self.definition.consumes),
+            self.handle_received,
+            self.settings.bootstrap,
+            consumer_overrides=self.settings.kafka_security(),
+        )
+
+    def start_background(self, relay: bool | None = None, consumers: bool | None = None) -> None:
+        if relay if relay is not None else self.settings.relay:
+            self.relay = self.make_relay()
+            self._spawn("relay", self.relay.run)
+        if self.definition.consumes and (consumers if consumers is not None else self.settings.consumers):
+            self.consumer = self.make_consumer()
+            self._spawn("consumer", self.consumer.run)
+
+    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        thread = threading.Thread(target=target, args=(self._stop,), name=f"{self.definition.name}-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+        self._threads.clear()
+        self.database.dispose()
+
+    def wait_forever(self) -> None:
+        while not self._stop.is_set():
+            time.sleep(0.5)
+
+
+class KafkaProbe:
+    """Readiness check of the broker, cached briefly so that /readyz stays cheap under probing."""
+
+    def __init__(self, bootstrap: str, extra: dict[str, Any], ttl: float = 5.0) -> None:
+        self.bootstrap = bootstrap
+        self.extra = extra
+        self.ttl = ttl
+        self._checked = 0.0
+        self._ok = False
+        self._error = ""
+
+    def check(self) -> tuple[bool, str]:
+        now = time.monotonic()
+        if now - self._checked < self.ttl:
+            return self._ok, self._error
+        from kafka import KafkaConsumer
+
+        try:
+            client = KafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                request_timeout_ms=3000,
+                api_version_auto_timeout_ms=3000,
+                **self.extra,
+            )
+            try:
+                client.topics()
+                self._ok, self._error = True, ""
+            finally:
+                client.close()
+        except Exception as exc:
+            self._ok, self._error = False, type(exc).__name__
+        self._checked = now
+        return self._ok, self._error
+
+
+def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: bool = True) -> FastAPI:
+    definition = runtime.definition
+    observability.configure_logging(runtime.settings.log_level)
+    probe = KafkaProbe(runtime.settings.bootstrap, runtime.settings.kafka_security())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if migrate_on_start:
+            runtime.migrate()
+        runtime.ensure_bootstrap_key()
+        if background:
+            runtime.start_background()
+        log.info("service.started", service=definition.name)
+        yield
+        runtime.stop()
+
+    app = FastAPI(
+        title=f"Juwei {definition.name}",
+        description=definition.description,
+        version=definition.version,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    observability.install(app, definition.name, runtime.settings.max_body_bytes)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": definition.name}
+
+    @app.get("/readyz", tags=["operations"], summary="The database and Kafka are reachable")
+    def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            runtime.database.ping()
+            checks["database"] = "ok"
+        except DatabaseUnavailable:
+            checks["database"] = "unreachable"
+        ok, error = probe.check()
+        checks["kafka"] = "ok" if ok else f"unreachable ({error})"
+        ready = all(value == "ok" for value in checks.values())
+        if ready:
+            return JSONResponse({"status": "ready", "checks": checks})
+        return problems.problem_response(
+            request,
+            503,
+            "not ready: " + ", ".join(f"{name} {value}" for name, value in checks.items() if value != "ok"),
+            "not-ready",
+            checks=checks,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(feed_router(runtime.settings.feed_page_max))
+    for router in definition.routers:
+        app.include_router(router)
+    return app
+
+
+def load_definition(spec: str) -> ServiceDefinition:
+    """A known service name (``residents``) or ``module:attribute``."""
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        if spec not in KNOWN_SERVICES:
+            raise LookupError(f"unknown service {spec!r}; known: {', '.join(KNOWN_SERVICES)}")
+        module_name, attribute = f"services.{spec}.app", "service"
+    module = importlib.import_module(module_name)
+    definition = getattr(module, attribute)
+    if not isinstance(definition, ServiceDefinition):
+        raise TypeError(f"{spec} is not a ServiceDefinition")
+    return definition
+
+
+def available_services() -> list[str]:
+    return [name for name in KNOWN_SERVICES if importlib.util.find_spec(f"services.{name}") is not None]
+
+
+def runtime_dependency(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+

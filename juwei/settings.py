@@ -1,0 +1,75 @@
+"""Configuration from the environment (pydantic-settings); every variable is listed in the README."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The four services and their default ports; a service's settings are JUWEI_<NAME>_*.
+DEFAULT_PORTS: dict[str, int] = {"residents": 8001, "supplies": 8002, "testing": 8003, "notify": 8004}
+
+
+class Settings(BaseSettings):
+    """Settings shared by every service of one deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="JUWEI_", extra="ignore")
+
+    data_dir: Path = Field(Path(".local"), description="Local data: SQLite files, broker, logs")
+    kafka_bootstrap: str | None = Field(None, description="Use this Kafka cluster; unset: the local broker")
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_partitions: int = Field(6, ge=1, le=1000)
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    host: str = "127.0.0.1"
+    relay: bool = Field(True, description="Run the outbox relay inside the service process")
+    consumers: bool = Field(True, description="Run the Kafka consumers inside the service process")
+    bootstrap_key: str | None = Field(None, description="An operator API key to make sure exists at start")
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    feed_page_max: int = Field(1000, ge=1)
+
+    @property
+    def kafka_broker_external(self) -> bool:
+        return bool(self.kafka_bootstrap)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    def kafka_security(self) -> dict[str, object]:
+        """kafka-python arguments for TLS/SASL clusters (empty for PLAINTEXT)."""
+        extra: dict[str, object] = {}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            extra["security_protocol"] = self.kafka_security_protocol
+        if self.kafka_sasl_mechanism:
+            extra.update(
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                sasl_plain_username=self.kafka_sasl_username,
+                sasl_plain_password=self.kafka_sasl_password,
+            )
+        if self.kafka_ssl_cafile:
+            extra["ssl_cafile"] = self.kafka_ssl_cafile
+        return extra
+
+    def database_url(self, service: str) -> str:
+        explicit = os.environ.get(f"JUWEI_{service.upper()}_DATABASE_URL")
+        if explicit:
+            return explicit
+        return f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+    def port(self, service: str) -> int:
+        explicit = os.environ.get(f"JUWEI_{service.upper()}_PORT")
+        return int(explicit) if explicit else DEFAULT_PORTS.get(service, 8000)
+
+
+@lru_cache
+def settings() -> Settings:
+    return Settings()

@@ -1,0 +1,266 @@
+"""The event store: an append-only table that is also the outbox.
+
+``append`` is atomic and checks the stream's expected version (optimistic concurrency). Positions are
+handed out in commit order, so a reader that has passed position N can never later find a committed
+event below N (gap safety): on PostgreSQL every append takes one transaction-scoped advisory lock before
+it draws positions, on SQLite the unit of work already holds the database's single write lock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from juwei.events import DomainEvent, Envelope, EventRegistry, dump_json, new_event_id, payload, utcnow
+
+metadata = MetaData()
+# BIGINT on PostgreSQL, but INTEGER on SQLite so that it is the rowid alias and autoincrements.
+Position = BigInteger().with_variant(Integer(), "sqlite")
+
+events_table = Table(
+    "juwei_events",
+    metadata,
+    Column("position", Position, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("stream_id", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("compound", String(64), nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("building", String(64), nullable=True),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("traceparent", String(64), nullable=True),
+    Column("actor", String(64), nullable=True),
+    UniqueConstraint("stream_id", "version", name="uq_juwei_events_stream_version"),
+)
+Index("ix_juwei_events_compound_position", events_table.c.compound, events_table.c.position)
+
+snapshots_table = Table(
+    "juwei_snapshots",
+    metadata,
+    Column("stream_id", String(200), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+)
+
+checkpoints_table = Table(
+    "juwei_checkpoints",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("position", Position, nullable=False),
+)
+
+inbox_table = Table(
+    "juwei_inbox",
+    metadata,
+    Column("seq", Position, primary_key=True, autoincrement=True),
+    Column("consumer", String(100), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("type", String(200), nullable=False),
+    Column("envelope", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("consumer", "event_id", name="uq_juwei_inbox_consumer_event"),
+)
+
+# Any 64-bit constant will do; it only has to be the same for every writer of this database.
+_APPEND_LOCK_KEY = 0x4A55574549  # "JUWEI"
+
+
+class ConcurrencyError(Exception):
+    """The stream moved on since the caller read it: reload and decide again (HTTP 409)."""
+
+    def __init__(self, stream_id: str, expected: int | None, actual: int) -> None:
+        super().__init__(f"stream {stream_id} is at version {actual}, expected {expected}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """What a caller appends: the payload and the optional building it concerns."""
+
+    event: DomainEvent
+    building: str | None = None
+
+
+def lock_appends(session: Session) -> None:
+    """Serialise position allocation with commit order (see the module docstring)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY})
+
+
+class EventStore:
+    """Appends and reads one service's events. ``source`` is the CloudEvents source of this service."""
+
+    def __init__(self, source: str, registry: EventRegistry) -> None:
+        self.source = source
+        self.registry = registry
+        # Called inside the appending transaction with what was appended (inline projections).
+        self.on_append: list[Callable[[Session, list[Envelope]], None]] = []
+
+    def stream_version(self, session: Session, stream_id: str) -> int:
+        current = session.execute(
+            select(func.max(events_table.c.version)).where(events_table.c.stream_id == stream_id)
+        ).scalar()
+        return int(current or 0)
+
+    def append(
+        self,
+        session: Session,
+        stream_id: str,
+        events: Sequence[DomainEvent],
+        *,
+        expected_version: int | None,
+        compound: str,
+        traceparent: str | None = None,
+        actor: str | None = None,
+    ) -> list[Envelope]:
+        """Append ``events`` to a stream if it is still at ``expected_version`` (``None``: any version)."""
+        if not events:
+            return []
+        lock_appends(session)
+        current = self.stream_version(session, stream_id)
+        if expected_version is not None and current != expected_version:
+            raise ConcurrencyError(stream_id, expected_version, current)
+        now = utcnow()
+        rows: list[dict[str, Any]] = []
+        envelopes: list[Envelope] = []
+        for offset, event in enumerate(events, start=1):
+            data = payload(event)
+            envelope = Envelope(
+                id=new_event_id(),
+                source=self.source,
+                type=event.type_name(),
+                subject=stream_id,
+                time=now,
+                data=data,
+                compound=compound,
+                streamversion=current + offset,
+                building=event.building_id(),
+                traceparent=traceparent,
+            )
+            envelopes.append(envelope)
+            rows.append(_row(envelope, actor))
+        try:
+            positions = (
+                session.execute(
+                    insert(events_table).returning(events_table.c.position, sort_by_parameter_order=True),
+                    rows,
+                )
+                .scalars()
+                .all()
+            )
+        except IntegrityError as exc:
+            # A backstop only: the append lock makes the version read above exact.
+            raise ConcurrencyError(stream_id, expected_version, current) from exc
+        appended = [env.with_position(pos) for env, pos in zip(envelopes, positions, strict=True)]
+        for hook in self.on_append:
+            hook(session, appended)
+        return appended
+
+    def append_many(
+        self, session: Session, batches: Iterable[tuple[str, Sequence[DomainEvent], int | None, str]]
+    ) -> list[Envelope]:
+        """Append to several streams in one transaction (bulk import): all or nothing."""
+        out: list[Envelope] = []
+        for stream_id, events, expected, compound in batches:
+            out.extend(self.append(session, stream_id, events, expected_version=expected, compound=compound))
+        return out
+
+    def read_stream(self, session: Session, stream_id: str, after_version: int = 0) -> list[Envelope]:
+        rows = session.execute(
+            select(events_table)
+            .where(events_table.c.stream_id == stream_id, events_table.c.version > after_version)
+            .order_by(events_table.c.version)
+        ).mappings()
+        return [self._envelope(row) for row in rows]
+
+    def read_after(
+        self, session: Session, position: int, limit: int = 500, compound: str | None = None
+    ) -> list[Envelope]:
+        query = select(events_table).where(events_table.c.position > position)
+        if compound is not None:
+            query = query.where(events_table.c.compound == compound)
+        rows = session.execute(query.order_by(events_table.c.position).limit(limit)).mappings()
+        return [self._envelope(row) for row in rows]
+
+    def head(self, session: Session) -> int:
+        return int(session.execute(select(func.max(events_table.c.position))).scalar() or 0)
+
+    def decode(self, envelope: Envelope) -> DomainEvent:
+        return self.registry.decode(envelope.type, envelope.data)
+
+    def _envelope(self, row: Any) -> Envelope:
+        data = json.loads(row["data"])
+        type_name, data = self.registry.upcast(row["type"], data)
+        return envelope_from_row(row, self.source, data=data, type_name=type_name)
+
+
+def _row(envelope: Envelope, actor: str | None) -> dict[str, Any]:
+    return {
+        "id": envelope.id,
+        "stream_id": envelope.subject,
+        "version": envelope.streamversion,
+        "compound": envelope.compound,
+        "type": envelope.type,
+        "building": envelope.building,
+        "time": envelope.time,
+        "data": dump_json(envelope.data).decode(),
+        "traceparent": envelope.traceparent,
+        "actor": actor,
+    }
+
+
+def envelope_from_row(
+    row: Any, source: str, data: dict[str, Any] | None = None, type_name: str | None = None
+) -> Envelope:
+    moment: datetime = row["time"]
+    return Envelope(
+        id=row["id"],
+        source=source,
+        type=type_name or row["type"],
+        subject=row["stream_id"],
+        time=moment,
+        data=data if data is not None else json.loads(row["data"]),
+        compound=row["compound"],
+        streamversion=row["version"],
+        position=row["position"],
+        building=row["building"],
+        traceparent=row["traceparent"],
+    )
+
+
+def read_checkpoint(session: Session, name: str) -> int:
+    value = session.execute(select(checkpoints_table.c.position).where(checkpoints_table.c.name == name)).scalar()
+    return int(value or 0)
+
+
+def write_checkpoint(session: Session, name: str, position: int) -> None:
+    updated = session.execute(
+        checkpoints_table.update().where(checkpoints_table.c.name == name).values(position=position)
+    ).rowcount
+    if not updated:
+        session.execute(insert(checkpoints_table).values(name=name, position=position))

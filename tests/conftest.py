@@ -1,0 +1,89 @@
+"""Real parts for the tests: a local Kafka broker and a local PostgreSQL, started once per session.
+
+Neither is optional: if one cannot start, the tests that need it fail (they are never skipped).
+``JUWEI_KAFKA_BOOTSTRAP`` / ``JUWEI_TEST_POSTGRES_URL`` point the tests at servers that already run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from juwei.broker import LocalBroker, bootstrap_from_env
+from juwei.local_postgres import LocalPostgres
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_HOME = Path(os.environ.get("JUWEI_TEST_HOME", ROOT / ".local" / "test"))
+KAFKA_PORT = int(os.environ.get("JUWEI_TEST_KAFKA_PORT", "19092"))
+POSTGRES_PORT = int(os.environ.get("JUWEI_TEST_POSTGRES_PORT", "15432"))
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[LocalBroker | None]:
+    if bootstrap_from_env():
+        yield None
+        return
+    local = LocalBroker(TEST_HOME / "kafka", port=KAFKA_PORT, controller_port=KAFKA_PORT + 1, partitions=3)
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(broker: LocalBroker | None) -> str:
+    return bootstrap_from_env() or broker.bootstrap  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres | None]:
+    if os.environ.get("JUWEI_TEST_POSTGRES_URL"):
+        yield None
+        return
+    local = LocalPostgres(TEST_HOME / "postgres", port=POSTGRES_PORT, fast=True)
+    local.start()
+    yield local
+    local.stop()
+
+
+def _external_pg_database(name: str) -> str:
+    base = os.environ["JUWEI_TEST_POSTGRES_URL"]
+    plain = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return base.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def new_database(tmp_path: Path, request: pytest.FixtureRequest):
+    """A factory of fresh, empty databases of the test's dialect (``sqlite`` or ``postgresql``)."""
+    dialect = getattr(request, "param", "sqlite")
+    made: list[str] = []
+
+    def make(label: str = "db") -> str:
+        if dialect == "sqlite":
+            return f"sqlite:///{tmp_path / f'{label}.db'}"
+        name = f"t_{label}_{uuid.uuid4().hex[:10]}".lower()
+        made.append(name)
+        pg = request.getfixturevalue("postgres")
+        return pg.create_database(name) if pg is not None else _external_pg_database(name)
+
+    make.dialect = dialect  # type: ignore[attr-defined]
+    yield make
+    pg = request.getfixturevalue("postgres") if made else None
+    for name in made:
+        if pg is not None:
+            pg.drop_database(name)
+
+
+both_databases = pytest.mark.parametrize("new_database", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def suffix() -> str:
+    return uuid.uuid4().hex[:8]

@@ -1,0 +1,48 @@
+"""Small pieces the kernel tests share: runtimes on a given database and broker, keys, waiting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from juwei.auth import issue_key
+from juwei.service import Runtime, ServiceDefinition
+from juwei.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def runtime(definition: ServiceDefinition, database_url: str, kafka: str = "127.0.0.1:1") -> Runtime:
+    made = Runtime(definition, Settings(kafka_bootstrap=kafka), database_url=database_url)
+    made.migrate()
+    return made
+
+
+def key(made: Runtime, role: str = "staff", compound: str | None = "c1", buildings: list[str] | None = None) -> str:
+    with made.database.unit_of_work() as session:
+        return issue_key(session, role, compound, buildings).key
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def spawn(command: str, service: str, suffix: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``juwei relay|consume tests.kernel.sample:<service>`` as a real child process."""
+    full = dict(os.environ, PYTHONPATH=str(ROOT), JUWEI_SAMPLE_SUFFIX=suffix, **env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "juwei.cli", command, f"tests.kernel.sample:{service}"],
+        cwd=ROOT,
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
