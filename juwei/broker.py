@@ -49,6 +49,8 @@ BROKER_JVM_OPTS = (
 TOOL_JVM_OPTS = ("-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Djava.awt.headless=true")
 
 LOG_TAIL_LINES = 60
+# A cold ~/.m2 downloads ~65 MB; a stalled mirror should fail loudly rather than hang a test run.
+FETCH_TIMEOUT = 1200
 _CLUSTER_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 # Maven's jansi emits colour codes even with -B/-Dstyle.color=never when output is not a TTY.
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -122,7 +124,13 @@ class LocalBroker:
                 f"-DoutputDirectory={staging}",
                 "-DincludeScope=runtime",
             ]  # fmt: skip
-            result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+            try:
+                result = subprocess.run(
+                    cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False, timeout=FETCH_TIMEOUT
+                )
+            except subprocess.TimeoutExpired as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise BrokerError(f"mvn did not finish within {FETCH_TIMEOUT} s (network?)") from exc
             jars = list(staging.glob("*.jar")) if staging.is_dir() else []
             if result.returncode != 0 or not any(j.name.startswith("kafka_2.13-") for j in jars):
                 shutil.rmtree(staging, ignore_errors=True)

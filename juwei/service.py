@@ -163,17 +163,14 @@ class KafkaProbe:
         now = time.monotonic()
         if now - self._checked < self.ttl:
             return self._ok, self._error
-        from kafka import KafkaConsumer
+        from kafka.admin import KafkaAdminClient
 
         try:
-            client = KafkaConsumer(
-                bootstrap_servers=self.bootstrap,
-                request_timeout_ms=3000,
-                api_version_auto_timeout_ms=3000,
-                **self.extra,
+            client = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap, request_timeout_ms=3000, bootstrap_timeout_ms=3000, **self.extra
             )
             try:
-                client.topics()
+                client.describe_cluster()
                 self._ok, self._error = True, ""
             finally:
                 client.close()

@@ -100,6 +100,7 @@ def test_bootstrap_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert bootstrap_from_env() == "kafka.internal:9092"
 
 
+@pytest.mark.kafka
 def test_broker_roundtrip_survives_kill(broker: LocalBroker) -> None:
     broker.start()
     assert broker.is_running()
@@ -144,6 +145,7 @@ def test_broker_roundtrip_survives_kill(broker: LocalBroker) -> None:
     assert not broker.pid_path.exists()
 
 
+@pytest.mark.postgres
 def test_postgres_database_lifecycle(postgres: LocalPostgres) -> None:
     postgres.start()
     assert postgres.is_running()
