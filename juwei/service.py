@@ -28,7 +28,7 @@ from juwei import migrate, observability, problems
 from juwei.auth import issue_key, split_key
 from juwei.consumer import Delivery, EventConsumer
 from juwei.database import Database, DatabaseUnavailable
-from juwei.events import EventRegistry
+from juwei.events import EventRegistry, UnknownEventType
 from juwei.feed import feed_router
 from juwei.projection import Projection, Projector
 from juwei.relay import Relay
@@ -53,6 +53,8 @@ class ServiceDefinition:
     routers: Sequence[APIRouter] = ()
     projections: Callable[[], Sequence[Projection]] = lambda: ()
     consumes: Sequence[str] = ()
+    # The published catalogue of the consumed topics: a type it does not know is dead-lettered.
+    catalogue: EventRegistry | None = None
     # Called for every event received from another service, inside the consumer's transaction.
     on_received: Callable[[Runtime, Session, Delivery], None] | None = None
     migrations: Path | None = None
@@ -100,6 +102,9 @@ class Runtime:
                 issue_key(session, OPERATOR_ROLE, None, label="bootstrap operator key", key=key)
 
     def handle_received(self, session: Session, delivery: Delivery) -> None:
+        catalogue = self.definition.catalogue
+        if catalogue is not None and not catalogue.knows(delivery.envelope.type):
+            raise UnknownEventType(delivery.envelope.type)
         if self.definition.on_received is not None:
             self.definition.on_received(self, session, delivery)
         self.projector.apply_received(session, delivery.envelope, delivery.inbox_seq)
@@ -120,7 +125,11 @@ class Runtime:
             list(self.definition.consumes),
             self.handle_received,
             self.settings.bootstrap,
-            consumer_overrides=self.settings.kafka_security(),
+            consumer_overrides={
+                "session_timeout_ms": self.settings.kafka_session_timeout_ms,
+                "heartbeat_interval_ms": max(500, self.settings.kafka_session_timeout_ms // 6),
+                **self.settings.kafka_security(),
+            },
         )
 
     def start_background(self, relay: bool | None = None, consumers: bool | None = None) -> None:

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     kafka_partitions: int = Field(6, ge=1, le=1000)
+    kafka_session_timeout_ms: int = Field(10000, ge=1000, description="Consumer-group session timeout")
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None

@@ -174,6 +174,7 @@ def definitions(suffix: str) -> tuple[ServiceDefinition, ServiceDefinition]:
         registry=registry,
         projections=lambda: [BoardTotals()],
         consumes=[desk.topic],
+        catalogue=registry,
         on_received=_on_received,
         migrations=MIGRATIONS,
     )

@@ -1,0 +1,119 @@
+"""append → relay → Kafka → consumer → read model, against the real broker, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+from kafka import KafkaConsumer, KafkaProducer
+from sqlalchemy import select
+
+from juwei.aggregate import Repository
+from juwei.consumer import dead_letter_topic
+from juwei.events import Envelope
+from tests.conftest import both_databases
+from tests.kernel.harness import runtime, wait_for
+from tests.kernel.sample import Tallied, Tally, board_totals, definitions, desk_totals
+
+FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+
+
+def _tally(made, building: str, amount: int, note: str = "") -> None:
+    repo = Repository(made.store, Tally)
+    with made.database.unit_of_work() as session:
+        tally = repo.load(session, building)
+        tally.add(amount, note)
+        repo.save(session, tally, compound="c1")
+
+
+def _totals(made, table) -> dict[str, tuple[int, int]]:
+    with made.database.reading() as session:
+        rows = session.execute(select(table)).all()
+    return {row.building: (row.total, row.events) for row in rows}
+
+
+@both_databases
+def test_events_flow_from_the_desk_to_the_board_read_model(new_database, suffix: str, kafka: str, broker) -> None:
+    desk, board = definitions(suffix)
+    producer_side = runtime(desk, new_database("desk"), kafka)
+    consumer_side = runtime(board, new_database("board"), kafka)
+    if broker is not None:
+        broker.create_topics([desk.topic, dead_letter_topic(desk.topic)])
+    for i in range(60):
+        _tally(producer_side, str(i % 5), i + 1)
+    relay = producer_side.make_relay()
+    consumer = consumer_side.make_consumer()
+    consumer.consumer_overrides = FAST_GROUP
+    try:
+        assert relay.publish_once() == 60
+        assert relay.backlog() == 0
+        wait_for(lambda: (consumer.poll_once(200), _totals(consumer_side, board_totals))[1]
+                 == _totals(producer_side, desk_totals), what="the board to match the desk")
+    finally:
+        relay.close()
+        consumer.close()
+    assert sum(total for total, _ in _totals(consumer_side, board_totals).values()) == sum(range(1, 61))
+
+    # The records on Kafka are CloudEvents in binary mode, keyed by building, in stream order per key.
+    reader = KafkaConsumer(desk.topic, bootstrap_servers=kafka, auto_offset_reset="earliest",
+                           consumer_timeout_ms=3000, enable_auto_commit=False)
+    by_key: dict[bytes, list[int]] = {}
+    for record in reader:
+        envelope = Envelope.from_kafka(record.value, record.headers)
+        assert record.key.decode() == envelope.building
+        by_key.setdefault(record.key, []).append(envelope.streamversion)
+    reader.close()
+    assert sum(len(v) for v in by_key.values()) == 60
+    assert all(versions == sorted(versions) for versions in by_key.values())
+    producer_side.database.dispose()
+    consumer_side.database.dispose()
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_and_later_ones_are_handled(
+    new_database, suffix: str, kafka: str, broker
+) -> None:
+    desk, board = definitions(suffix)
+    consumer_side = runtime(board, new_database("board"), kafka)
+    dlq = dead_letter_topic(desk.topic)
+    if broker is not None:
+        broker.create_topics([desk.topic, dlq])
+    good = Envelope(id="good-1", source="/t", type=Tallied.type_name(), subject="tally-1", time=_now(),
+                    data={"building": "1", "amount": 4, "note": ""}, compound="c1", streamversion=1)
+    refused = Envelope(id="bad-2", source="/t", type=Tallied.type_name(), subject="tally-1", time=_now(),
+                       data={"building": "1", "amount": 9, "note": "poison"}, compound="c1", streamversion=2)
+    unknown = Envelope(id="bad-3", source="/t", type="juwei.sample.Nothing.v1", subject="tally-1", time=_now(),
+                       data={}, compound="c1", streamversion=3)
+    later = Envelope(id="good-4", source="/t", type=Tallied.type_name(), subject="tally-1", time=_now(),
+                     data={"building": "1", "amount": 5, "note": ""}, compound="c1", streamversion=4)
+    producer = KafkaProducer(bootstrap_servers=kafka)
+    for envelope in (good, refused):
+        key, value, headers = envelope.to_kafka()
+        producer.send(desk.topic, key=key, value=value, headers=headers)
+    producer.send(desk.topic, key=b"1", value=b"{not json", headers=[("ce_id", b"x")])
+    producer.send(desk.topic, key=b"1", value=json.dumps({"a": 1}).encode(), headers=[])
+    for envelope in (unknown, later):
+        key, value, headers = envelope.to_kafka()
+        producer.send(desk.topic, key=key, value=value, headers=headers)
+    producer.flush()
+    producer.close()
+
+    consumer = consumer_side.make_consumer()
+    consumer.consumer_overrides = FAST_GROUP
+    try:
+        wait_for(lambda: (consumer.poll_once(200), _totals(consumer_side, board_totals))[1] == {"1": (9, 2)},
+                 what="the good events to be handled")
+    finally:
+        consumer.close()
+    reader = KafkaConsumer(dlq, bootstrap_servers=kafka, auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    dead = [dict(record.headers) for record in reader]
+    reader.close()
+    assert len(dead) == 4
+    kinds = sorted(h[b"juwei_error_type".decode()].decode() for h in dead)
+    assert kinds == ["MalformedEvent", "MalformedEvent", "UnknownEventType", "ValueError"]
+    assert all(h["juwei_original_topic"] == desk.topic.encode() for h in dead)
+    consumer_side.database.dispose()
+
+
+def _now():
+    from juwei.events import utcnow
+
+    return utcnow()
