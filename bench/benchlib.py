@@ -114,9 +114,7 @@ def open_database(url: str) -> Database:
     return database
 
 
-def fill(
-    database: Database, store: EventStore, total: int, per_transaction: int = 500, per_append: int = 5
-) -> float:
+def fill(database: Database, store: EventStore, total: int, per_transaction: int = 500, per_append: int = 5) -> float:
     """Append ``total`` events through ``EventStore.append`` in transactions of ``per_transaction``; seconds."""
     households = Households(max(1, total // 50))
     started = time.perf_counter()

@@ -29,13 +29,13 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import benchlib
+from benchlib import SOURCE, Runs, fmt_rate
 from kafka import KafkaProducer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-import benchlib
-from benchlib import SOURCE, Runs, fmt_rate
 from juwei.database import Database
 from juwei.relay import Relay, producer_config, record_from_row
 from juwei.store import events_table
@@ -252,7 +252,7 @@ def measure_backend(
 
 def main() -> int:
     args = parse_args()
-    console = Console(stderr=args.json)
+    console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 120)
     log = console.log
     results: list[dict[str, Any]] = []
     facts = benchlib.machine()

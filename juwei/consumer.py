@@ -70,6 +70,9 @@ def consumer_config(bootstrap: str, group: str, **overrides: Any) -> dict[str, A
         "max_poll_records": 500,
         "session_timeout_ms": 10000,
         "heartbeat_interval_ms": 1000,
+        # A member that joined before a topic's partitions were known only rebalances on the next
+        # metadata refresh (default 5 minutes): refresh often so such a group is whole in seconds.
+        "metadata_max_age_ms": 5000,
         "client_id": f"juwei-{group}",
     }
     config.update(overrides)

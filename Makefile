@@ -1,0 +1,47 @@
+# The two commands that matter: `make run` and `make test`. Everything else is a convenience.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: venv run run-detached stop test lint format bench broker clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make run — the local Kafka broker and every service as processes (SQLite under .local/); Ctrl-C stops all.
+run: venv
+	$(BIN)/juwei run
+
+run-detached: venv
+	$(BIN)/juwei run --detach
+
+stop: venv
+	$(BIN)/juwei stop
+
+## make test — from nothing: packages, PostgreSQL (Debian package, local cluster), the Kafka broker, the suite.
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/pytest --basetemp=.local/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check juwei tests
+
+format: venv
+	$(BIN)/ruff format juwei tests bench
+
+bench: venv
+	$(BIN)/python bench/relay_throughput.py
+	$(BIN)/python bench/append_rate.py
+
+broker: venv
+	$(BIN)/juwei broker start
+
+clean:
+	rm -rf .local/pytest .local/test
