@@ -26,12 +26,19 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from juwei.database import Database
-from juwei.events import Envelope, MalformedEvent, UnknownEventType, dump_json, utcnow
+from juwei.events import (
+    Envelope,
+    MalformedEvent,
+    UnknownEventType,
+    current_traceparent,
+    dump_json,
+    utcnow,
+    valid_traceparent,
+)
 from juwei.failpoints import failpoint
 from juwei.store import inbox_table, lock_appends
 
 log = structlog.get_logger("juwei.consumer")
-
 
 
 @dataclass(frozen=True)
@@ -161,12 +168,22 @@ class EventConsumer:
         if seen is not None:
             SKIPPED.labels(self.group).inc()
             return None
+        # Events the handler appends continue the trace of the event that caused them.
+        token = current_traceparent.set(valid_traceparent(envelope.traceparent))
+        try:
+            return self._handle_attempts(session, record, envelope)
+        finally:
+            current_traceparent.reset(token)
+
+    def _handle_attempts(self, session: Session, record: Any, envelope: Envelope) -> BaseException | None:
         last_error: BaseException | None = None
         for attempt in range(1, self.attempts + 1):
             try:
                 with session.begin_nested():
                     seq = session.execute(
-                        insert(inbox_table).returning(inbox_table.c.seq).values(
+                        insert(inbox_table)
+                        .returning(inbox_table.c.seq)
+                        .values(
                             consumer=self.group,
                             event_id=envelope.id,
                             type=envelope.type,

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+
+# The W3C trace context of the work in progress (an HTTP request, a consumed event): events appended
+# while it is set carry it, so one trace follows a command through every service it touches.
+current_traceparent: ContextVar[str | None] = ContextVar("juwei_traceparent", default=None)
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -115,6 +122,15 @@ def split_type(type_name: str) -> tuple[str, int]:
     if not match:
         raise MalformedEvent(f"event type {type_name!r} is not of the form <name>.v<version>")
     return match["name"], int(match["version"])
+
+
+def valid_traceparent(value: str | None) -> str | None:
+    """The header if it is a well-formed W3C traceparent, else None (never trust a caller's junk)."""
+    return value if value is not None and _TRACEPARENT.match(value) else None
+
+
+def new_traceparent() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 
 
 def new_event_id() -> str:

@@ -6,7 +6,6 @@ its connection resumes with ``Last-Event-ID`` and misses nothing (positions are 
 order, see ``juwei.store``).
 """
 
-
 import asyncio
 import json
 from collections.abc import AsyncIterator

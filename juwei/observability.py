@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from prometheus_client import Counter, Histogram
 
+from juwei.events import current_traceparent, new_traceparent, valid_traceparent
 from juwei.problems import problem_response
 
 REQUESTS = Counter("juwei_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
@@ -47,6 +48,8 @@ def install(app: FastAPI, service: str, max_body_bytes: int) -> None:
         request_id = incoming if 0 < len(incoming) <= 64 and incoming.isascii() and incoming.isprintable() else ""
         request_id = request_id or uuid.uuid4().hex
         request.state.request_id = request_id
+        trace = valid_traceparent(request.headers.get("traceparent")) or new_traceparent()
+        token = current_traceparent.set(trace)
         structlog.contextvars.bind_contextvars(request_id=request_id, service=service)
         started = time.perf_counter()
         try:
@@ -59,12 +62,14 @@ def install(app: FastAPI, service: str, max_body_bytes: int) -> None:
                 response = await call_next(request)
         finally:
             structlog.contextvars.clear_contextvars()
+            current_traceparent.reset(token)
         route = request.scope.get("route")
         template = getattr(route, "path", "unmatched")
         elapsed = time.perf_counter() - started
         REQUESTS.labels(service, request.method, template, str(response.status_code)).inc()
         LATENCY.labels(service, request.method, template).observe(elapsed)
         response.headers[_REQUEST_ID] = request_id
+        response.headers["traceparent"] = trace
         log.info(
             "http.request",
             request_id=request_id,

@@ -270,5 +270,3 @@ def available_services() -> list[str]:
 
 def runtime_dependency(request: Request) -> Runtime:
     return request.app.state.runtime
-
-

@@ -33,7 +33,16 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from juwei.events import DomainEvent, Envelope, EventRegistry, dump_json, new_event_id, payload, utcnow
+from juwei.events import (
+    DomainEvent,
+    Envelope,
+    EventRegistry,
+    current_traceparent,
+    dump_json,
+    new_event_id,
+    payload,
+    utcnow,
+)
 
 metadata = MetaData()
 # BIGINT on PostgreSQL, but INTEGER on SQLite so that it is the rowid alias and autoincrements.
@@ -146,6 +155,7 @@ class EventStore:
         if expected_version is not None and current != expected_version:
             raise ConcurrencyError(stream_id, expected_version, current)
         now = utcnow()
+        traceparent = traceparent or current_traceparent.get()
         rows: list[dict[str, Any]] = []
         envelopes: list[Envelope] = []
         for offset, event in enumerate(events, start=1):

@@ -1,0 +1,98 @@
+"""The CLI against real databases, trace context across HTTP and events, and the event catalogue."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import jsonschema
+import yaml
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from juwei.aggregate import Repository
+from juwei.events import current_traceparent
+from juwei.service import create_app
+from tests.conftest import both_databases
+from tests.kernel.harness import ROOT, key, runtime
+from tests.kernel.sample import Tally, definitions, desk_totals
+
+TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "juwei.cli", *args],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), **env), capture_output=True, text=True, timeout=120,
+    )
+
+
+@both_databases
+def test_juwei_replay_and_keys_work_from_the_command_line(new_database, suffix: str) -> None:
+    desk, _ = definitions(suffix)
+    url = new_database()
+    made = runtime(desk, url)
+    repo = Repository(made.store, Tally)
+    for i in range(30):
+        with made.database.unit_of_work() as session:
+            tally = repo.load(session, str(i % 3))
+            tally.add(2)
+            repo.save(session, tally, compound="c1")
+    with made.database.unit_of_work() as session:
+        session.execute(desk_totals.update().values(total=0))  # a read model gone wrong
+    env = {f"JUWEI_DESK_{suffix.upper()}_DATABASE_URL": url, "JUWEI_SAMPLE_SUFFIX": suffix}
+    replayed = _cli("replay", "tests.kernel.sample:desk", env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "replayed 30 events" in replayed.stderr
+    with made.database.reading() as session:
+        assert sorted(row.total for row in session.execute(select(desk_totals))) == [20, 20, 20]
+
+    created = _cli("keys", "create", "--role", "staff", "--compound", "c1", "--service",
+                   "tests.kernel.sample:desk", env=env)
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip()
+    with TestClient(create_app(made, background=False)) as client:
+        ok = client.post("/compounds/c1/tallies/1", json={"amount": 1}, headers={"X-API-Key": secret})
+        assert ok.status_code == 201
+        revoked = _cli("keys", "revoke", secret.split("_")[1], "--service", "tests.kernel.sample:desk", env=env)
+        assert revoked.returncode == 0 and "revoked" in revoked.stderr
+        again = client.post("/compounds/c1/tallies/1", json={"amount": 1}, headers={"X-API-Key": secret})
+        assert again.status_code == 401
+    made.database.dispose()
+
+
+def test_a_request_traceparent_follows_into_the_events_it_appends(new_database, suffix: str) -> None:
+    desk, _ = definitions(suffix)
+    made = runtime(desk, new_database())
+    secret = key(made)
+    with TestClient(create_app(made, background=False)) as client:
+        traced = client.post("/compounds/c1/tallies/1", json={"amount": 1},
+                             headers={"X-API-Key": secret, "traceparent": TRACE})
+        junk = client.post("/compounds/c1/tallies/1", json={"amount": 1},
+                           headers={"X-API-Key": secret, "traceparent": "x\n{forged}"})
+        events = client.get("/events", headers={"X-API-Key": secret}).json()["events"]
+    assert traced.headers["traceparent"] == TRACE
+    assert events[0]["traceparent"] == TRACE
+    assert events[1]["traceparent"] != TRACE and len(events[1]["traceparent"]) == 55  # a fresh one
+    assert junk.headers["traceparent"] == events[1]["traceparent"]
+    assert current_traceparent.get() is None
+    made.database.dispose()
+
+
+def test_the_asyncapi_catalogue_describes_what_the_kernel_emits(new_database, suffix: str) -> None:
+    spec = yaml.safe_load((ROOT / "asyncapi.yaml").read_text())
+    assert spec["asyncapi"].startswith("3.")
+    schemas = spec["components"]["schemas"]
+    desk, _ = definitions(suffix)
+    made = runtime(desk, new_database())
+    repo = Repository(made.store, Tally)
+    with made.database.unit_of_work() as session:
+        tally = repo.load(session, "4")
+        tally.add(3)
+        envelope = repo.save(session, tally, compound="c1")[0]
+    jsonschema.validate(envelope.to_cloudevent(), schemas["StructuredCloudEvent"])
+    _key, _value, headers = envelope.to_kafka()
+    as_strings = {name: raw.decode() for name, raw in headers}
+    jsonschema.validate(as_strings, schemas["CloudEventHeaders"])
+    made.database.dispose()
