@@ -27,6 +27,7 @@ stop: venv
 ## make test — from nothing: packages, PostgreSQL (Debian package, local cluster), the Kafka broker, the suite.
 test: venv
 	$(BIN)/ruff check .
+	mkdir -p .local
 	$(BIN)/pytest --basetemp=.local/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
