@@ -225,9 +225,9 @@ def _spawn_service(config: Settings, name: str, key: str) -> subprocess.Popen[by
     return process
 
 
-def _wait_healthy(url: str, timeout: float = 60) -> bool:
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return True
@@ -244,25 +244,30 @@ def run(
     """Start the local broker and every service as processes, with SQLite under the data folder."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from juwei.service import available_services
+    from juwei.service import KNOWN_SERVICES, available_services
 
     config = settings()
     services = available_services()
     key = _operator_key(config)
     started: dict[str, subprocess.Popen[bytes]] = {}
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as progress:
-        if not config.kafka_broker_external:
-            task = progress.add_task("Kafka broker (first start fetches it from Maven Central)…")
-            broker = _broker(config)
-            broker.start()
-            broker.create_topics(_topics(services))
-            progress.update(task, description=f"Kafka broker at {broker.bootstrap}", completed=1, total=1)
-        for name in services:
-            task = progress.add_task(f"{name}…")
-            started[name] = _spawn_service(config, name, key)
-            ok = _wait_healthy(f"http://{config.host}:{config.port(name)}/healthz")
-            state = "up" if ok else "did not answer (see logs)"
-            progress.update(task, description=f"{name} {state}", completed=1, total=1)
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as progress:
+            if not config.kafka_broker_external:
+                task = progress.add_task("Kafka broker (first start fetches it from Maven Central)…")
+                broker = _broker(config)
+                broker.start()
+                broker.create_topics(_topics(list(KNOWN_SERVICES)))
+                progress.update(task, description=f"Kafka broker at {broker.bootstrap}", completed=1, total=1)
+            for name in services:
+                task = progress.add_task(f"{name}…")
+                started[name] = _spawn_service(config, name, key)
+                ok = _wait_healthy(f"http://{config.host}:{config.port(name)}/healthz", started[name])
+                state = "up" if ok else "did not answer (see logs)"
+                progress.update(task, description=f"{name} {state}", completed=1, total=1)
+    except KeyboardInterrupt:
+        # Ctrl-C while starting: stop what already runs rather than leave it behind.
+        stop()
+        raise typer.Exit(130) from None
     table = Table(title="Juwei is running")
     table.add_column("part")
     table.add_column("where")

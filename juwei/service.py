@@ -265,7 +265,12 @@ def load_definition(spec: str) -> ServiceDefinition:
 
 
 def available_services() -> list[str]:
-    return [name for name in KNOWN_SERVICES if importlib.util.find_spec(f"services.{name}") is not None]
+    return [
+        name
+        for name in KNOWN_SERVICES
+        if importlib.util.find_spec(f"services.{name}") is not None
+        and importlib.util.find_spec(f"services.{name}.app") is not None
+    ]
 
 
 def runtime_dependency(request: Request) -> Runtime:

@@ -96,3 +96,26 @@ def test_the_asyncapi_catalogue_describes_what_the_kernel_emits(new_database, su
     as_strings = {name: raw.decode() for name, raw in headers}
     jsonschema.validate(as_strings, schemas["CloudEventHeaders"])
     made.database.dispose()
+
+
+def test_juwei_run_detached_starts_the_broker_and_juwei_stop_stops_it(tmp_path) -> None:
+    from juwei.broker import LocalBroker
+
+    port = 19592
+    env = {"JUWEI_DATA_DIR": str(tmp_path / "data"), "JUWEI_KAFKA_PORT": str(port),
+           "JUWEI_KAFKA_CONTROLLER_PORT": str(port + 1)}
+    started = _cli("run", "--detach", env=env)
+    broker = LocalBroker(tmp_path / "data" / "kafka", port=port, controller_port=port + 1)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert broker.is_running()
+        assert (tmp_path / "data" / "operator.key").read_text().startswith("jw_")
+        from kafka.admin import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}")
+        assert {"juwei.residents", "juwei.residents.dlq", "juwei.notify"} <= set(admin.list_topics())
+        admin.close()
+    finally:
+        stopped = _cli("stop", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not broker.is_running()
