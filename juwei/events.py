@@ -44,12 +44,15 @@ class DomainEvent(BaseModel):
 
     ``building`` is declared by events that concern one building: the envelope copies it into its
     ``building`` extension, and Kafka uses it as the key so one building's story stays in order.
+    ``private_fields`` stay in the producing service's own log (a separate column) and never reach
+    Kafka, the feed or any other service: the place for sealed identity data.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_type: ClassVar[str] = ""
     version: ClassVar[int] = 1
+    private_fields: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def type_name(cls) -> str:
@@ -157,6 +160,8 @@ class Envelope:
     building: str | None = None
     traceparent: str | None = None
     datacontenttype: str = CONTENT_TYPE
+    # Private fields, present only when read from the producing service's own log; never serialised.
+    private: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     # CloudEvents extension attributes Juwei adds; names are lowercase alphanumerics per the spec.
     EXTENSIONS: ClassVar[tuple[str, ...]] = ("compound", "streamversion", "position", "building", "traceparent")
@@ -280,5 +285,12 @@ def _opt_str(value: Any) -> str | None:
 
 
 def payload(event: DomainEvent) -> dict[str, Any]:
-    """The JSON payload of a domain event (what ``data`` carries)."""
-    return event.model_dump(mode="json")
+    """The public JSON payload of a domain event (what ``data`` carries on the bus)."""
+    return event.model_dump(mode="json", exclude=set(event.private_fields) or None)
+
+
+def private_payload(event: DomainEvent) -> dict[str, Any] | None:
+    """The fields that stay in the service's own log, or None when the event has none."""
+    if not event.private_fields:
+        return None
+    return event.model_dump(mode="json", include=set(event.private_fields))

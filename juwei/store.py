@@ -41,6 +41,7 @@ from juwei.events import (
     dump_json,
     new_event_id,
     payload,
+    private_payload,
     utcnow,
 )
 
@@ -60,6 +61,7 @@ events_table = Table(
     Column("building", String(64), nullable=True),
     Column("time", DateTime(timezone=True), nullable=False),
     Column("data", Text, nullable=False),
+    Column("private", Text, nullable=True),
     Column("traceparent", String(64), nullable=True),
     Column("actor", String(64), nullable=True),
     UniqueConstraint("stream_id", "version", name="uq_juwei_events_stream_version"),
@@ -160,6 +162,7 @@ class EventStore:
         envelopes: list[Envelope] = []
         for offset, event in enumerate(events, start=1):
             data = payload(event)
+            private = private_payload(event)
             envelope = Envelope(
                 id=new_event_id(),
                 source=self.source,
@@ -171,6 +174,7 @@ class EventStore:
                 streamversion=current + offset,
                 building=event.building_id(),
                 traceparent=traceparent,
+                private=private,
             )
             envelopes.append(envelope)
             rows.append(_row(envelope, actor))
@@ -221,7 +225,9 @@ class EventStore:
         return int(session.execute(select(func.max(events_table.c.position))).scalar() or 0)
 
     def decode(self, envelope: Envelope) -> DomainEvent:
-        return self.registry.decode(envelope.type, envelope.data)
+        """The domain event, private fields included (they are present when read from this store)."""
+        data = {**envelope.data, **envelope.private} if envelope.private else envelope.data
+        return self.registry.decode(envelope.type, data)
 
     def _envelope(self, row: Any) -> Envelope:
         data = json.loads(row["data"])
@@ -239,6 +245,7 @@ def _row(envelope: Envelope, actor: str | None) -> dict[str, Any]:
         "building": envelope.building,
         "time": envelope.time,
         "data": dump_json(envelope.data).decode(),
+        "private": dump_json(envelope.private).decode() if envelope.private is not None else None,
         "traceparent": envelope.traceparent,
         "actor": actor,
     }
@@ -248,6 +255,7 @@ def envelope_from_row(
     row: Any, source: str, data: dict[str, Any] | None = None, type_name: str | None = None
 ) -> Envelope:
     moment: datetime = row["time"]
+    private = row.get("private")
     return Envelope(
         id=row["id"],
         source=source,
@@ -260,6 +268,7 @@ def envelope_from_row(
         position=row["position"],
         building=row["building"],
         traceparent=row["traceparent"],
+        private=json.loads(private) if private else None,
     )
 
 

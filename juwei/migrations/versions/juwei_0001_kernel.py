@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("building", sa.String(64), nullable=True),
         sa.Column("time", sa.DateTime(timezone=True), nullable=False),
         sa.Column("data", sa.Text, nullable=False),
+        sa.Column("private", sa.Text, nullable=True),
         sa.Column("traceparent", sa.String(64), nullable=True),
         sa.Column("actor", sa.String(64), nullable=True),
         sa.UniqueConstraint("stream_id", "version", name="uq_juwei_events_stream_version"),
@@ -63,8 +64,21 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     )
+    op.create_table(
+        "juwei_subject_keys",
+        sa.Column("subject", sa.String(100), primary_key=True),
+        sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    for table in ("juwei_api_keys", "juwei_inbox", "juwei_checkpoints", "juwei_snapshots", "juwei_events"):
+    for table in (
+        "juwei_subject_keys",
+        "juwei_api_keys",
+        "juwei_inbox",
+        "juwei_checkpoints",
+        "juwei_snapshots",
+        "juwei_events",
+    ):
         op.drop_table(table)

@@ -1,0 +1,123 @@
+"""Crypto-shredding: personal data sealed with a key per data subject, erased by destroying the key.
+
+Each subject (a resident, a donor…) gets its own random 256-bit data key; sealed values are AES-256-GCM
+ciphertexts bound to the subject id. Data keys are stored wrapped by the service's key-encryption key
+(``JUWEI_<SERVICE>_VAULT_KEY``), so a copy of the database alone decrypts nothing. ``shred`` deletes a
+subject's data key: every sealed value of that subject — in events, read models and backups alike —
+becomes unreadable, while the append-only log stays untouched.
+
+Backups taken before an erasure still hold that subject's *wrapped* key: ``rotate`` re-wraps every live
+data key under a new key-encryption key, after which destroying the old one makes those backups'
+sealed data unreadable too (see the README's operating notes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Column, DateTime, LargeBinary, String, Table, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from juwei.events import utcnow
+from juwei.store import metadata
+
+subject_keys_table = Table(
+    "juwei_subject_keys",
+    metadata,
+    Column("subject", String(100), primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+_PREFIX = "sealed:v1:"
+
+
+class VaultKeyMissing(RuntimeError):
+    """The service has no key-encryption key configured."""
+
+
+def new_master_key() -> str:
+    """A fresh key-encryption key, as the environment variable expects it (url-safe base64)."""
+    return base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode()
+
+
+def _decode_master(text: str) -> bytes:
+    raw = base64.urlsafe_b64decode(text.encode())
+    if len(raw) != 32:
+        raise VaultKeyMissing("the vault key must be 32 bytes, url-safe base64 encoded")
+    return raw
+
+
+class Vault:
+    """Seals and unseals one service's personal data under per-subject keys."""
+
+    def __init__(self, master_key: str) -> None:
+        self._kek = AESGCM(_decode_master(master_key))
+
+    def _wrap(self, data_key: bytes, subject: str) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._kek.encrypt(nonce, data_key, subject.encode())
+
+    def _unwrap(self, wrapped: bytes, subject: str) -> bytes:
+        return self._kek.decrypt(wrapped[:12], wrapped[12:], subject.encode())
+
+    def _data_key(self, session: Session, subject: str, create: bool) -> bytes | None:
+        wrapped = session.execute(
+            select(subject_keys_table.c.wrapped_key).where(subject_keys_table.c.subject == subject)
+        ).scalar()
+        if wrapped is not None:
+            return self._unwrap(wrapped, subject)
+        if not create:
+            return None
+        data_key = AESGCM.generate_key(bit_length=256)
+        session.execute(
+            insert(subject_keys_table).values(
+                subject=subject, wrapped_key=self._wrap(data_key, subject), created_at=utcnow()
+            )
+        )
+        return data_key
+
+    def seal(self, session: Session, subject: str, value: dict[str, Any]) -> str:
+        """Encrypt ``value`` for ``subject`` (creating its key on first use) into a printable token."""
+        data_key = self._data_key(session, subject, create=True)
+        assert data_key is not None
+        nonce = os.urandom(12)
+        plain = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+        sealed = AESGCM(data_key).encrypt(nonce, plain, subject.encode())
+        return _PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+    def unseal(self, session: Session, subject: str, token: str | None) -> dict[str, Any] | None:
+        """The sealed value, or None when the subject's key was shredded (or nothing was sealed)."""
+        if not token or not token.startswith(_PREFIX):
+            return None
+        data_key = self._data_key(session, subject, create=False)
+        if data_key is None:
+            return None
+        raw = base64.urlsafe_b64decode(token[len(_PREFIX) :].encode())
+        plain = AESGCM(data_key).decrypt(raw[:12], raw[12:], subject.encode())
+        return json.loads(plain)
+
+    def is_shredded(self, session: Session, subject: str) -> bool:
+        return self._data_key(session, subject, create=False) is None
+
+    def shred(self, session: Session, subject: str) -> bool:
+        """Destroy the subject's key; returns whether there was one."""
+        result = session.execute(delete(subject_keys_table).where(subject_keys_table.c.subject == subject))
+        return bool(result.rowcount)
+
+    def rotate(self, session: Session, new_master_key: str) -> int:
+        """Re-wrap every live data key under a new key-encryption key; returns how many were re-wrapped."""
+        successor = Vault(new_master_key)
+        rows = session.execute(select(subject_keys_table.c.subject, subject_keys_table.c.wrapped_key)).all()
+        for subject, wrapped in rows:
+            data_key = self._unwrap(wrapped, subject)
+            session.execute(
+                update(subject_keys_table)
+                .where(subject_keys_table.c.subject == subject)
+                .values(wrapped_key=successor._wrap(data_key, subject))
+            )
+        return len(rows)
