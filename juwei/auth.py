@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy import Column, DateTime, String, Table, Text, insert, select, update
 from sqlalchemy.orm import Session
@@ -38,6 +38,11 @@ api_keys_table = Table(
 )
 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Juwei API key: jw_<id>_<secret>")
+
+
+# Path parameters every service uses: a compound id and an id local to a compound.
+CompoundId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", description="Compound id", examples=["c1"])]
+LocalId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$", description="Id within the compound")]
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from juwei.projection import Projection, Projector
 from juwei.relay import Relay
 from juwei.settings import Settings, settings
 from juwei.store import EventStore
+from juwei.vault import Vault
 
 log = structlog.get_logger("juwei.service")
 KNOWN_SERVICES = ("residents", "supplies", "testing", "notify")
@@ -58,6 +59,8 @@ class ServiceDefinition:
     # Called for every event received from another service, inside the consumer's transaction.
     on_received: Callable[[Runtime, Session, Delivery], None] | None = None
     migrations: Path | None = None
+    # Jobs run every ``seconds`` in the service process (e.g. zone status moving on as days pass).
+    periodic: Sequence[tuple[float, Callable[[Runtime], None]]] = ()
     description: str = ""
     version: str = "0.1.0"
 
@@ -86,6 +89,7 @@ class Runtime:
         self._threads: list[threading.Thread] = []
         self.relay: Relay | None = None
         self.consumer: EventConsumer | None = None
+        self._vault: Vault | None = None
 
     @property
     def group(self) -> str:
@@ -139,6 +143,25 @@ class Runtime:
         if self.definition.consumes and (consumers if consumers is not None else self.settings.consumers):
             self.consumer = self.make_consumer()
             self._spawn("consumer", self.consumer.run)
+        for number, (seconds, job) in enumerate(self.definition.periodic):
+            self._spawn(f"periodic-{number}", self._every(seconds, job))
+
+    def _every(self, seconds: float, job: Callable[[Runtime], None]) -> Callable[[threading.Event], None]:
+        def loop(stop: threading.Event) -> None:
+            while not stop.wait(seconds):
+                try:
+                    job(self)
+                except Exception as exc:  # a failed run is retried at the next tick, never kills the service
+                    log.warning("service.periodic_failed", job=getattr(job, "__name__", "job"), error=repr(exc))
+
+        return loop
+
+    @property
+    def vault(self) -> Vault:
+        """The service's vault for personal data (key from ``JUWEI_<SERVICE>_VAULT_KEY``)."""
+        if self._vault is None:
+            self._vault = Vault(self.settings.vault_key(self.definition.name))
+        return self._vault
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=f"{self.definition.name}-{name}", daemon=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,8 +36,13 @@ class Settings(BaseSettings):
     consumers: bool = Field(True, description="Run the Kafka consumers inside the service process")
     bootstrap_key: str | None = Field(None, description="An operator API key to make sure exists at start")
     log_level: str = "INFO"
+    timezone: str = Field("Asia/Shanghai", description="Where the compounds are: decides what 'today' is")
+    today: date | None = Field(None, description="Pin today's date (demos and tests); unset: the real date")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     feed_page_max: int = Field(1000, ge=1)
+
+    def local_today(self) -> date:
+        return self.today or datetime.now(ZoneInfo(self.timezone)).date()
 
     @property
     def kafka_broker_external(self) -> bool:
@@ -65,6 +72,23 @@ class Settings(BaseSettings):
         if explicit:
             return explicit
         return f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+    def vault_key(self, service: str) -> str:
+        """The key-encryption key of a service's vault: ``JUWEI_<SERVICE>_VAULT_KEY``.
+
+        Without it (development), a key is generated once into the data folder, readable by the owner only.
+        """
+        explicit = os.environ.get(f"JUWEI_{service.upper()}_VAULT_KEY")
+        if explicit:
+            return explicit
+        from juwei.vault import new_master_key
+
+        path = self.data_dir / f"{service}.vault.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new_master_key())
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def port(self, service: str) -> int:
         explicit = os.environ.get(f"JUWEI_{service.upper()}_PORT")

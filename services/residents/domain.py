@@ -21,6 +21,7 @@ from services.residents.events import (
     RepresentativeChosen,
     ResidentArrived,
     ResidentErased,
+    ResidentIdentityCorrected,
     ResidentMoved,
     ResidentNeedsChanged,
     ResidentRegistered,
@@ -170,7 +171,10 @@ class Household(Aggregate):
             )
         self.record(HouseholdRegistered(household=self.id, building=building, floor=floor, room=room))
 
-    def add_resident(self, resident: str, birth_year: int, needs: Needs, *, today: date) -> None:
+    def add_resident(
+        self, resident: str, birth_year: int, needs: Needs, *, today: date, identity: str | None = None
+    ) -> None:
+        """``identity`` is the sealed token of name, phone and ID number (see ``juwei.vault``)."""
         building = self._require_registered()
         if resident in self.members:
             raise _violation(f"resident {resident} already lives in household {self.id}", "resident-exists")
@@ -183,8 +187,16 @@ class Household(Aggregate):
                 building=building,
                 birth_year=birth_year,
                 elderly=elderly(birth_year, today),
+                identity=identity,
                 **needs.flags(),
             )
+        )
+
+    def correct_identity(self, resident: str, identity: str) -> None:
+        building = self._require_registered()
+        self._require_member(resident)
+        self.record(
+            ResidentIdentityCorrected(resident=resident, household=self.id, building=building, identity=identity)
         )
 
     def change_needs(self, resident: str, needs: Needs, *, today: date) -> None:
@@ -525,7 +537,7 @@ def strictest(zones: Iterable[str]) -> str:
 
 
 class Zone(Aggregate):
-    """The zone of one building (id = the building) or of the compound (id = ``COMPOUND``).
+    """The zone of one building (id ``<compound>:<building>``) or of a whole compound (id: the compound).
 
     The zone follows the days since the last case (``zone_for``) unless the authorities decided otherwise;
     their decision holds until the next case, and a new case always re-seals. ``ZoneStatusChanged`` is
@@ -533,7 +545,6 @@ class Zone(Aggregate):
     """
 
     stream_prefix = "zone"
-    COMPOUND = "compound"
     sealed_days = SEALED_DAYS
     precaution_days = PRECAUTION_DAYS
 
@@ -546,7 +557,7 @@ class Zone(Aggregate):
 
     @property
     def scope(self) -> str:
-        return "compound" if self.id == self.COMPOUND else "building"
+        return "building" if ":" in self.id else "compound"
 
     @property
     def building(self) -> str | None:

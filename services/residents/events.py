@@ -9,7 +9,7 @@ Every event that concerns one building declares ``building``: the envelope copie
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -57,10 +57,26 @@ class _NeedsFlags(DomainEvent):
 class ResidentRegistered(_NeedsFlags):
     event_type = "juwei.residents.ResidentRegistered"
     version = 1
+    private_fields: ClassVar[frozenset[str]] = frozenset({"identity"})
     resident: str
     household: str
     building: str
     birth_year: int
+    identity: str | None = Field(
+        None, description="name, phone and ID number sealed under the resident's own key; never published"
+    )
+
+
+class ResidentIdentityCorrected(DomainEvent):
+    """A correction of name, phone or ID number: the sealed identity is replaced, nothing is published."""
+
+    event_type = "juwei.residents.ResidentIdentityCorrected"
+    version = 1
+    private_fields: ClassVar[frozenset[str]] = frozenset({"identity"})
+    resident: str
+    household: str
+    building: str
+    identity: str | None = None
 
 
 class ResidentMoved(DomainEvent):
@@ -180,6 +196,7 @@ CATALOGUE: tuple[type[DomainEvent], ...] = (
     BuildingRegistered,
     HouseholdRegistered,
     ResidentRegistered,
+    ResidentIdentityCorrected,
     ResidentMoved,
     ResidentArrived,
     ResidentNeedsChanged,

@@ -328,12 +328,17 @@ def zone_changes(zone: Zone) -> list[ev.ZoneStatusChanged]:
 
 
 def test_zone_aggregate_moves_with_the_days_and_records_only_changes() -> None:
-    zone = Zone("b1")
+    zone = Zone("c1:b1")
     zone.refresh(on_day(0))
     assert zone.pending() == []  # precaution, no case ever: nothing changes
     zone.record_case(CASE, today=on_day(0))
     [sealed] = zone_changes(zone)
-    assert (sealed.zone, sealed.previous, sealed.building, sealed.scope) == ("sealed", "precaution", "b1", "building")
+    assert (sealed.zone, sealed.previous, sealed.building, sealed.scope) == (
+        "sealed",
+        "precaution",
+        "c1:b1",
+        "building",
+    )
     assert (sealed.next_zone, sealed.next_change_on, sealed.days_since_last_case) == ("controlled", on_day(7), 0)
     for day in range(1, 7):
         zone.refresh(on_day(day))
@@ -350,12 +355,12 @@ def test_zone_aggregate_moves_with_the_days_and_records_only_changes() -> None:
     ]
     assert changes[1].next_change_on == on_day(14) and changes[1].days_since_last_case == 7
     assert changes[2].next_zone is None and not changes[2].decided_by_authority
-    again = Zone("b1").replay(zone.pending())
+    again = Zone("c1:b1").replay(zone.pending())
     assert (again.zone, again.last_case_on) == ("precaution", CASE)
 
 
 def test_a_new_case_re_seals_and_moves_the_next_change() -> None:
-    zone = Zone("b1")
+    zone = Zone("c1:b1")
     zone.record_case(CASE, today=CASE)
     zone.refresh(on_day(8))
     zone.record_case(on_day(9), today=on_day(9))
@@ -370,7 +375,7 @@ def test_a_new_case_re_seals_and_moves_the_next_change() -> None:
 
 
 def test_authority_decision_wins_until_the_next_case() -> None:
-    zone = Zone("b1")
+    zone = Zone("c1:b1")
     zone.record_case(CASE, today=CASE)
     raises_rule("reason-required", zone.decide, "precaution", " ", today=on_day(3))
     raises_rule("invalid-zone", zone.decide, "open", "why not", today=on_day(3))
@@ -394,7 +399,7 @@ def test_authority_decision_wins_until_the_next_case() -> None:
 def test_compound_zone_is_the_strictest_unless_decided() -> None:
     assert strictest(["precaution", "controlled", "sealed"]) == "sealed"
     assert strictest([]) == "precaution"
-    b1, b2, compound = Zone("b1"), Zone("b2"), Zone(Zone.COMPOUND)
+    b1, b2, compound = Zone("c1:b1"), Zone("c1:b2"), Zone("c1")
     raises_rule("not-compound", b1.reconcile, [b2], today=CASE)
     b1.record_case(CASE, today=CASE)
     compound.reconcile([b1, b2], today=CASE)

@@ -1,0 +1,307 @@
+"""Read models of the residents service: projections of its own events, rebuilt by ``juwei replay residents``.
+
+Ids in the tables are the district-wide ids the events carry (``<compound>:<id>``); the API speaks in
+ids local to a compound. Sealed identity tokens are copied from the private part of the events: they
+stay unreadable without the resident's key (erasure shreds it).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text, delete, update
+from sqlalchemy.orm import Session
+
+from juwei.events import Envelope
+from juwei.projection import Projection
+from services.residents.events import registry
+
+tables = MetaData()
+
+buildings = Table(
+    "res_buildings",
+    tables,
+    Column("building", String(100), primary_key=True),
+    Column("compound", String(64), nullable=False, index=True),
+    Column("number", String(40), nullable=False),
+    Column("floors", Integer, nullable=False),
+    Column("rooms_per_floor", Integer, nullable=False),
+    Column("lifts", Integer, nullable=False),
+    Column("lift_capacity", Integer, nullable=False),
+)
+households = Table(
+    "res_households",
+    tables,
+    Column("household", String(100), primary_key=True),
+    Column("compound", String(64), nullable=False, index=True),
+    Column("building", String(100), nullable=False, index=True),
+    Column("floor", Integer, nullable=False),
+    Column("room", Integer, nullable=False),
+    Column("representative", String(100), nullable=True),
+)
+residents = Table(
+    "res_residents",
+    tables,
+    Column("resident", String(100), primary_key=True),
+    Column("compound", String(64), nullable=False, index=True),
+    Column("household", String(100), nullable=False, index=True),
+    Column("building", String(100), nullable=False, index=True),
+    Column("birth_year", Integer, nullable=False),
+    Column("elderly", Boolean, nullable=False),
+    Column("regular_medication", Boolean, nullable=False),
+    Column("mobility_impaired", Boolean, nullable=False),
+    Column("bedridden", Boolean, nullable=False),
+    Column("pregnant", Boolean, nullable=False),
+    Column("infant", Boolean, nullable=False),
+    Column("identity", Text, nullable=True),
+    Column("erased", Boolean, nullable=False),
+)
+staff_buildings = Table(
+    "res_staff_buildings",
+    tables,
+    Column("staff", String(100), primary_key=True),
+    Column("building", String(100), primary_key=True),
+    Column("compound", String(64), nullable=False, index=True),
+)
+volunteers = Table(
+    "res_volunteers",
+    tables,
+    Column("volunteer", String(100), primary_key=True),
+    Column("compound", String(64), nullable=False, index=True),
+    Column("building", String(100), nullable=False, index=True),
+    Column("skills", Text, nullable=False),
+)
+roles = Table(
+    "res_roles",
+    tables,
+    Column("building", String(100), primary_key=True),
+    Column("volunteer", String(100), primary_key=True),
+    Column("role", String(40), primary_key=True),
+    Column("compound", String(64), nullable=False, index=True),
+    Column("shift", String(1), nullable=True),
+    Column("leader", Boolean, nullable=False),
+)
+zones = Table(
+    "res_zones",
+    tables,
+    Column("scope_id", String(100), primary_key=True),  # the building id, or the compound id for its zone
+    Column("compound", String(64), nullable=False, index=True),
+    Column("scope", String(10), nullable=False),
+    Column("zone", String(12), nullable=False),
+    Column("last_case_on", Date, nullable=True),
+    Column("decided_by_authority", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+# Not a projection: who saw which identity unmasked, when (PIPL accountability). Never rebuilt, never cleared.
+identity_reads = Table(
+    "res_identity_reads",
+    tables,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("compound", String(64), nullable=False, index=True),
+    Column("resident", String(100), nullable=False, index=True),
+    Column("fields", String(200), nullable=False),
+    Column("request_id", String(64), nullable=True),
+)
+
+FLAGS = ("elderly", "regular_medication", "mobility_impaired", "bedridden", "pregnant", "infant")
+
+
+def _upsert(session: Session, table: Table, keys: dict[str, Any], values: dict[str, Any]) -> None:
+    where = [table.c[name] == value for name, value in keys.items()]
+    if not session.execute(update(table).where(*where).values(**values)).rowcount:
+        session.execute(table.insert().values(**keys, **values))
+
+
+class Register(Projection):
+    """Buildings, households and residents as the committee sees them."""
+
+    name = "register"
+    tables = (buildings, households, residents)
+    types = frozenset(
+        f"juwei.residents.{name}.v1"
+        for name in (
+            "BuildingRegistered",
+            "HouseholdRegistered",
+            "ResidentRegistered",
+            "ResidentIdentityCorrected",
+            "ResidentMoved",
+            "ResidentArrived",
+            "ResidentNeedsChanged",
+            "ResidentErased",
+            "RepresentativeChosen",
+        )
+    )
+
+    def apply(self, session: Session, envelope: Envelope) -> None:
+        data = {**envelope.data, **(envelope.private or {})}
+        kind = envelope.type.split(".")[2]
+        compound = envelope.compound
+        if kind == "BuildingRegistered":
+            _upsert(
+                session,
+                buildings,
+                {"building": data["building"]},
+                {
+                    "compound": compound,
+                    **{k: data[k] for k in ("number", "floors", "rooms_per_floor", "lifts", "lift_capacity")},
+                },
+            )
+        elif kind == "HouseholdRegistered":
+            _upsert(
+                session,
+                households,
+                {"household": data["household"]},
+                {
+                    "compound": compound,
+                    "building": data["building"],
+                    "floor": data["floor"],
+                    "room": data["room"],
+                    "representative": None,
+                },
+            )
+        elif kind in ("ResidentRegistered", "ResidentArrived"):
+            values = {
+                "compound": compound,
+                "household": data["household"],
+                "building": data["building"],
+                "birth_year": data["birth_year"],
+                "erased": False,
+                **{flag: bool(data.get(flag, False)) for flag in FLAGS},
+            }
+            if kind == "ResidentRegistered":
+                values["identity"] = data.get("identity")
+            _upsert(session, residents, {"resident": data["resident"]}, values)
+        elif kind == "ResidentIdentityCorrected":
+            session.execute(
+                update(residents).where(residents.c.resident == data["resident"]).values(identity=data.get("identity"))
+            )
+        elif kind == "ResidentNeedsChanged":
+            session.execute(
+                update(residents)
+                .where(residents.c.resident == data["resident"])
+                .values(**{flag: bool(data.get(flag, False)) for flag in FLAGS})
+            )
+        elif kind == "ResidentMoved":
+            session.execute(
+                update(households)
+                .where(
+                    households.c.household == data["from_household"], households.c.representative == data["resident"]
+                )
+                .values(representative=None)
+            )
+        elif kind == "ResidentErased":
+            session.execute(
+                update(residents).where(residents.c.resident == data["resident"]).values(erased=True, identity=None)
+            )
+            session.execute(
+                update(households)
+                .where(households.c.household == data["household"], households.c.representative == data["resident"])
+                .values(representative=None)
+            )
+        elif kind == "RepresentativeChosen":
+            session.execute(
+                update(households)
+                .where(households.c.household == data["household"])
+                .values(representative=data["resident"])
+            )
+
+
+class Teams(Projection):
+    """Who covers which building, who volunteers where with which skills, and in which role."""
+
+    name = "teams"
+    tables = (staff_buildings, volunteers, roles)
+    types = frozenset(
+        f"juwei.residents.{name}.v1"
+        for name in ("StaffAssigned", "VolunteerEnlisted", "VolunteerRoleAssigned", "VolunteerRoleReleased")
+    )
+
+    def apply(self, session: Session, envelope: Envelope) -> None:
+        event = registry.decode(envelope.type, envelope.data)
+        data = envelope.data
+        compound = envelope.compound
+        kind = type(event).__name__
+        if kind == "StaffAssigned":
+            session.execute(delete(staff_buildings).where(staff_buildings.c.staff == data["staff"]))
+            for building in data["buildings"]:
+                session.execute(
+                    staff_buildings.insert().values(staff=data["staff"], building=building, compound=compound)
+                )
+        elif kind == "VolunteerEnlisted":
+            _upsert(
+                session,
+                volunteers,
+                {"volunteer": data["volunteer"]},
+                {"compound": compound, "building": data["building"], "skills": json.dumps(data["skills"])},
+            )
+        elif kind == "VolunteerRoleAssigned":
+            if data.get("replaces"):
+                session.execute(
+                    delete(roles).where(
+                        roles.c.building == data["building"],
+                        roles.c.volunteer == data["replaces"],
+                        roles.c.role == data["role"],
+                    )
+                )
+            _upsert(
+                session,
+                roles,
+                {"building": data["building"], "volunteer": data["volunteer"], "role": data["role"]},
+                {"compound": compound, "shift": data.get("shift"), "leader": bool(data.get("leader"))},
+            )
+        elif kind == "VolunteerRoleReleased":
+            session.execute(
+                delete(roles).where(
+                    roles.c.building == data["building"],
+                    roles.c.volunteer == data["volunteer"],
+                    roles.c.role == data["role"],
+                )
+            )
+
+
+class Zones(Projection):
+    """Each building's and the compound's zone, for "when can we go out?"."""
+
+    name = "zones"
+    tables = (zones,)
+    types = frozenset({"juwei.residents.ZoneStatusChanged.v1", "juwei.residents.ZoneCaseRecorded.v1"})
+
+    def apply(self, session: Session, envelope: Envelope) -> None:
+        data = envelope.data
+        scope_id = data.get("building") or envelope.compound
+        if envelope.type == "juwei.residents.ZoneCaseRecorded.v1":
+            session.execute(
+                update(zones)
+                .where(zones.c.scope_id == scope_id)
+                .values(last_case_on=_date(data["case_on"]), decided_by_authority=False)
+            )
+            return
+        _upsert(
+            session,
+            zones,
+            {"scope_id": scope_id},
+            {
+                "compound": envelope.compound,
+                "scope": data["scope"],
+                "zone": data["zone"],
+                "last_case_on": _date(data.get("last_case_on")),
+                "decided_by_authority": bool(data.get("decided_by_authority")),
+                "reason": data.get("reason", ""),
+                "changed_at": envelope.time,
+            },
+        )
+
+
+def _date(value: Any) -> Any:
+    from datetime import date
+
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def projections() -> list[Projection]:
+    return [Register(), Teams(), Zones()]
