@@ -1,0 +1,10 @@
+"""HTTP routes of the residents service, one module per area of the committee's work."""
+
+from fastapi import APIRouter
+
+from services.residents.api import register, teams, zones
+
+router = APIRouter()
+router.include_router(register.router)
+router.include_router(teams.router)
+router.include_router(zones.router)

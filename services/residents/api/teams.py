@@ -1,0 +1,5 @@
+"""Staff coverage, volunteers, their skills and roles."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["teams"])

@@ -1,0 +1,32 @@
+"""Wiring of the residents service: the committee's register of who lives where and who does what."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from juwei.service import ServiceDefinition
+from services.residents import handlers
+from services.residents.api import router
+from services.residents.domain import Zone
+from services.residents.events import registry
+from services.residents.views import projections
+from services.testing.events import registry as testing_catalogue
+
+# Thresholds of the zone rules (Shanghai, April 2022: 7 and 14 days), configurable per deployment.
+Zone.sealed_days = int(os.environ.get("JUWEI_ZONE_SEALED_DAYS", Zone.sealed_days))
+Zone.precaution_days = int(os.environ.get("JUWEI_ZONE_PRECAUTION_DAYS", Zone.precaution_days))
+ZONE_REFRESH_SECONDS = float(os.environ.get("JUWEI_ZONE_REFRESH_SECONDS", "300"))
+
+service = ServiceDefinition(
+    name="residents",
+    description="Buildings, households, residents, staff, volunteers and zone status of each compound.",
+    registry=registry,
+    routers=[router],
+    projections=projections,
+    consumes=["juwei.testing"],
+    catalogue=testing_catalogue,
+    on_received=handlers.on_received,
+    periodic=[(ZONE_REFRESH_SECONDS, handlers.let_the_days_count)],
+    migrations=Path(__file__).resolve().parent / "migrations",
+)

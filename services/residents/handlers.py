@@ -1,0 +1,63 @@
+"""Events the residents service consumes: confirmed cases (from testing) move zones; days passing too."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from juwei.aggregate import Repository
+from juwei.consumer import Delivery
+from juwei.service import Runtime
+from services.residents.domain import Zone
+from services.residents.views import zones
+from services.testing.events import CaseConfirmed
+from services.testing.events import registry as testing_catalogue
+
+log = structlog.get_logger("residents.handlers")
+
+
+def on_received(runtime: Runtime, session: Session, delivery: Delivery) -> None:
+    event = testing_catalogue.decode(delivery.envelope.type, delivery.envelope.data)
+    if isinstance(event, CaseConfirmed):
+        record_case(runtime, session, delivery.envelope.compound, event.building, event.confirmed_on)
+
+
+def record_case(runtime: Runtime, session: Session, compound: str, building: str, case_on: date) -> None:
+    """Re-seal the building, then let the compound's zone follow its buildings."""
+    today = max(runtime.settings.local_today(), case_on)  # a result stamped just past midnight elsewhere
+    repository = Repository(runtime.store, Zone)
+    zone = repository.load(session, building)
+    zone.record_case(case_on, today=today)
+    repository.save(session, zone, compound=compound)
+    reconcile_compound(runtime, session, compound, today)
+
+
+def reconcile_compound(runtime: Runtime, session: Session, compound: str, today: date) -> None:
+    repository = Repository(runtime.store, Zone)
+    buildings = [
+        repository.load(session, scope_id)
+        for scope_id in session.execute(
+            select(zones.c.scope_id).where(zones.c.compound == compound, zones.c.scope == "building")
+        ).scalars()
+    ]
+    whole = repository.load(session, compound)
+    whole.reconcile(buildings, today=today)
+    repository.save(session, whole, compound=compound)
+
+
+def let_the_days_count(runtime: Runtime) -> None:
+    """Periodic: zones move from sealed to controlled to precaution as days pass without a new case."""
+    today = runtime.settings.local_today()
+    repository = Repository(runtime.store, Zone)
+    with runtime.database.unit_of_work() as session:
+        rows = session.execute(select(zones.c.scope_id, zones.c.compound, zones.c.scope)).all()
+        for scope_id, compound, scope in rows:
+            if scope == "building":
+                zone = repository.load(session, scope_id)
+                zone.refresh(today)
+                repository.save(session, zone, compound=compound)
+        for compound in {compound for _, compound, _ in rows}:
+            reconcile_compound(runtime, session, compound, today)
