@@ -106,6 +106,15 @@ class EventRegistry:
             data = fn(dict(data))
         return type_name, data
 
+    @classmethod
+    def merged(cls, *registries: EventRegistry) -> EventRegistry:
+        """One registry that knows every type of the given ones (the catalogue of several topics)."""
+        union = cls()
+        for registry in registries:
+            union.register_all(registry.classes.values())
+            union.upcasters.update(registry.upcasters)
+        return union
+
     def knows(self, type_name: str) -> bool:
         return type_name in self.classes or type_name in self.upcasters
 
