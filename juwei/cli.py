@@ -154,6 +154,22 @@ def keys_revoke(
         console.print(f"{name}: {'revoked' if done else 'no such active key'}")
 
 
+@app.command()
+def catalogue(
+    write: Annotated[Path | None, typer.Option(help="Write the AsyncAPI file here (default: print it)")] = None,
+) -> None:
+    """Generate the AsyncAPI event catalogue from the services' event registries."""
+    from juwei import catalogue as generator
+    from juwei.service import KNOWN_SERVICES
+
+    text = generator.render(generator.service_registries(KNOWN_SERVICES))
+    if write is None:
+        typer.echo(text)
+    else:
+        write.write_text(text)
+        console.print(f"wrote {write}")
+
+
 def _broker(config: Settings):
     from juwei.broker import LocalBroker
 

@@ -80,6 +80,19 @@ def test_a_request_traceparent_follows_into_the_events_it_appends(new_database, 
     made.database.dispose()
 
 
+def test_the_asyncapi_file_is_generated_from_the_event_registries() -> None:
+    from juwei.catalogue import render, service_registries
+    from juwei.service import KNOWN_SERVICES
+
+    expected = render(service_registries(KNOWN_SERVICES))
+    assert (ROOT / "asyncapi.yaml").read_text() == expected, "stale: run `juwei catalogue --write asyncapi.yaml`"
+    spec = yaml.safe_load(expected)
+    payload = spec["components"]["schemas"]["residents.ResidentRegistered.v1"]
+    assert "identity" not in payload["properties"]  # private fields are not part of what is published
+    for schema in spec["components"]["schemas"].values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+
+
 def test_the_asyncapi_catalogue_describes_what_the_kernel_emits(new_database, suffix: str) -> None:
     spec = yaml.safe_load((ROOT / "asyncapi.yaml").read_text())
     assert spec["asyncapi"].startswith("3.")

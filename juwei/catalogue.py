@@ -1,0 +1,196 @@
+"""The event catalogue (AsyncAPI 3.0) generated from the services' event registries.
+
+The registries are the single source of truth: every payload's JSON Schema comes from its pydantic model
+(private fields left out: they never travel), so the published file cannot drift from the code. A test
+regenerates it and compares with ``asyncapi.yaml``; ``juwei catalogue`` rewrites the file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from juwei.events import EventRegistry
+
+_ENVELOPE: dict[str, Any] = {
+    "CloudEventHeaders": {
+        "type": "object",
+        "description": "CloudEvents 1.0 binary content mode: the attributes as Kafka headers.",
+        "required": [
+            "ce_specversion",
+            "ce_id",
+            "ce_source",
+            "ce_type",
+            "ce_subject",
+            "ce_time",
+            "ce_compound",
+            "ce_streamversion",
+        ],
+        "properties": {
+            "ce_specversion": {"type": "string", "const": "1.0"},
+            "ce_id": {"type": "string", "format": "uuid", "description": "Event id; consumers deduplicate on it."},
+            "ce_source": {"type": "string", "pattern": "^/juwei/[a-z][a-z0-9_]*$"},
+            "ce_type": {"type": "string", "pattern": r"^juwei\.[a-z_]+\.[A-Za-z]+\.v[1-9][0-9]*$"},
+            "ce_subject": {"type": "string", "description": "The stream the event belongs to."},
+            "ce_time": {"type": "string", "format": "date-time"},
+            "ce_compound": {"type": "string", "description": "The compound the stream belongs to."},
+            "ce_streamversion": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+            "ce_position": {
+                "type": "string",
+                "pattern": "^[1-9][0-9]*$",
+                "description": "Global position in the producing service's log.",
+            },
+            "ce_building": {"type": "string", "description": "The building (district-wide id) it concerns."},
+            "ce_traceparent": {"type": "string", "description": "W3C trace context."},
+            "content-type": {"type": "string", "const": "application/json"},
+        },
+    },
+    "StructuredCloudEvent": {
+        "type": "object",
+        "description": "The same event in structured mode, as the feed (GET /events, /events/stream) returns it.",
+        "required": ["specversion", "id", "source", "type", "subject", "time", "compound", "streamversion", "data"],
+        "properties": {
+            "specversion": {"type": "string", "const": "1.0"},
+            "id": {"type": "string"},
+            "source": {"type": "string"},
+            "type": {"type": "string"},
+            "subject": {"type": "string"},
+            "time": {"type": "string", "format": "date-time"},
+            "datacontenttype": {"type": "string"},
+            "compound": {"type": "string"},
+            "streamversion": {"type": "integer", "minimum": 1},
+            "position": {"type": "integer", "minimum": 1},
+            "building": {"type": "string"},
+            "traceparent": {"type": "string"},
+            "data": {"type": "object"},
+        },
+    },
+    "DeadLetterHeaders": {
+        "type": "object",
+        "description": "Added to the original record's headers on `<topic>.dlq`.",
+        "properties": {
+            name: {"type": "string"}
+            for name in (
+                "juwei_error",
+                "juwei_error_type",
+                "juwei_original_topic",
+                "juwei_original_partition",
+                "juwei_original_offset",
+                "juwei_consumer_group",
+            )
+        },
+    },
+}
+
+_DESCRIPTIONS = {
+    "residents": "Buildings, households, residents (ids only), staff, volunteers, zone status.",
+    "supplies": "Supply batches, allocations, shifts, deliveries, medicine custody, donations.",
+    "testing": "Sampling points, rounds, call plans, samples, results (ids only), cases, disinfection.",
+    "notify": "Messages sent to building groups and their deliveries.",
+}
+
+
+def _message_name(type_name: str) -> str:
+    parts = type_name.split(".")  # juwei.<service>.<Event>.v<N>
+    return f"{parts[1]}.{parts[2]}.{parts[3]}"
+
+
+def build(registries: Mapping[str, EventRegistry | None]) -> dict[str, Any]:
+    channels: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    schemas: dict[str, Any] = dict(_ENVELOPE)
+    for service, registry in registries.items():
+        refs: dict[str, Any] = {}
+        for type_name, cls in sorted((registry.classes if registry else {}).items()):
+            name = _message_name(type_name)
+            schema = cls.model_json_schema(mode="serialization")
+            for private in cls.private_fields:
+                schema.get("properties", {}).pop(private, None)
+                if private in schema.get("required", []):
+                    schema["required"].remove(private)
+            for nested_name, nested in schema.pop("$defs", {}).items():
+                schemas[nested_name] = nested
+            schemas[name] = _relink(schema)
+            messages[name] = {
+                "name": type_name,
+                "title": cls.__name__,
+                "summary": (cls.__doc__ or cls.__name__).strip().splitlines()[0],
+                "contentType": "application/json",
+                "headers": {"$ref": "#/components/schemas/CloudEventHeaders"},
+                "payload": {"$ref": f"#/components/schemas/{name}"},
+                "bindings": {
+                    "kafka": {
+                        "key": {
+                            "type": "string",
+                            "description": "The building when the event concerns one, else the stream id.",
+                        }
+                    }
+                },
+            }
+            refs[cls.__name__] = {"$ref": f"#/components/messages/{name}"}
+        channels[service] = {
+            "address": f"juwei.{service}",
+            "description": _DESCRIPTIONS.get(service, ""),
+            "messages": refs,
+        }
+        channels[f"{service}DeadLetters"] = {
+            "address": f"juwei.{service}.dlq",
+            "description": "Records a consumer could not handle, with the DeadLetterHeaders added.",
+            "messages": {},
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Juwei events",
+            "version": "0.1.0",
+            "description": (
+                "Every event of every Juwei service, as it travels on Kafka (CloudEvents 1.0, binary content mode: "
+                "attributes in `ce_*` headers, the JSON payload as the record value) and out of each service's feed "
+                "(`GET /events`, `GET /events/stream`, structured mode). Record key: the building the event concerns, "
+                "otherwise the stream id. Payloads carry ids, never names, phone numbers, ID numbers or health "
+                "details. Generated from the services' event registries by `juwei catalogue`: do not edit by hand."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "local": {
+                "host": "127.0.0.1:9092",
+                "protocol": "kafka",
+                "description": "The local KRaft broker started by `juwei run`.",
+            }
+        },
+        "channels": channels,
+        "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def _relink(schema: Any) -> Any:
+    """pydantic points nested models at #/$defs; in AsyncAPI they live in components/schemas."""
+    if isinstance(schema, dict):
+        return {
+            k: (v.replace("#/$defs/", "#/components/schemas/") if k == "$ref" else _relink(v))
+            for k, v in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_relink(v) for v in schema]
+    return schema
+
+
+def service_registries(services: tuple[str, ...]) -> dict[str, EventRegistry | None]:
+    """Each service's published registry (``services.<name>.events.registry``), None where not built yet."""
+    found: dict[str, EventRegistry | None] = {}
+    for name in services:
+        module_name = f"services.{name}.events"
+        if importlib.util.find_spec(f"services.{name}") is None or importlib.util.find_spec(module_name) is None:
+            found[name] = None
+            continue
+        found[name] = importlib.import_module(module_name).registry
+    return found
+
+
+def render(registries: Mapping[str, EventRegistry | None]) -> str:
+    return yaml.safe_dump(build(registries), sort_keys=False, allow_unicode=True, width=120)
