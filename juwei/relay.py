@@ -119,6 +119,8 @@ class Relay:
         with self.database.unit_of_work() as session:
             write_checkpoint(session, self.checkpoint_name, last)
         RELAYED.labels(self.topic).inc(len(rows))
+        if len(rows) == self.batch_size:  # more is waiting; an estimate is enough for the gauge
+            BACKLOG.labels(self.topic).set(self.batch_size)
         return len(rows)
 
     def run(self, stop: threading.Event) -> None:

@@ -263,6 +263,25 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
             checks=checks,
         )
 
+    @app.get("/status", tags=["operations"], summary="Log head, relay backlog and projection checkpoints")
+    def status() -> dict[str, Any]:
+        from juwei.store import read_checkpoint
+
+        with runtime.database.reading() as session:
+            head = runtime.store.head(session)
+            published = read_checkpoint(session, f"relay:{definition.topic}")
+        return {
+            "service": definition.name,
+            "topic": definition.topic,
+            "head_position": head,
+            "relay": {"published_position": published, "backlog": max(0, head - published)},
+            "projections": {
+                name: {"own_position": own, "inbox_seq": inbox}
+                for name, (own, inbox) in runtime.projector.checkpoints().items()
+            },
+            "consumer": {"group": runtime.group, "topics": list(definition.consumes)},
+        }
+
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -122,6 +122,9 @@ def test_operations_endpoints(desk_client) -> None:
     assert ready.status_code == 503  # the runtime points at a Kafka that does not exist
     assert ready.json()["checks"]["database"] == "ok"
     assert "juwei_http_requests_total" in client.get("/metrics").text
+    status = client.get("/status").json()
+    assert status["relay"] == {"published_position": 0, "backlog": 0}
+    assert set(status["projections"]) == {"desk_totals"}
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
 
