@@ -46,3 +46,11 @@ broker: venv
 
 clean:
 	rm -rf .local/pytest .local/test
+
+## make up / make down — the production stack (deploy/compose.yaml, settings in deploy/.env) via python-on-whales.
+.PHONY: up down
+up: venv
+	$(BIN)/juwei up
+
+down: venv
+	$(BIN)/juwei down
