@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv run run-detached stop test lint format bench broker clean
+.PHONY: venv run run-detached stop test browser lint format bench broker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,14 @@ stop: venv
 	$(BIN)/juwei stop
 
 ## make test — from nothing: packages, PostgreSQL (Debian package, local cluster), the Kafka broker, the suite.
-test: venv
+test: venv browser
 	$(BIN)/ruff check .
 	mkdir -p .local
 	$(BIN)/pytest --basetemp=.local/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+## Headless Chromium for the building-board test (Debian's package; PostgreSQL is installed by the test session).
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; } || { echo "install Debian's chromium (as root) for the board test"; exit 1; }
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,0 +1,12 @@
+"""HTTP routes of the notify service, one module per area of the committee's work."""
+
+from fastapi import APIRouter
+
+from services.notify import board
+from services.notify.api import groups, messages, questions
+
+router = APIRouter()
+router.include_router(groups.router)
+router.include_router(messages.router)
+router.include_router(questions.router)
+router.include_router(board.router)

@@ -1,0 +1,28 @@
+"""Wiring of the notify service: one official group per building, and fan-out that never loses or doubles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from juwei.service import ServiceDefinition
+from services.notify import dispatch, handlers
+from services.notify.api import router
+from services.notify.events import registry
+from services.notify.views import projections
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+policy = dispatch.DispatchPolicy.from_env()
+
+service = ServiceDefinition(
+    name="notify",
+    description="Building groups, channels, announcements, questions and answers, fan-out with a delivery log, "
+    "and a live board per building.",
+    registry=registry,
+    routers=[router],
+    projections=projections,
+    consumes=handlers.CONSUMED_TOPICS,
+    catalogue=handlers.CATALOGUE,
+    on_received=handlers.on_received,
+    periodic=[(policy.tick, dispatch.job(policy))],
+    migrations=MIGRATIONS,
+)

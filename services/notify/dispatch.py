@@ -1,0 +1,742 @@
+"""The dispatcher: pending deliveries out to the platforms, each outcome recorded the moment it is known.
+
+A periodic job of the service (every ``JUWEI_NOTIFY_DISPATCH_SECONDS``). Per channel, one dispatcher at a
+time holds a lease (``notify_channel_state``), so the rate limit holds however many notify processes run.
+For each delivery:
+
+1. claim it: ``pending → sending`` in its own small transaction (and renew the lease);
+2. send it (one HTTP request or one SMTP transaction);
+3. record the outcome at once in a second transaction (the attempt, the new status, the event).
+
+The window that remains is between 2 and 3: the request has left and its outcome is not yet committed —
+the platform's answer time plus one small commit. A process killed inside it leaves the delivery in
+``sending``. The next holder of the channel's lease finds it there: the chat bots and e-mail cannot be
+asked "did you get this?" and have no idempotency key, so it is marked ``uncertain``, *not* sent again
+(at most once), and an operator is alerted and may requeue it; a signed webhook carries our delivery id
+(``X-Juwei-Delivery``) for its receiver to dedupe on, so it is simply sent again.
+
+Over a platform's rate limit, the backlog is merged into one digest (``domain.plan_batch``). A rate-limit
+answer makes the delivery wait (exponential backoff with jitter, at least the platform's own pause) and
+blocks the channel until then; a permanent error dead-letters it and alerts an operator; an error about
+the channel itself (bad key, bad signature) also pauses the channel until an operator reconfigures it.
+Quiet hours hold non-critical deliveries to people's phones until they end.
+
+Retries are hand-made rather than tenacity's: a retry is not slept in the process but written as the
+delivery's ``next_attempt_at``, so it survives a restart, frees the worker for other channels, and any
+notify process may make it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import structlog
+from prometheus_client import Counter, Histogram
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from juwei.events import DomainEvent, utcnow
+from juwei.failpoints import failpoint
+from juwei.service import Runtime
+from services.notify.channels import Outcome, Outgoing, Sender, sender_for
+from services.notify.domain import (
+    IDEMPOTENT_CHANNELS,
+    PEOPLE_CHANNELS,
+    PLATFORM_LIMITS,
+    PRIORITIES,
+    DigestItem,
+    Due,
+    QuietWindow,
+    RateLimit,
+    backoff,
+    building_label,
+    digest_text,
+    plan_batch,
+)
+from services.notify.events import (
+    DeliveryDeadLettered,
+    DeliveryFailed,
+    DeliverySent,
+    DeliveryUncertain,
+    DigestComposed,
+)
+from services.notify.handlers import queue
+from services.notify.views import attempts, channel_state, channels, deliveries, groups, messages, quiet_hours
+
+log = structlog.get_logger("notify.dispatch")
+
+OUTCOMES = Counter(
+    "notify_delivery_attempts_total", "Delivery attempts by channel kind and outcome", ["kind", "outcome"]
+)
+LATENCY = Histogram(
+    "notify_delivery_latency_seconds",
+    "From queued to acknowledged by the platform",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
+)
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    """How the dispatcher paces itself; every figure can be set from the environment (see the README)."""
+
+    tick: float = 0.25
+    lease_seconds: float = 30.0  # longer than one send (http_timeout) plus its two commits
+    http_timeout: float = 10.0
+    retry_base: float = 2.0
+    retry_cap: float = 900.0
+    max_attempts: int = 8
+    per_tick: int = 25  # sends per channel per tick: keeps a tick short when a Feishu bot paces at 5/s
+    workers: int = 4  # channels served side by side
+    # How long a platform wants us to stop after it said "too fast" (DingTalk blocks a bot for 10 minutes).
+    rate_limit_pause: dict[str, float] = field(
+        default_factory=lambda: {"wecom": 60.0, "dingtalk": 600.0, "feishu": 60.0, "email": 60.0, "webhook": 30.0}
+    )
+    limits: dict[str, RateLimit] = field(default_factory=lambda: dict(PLATFORM_LIMITS))
+    public_url: str | None = None  # where residents reach this service, for board links in digests
+
+    @classmethod
+    def from_env(cls) -> DispatchPolicy:
+        base = cls()
+        pause = os.environ.get("JUWEI_NOTIFY_RATE_LIMIT_PAUSE")
+        return replace(
+            base,
+            tick=_env_float("JUWEI_NOTIFY_DISPATCH_SECONDS", base.tick),
+            lease_seconds=_env_float("JUWEI_NOTIFY_LEASE_SECONDS", base.lease_seconds),
+            http_timeout=_env_float("JUWEI_NOTIFY_HTTP_TIMEOUT", base.http_timeout),
+            retry_base=_env_float("JUWEI_NOTIFY_RETRY_BASE", base.retry_base),
+            retry_cap=_env_float("JUWEI_NOTIFY_RETRY_CAP", base.retry_cap),
+            max_attempts=int(_env_float("JUWEI_NOTIFY_MAX_ATTEMPTS", base.max_attempts)),
+            rate_limit_pause={k: float(pause) for k in base.rate_limit_pause} if pause else base.rate_limit_pause,
+            public_url=os.environ.get("JUWEI_NOTIFY_PUBLIC_URL") or None,
+        )
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    channel: str
+    compound: str
+    building: str
+    kind: str
+    language: str
+    config: str
+    active: bool
+    label: str  # the building's number, for texts
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    delivery: str
+    message: str | None
+    priority: str
+    attempt: int
+    created_at: datetime
+    title: str
+    body: str
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+
+
+class Dispatcher:
+    """One process's dispatcher; ``run_once`` serves every channel with something due."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        policy: DispatchPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.policy = policy or DispatchPolicy()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.client = httpx.Client(timeout=self.policy.http_timeout)
+        self.pool = ThreadPoolExecutor(max_workers=self.policy.workers, thread_name_prefix="notify-dispatch")
+        self._configs: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        # Called with every operator alert besides the log line (a pager, a test).
+        self.on_alert: list[Callable[[dict[str, Any]], None]] = []
+
+    def alert(self, **details: Any) -> None:
+        log.error("notify.operator_alert", **details)
+        for hook in self.on_alert:
+            hook(details)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.client.close()
+
+    # --- the loop ---------------------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Serve every channel with due work once; returns how many requests went out."""
+        due = self.due_channels()
+        if len(due) <= 1 or self.policy.workers <= 1:
+            return sum(self.serve(channel) for channel in due)
+        return sum(self.pool.map(self.serve, due))
+
+    def drain(self, timeout: float = 30.0) -> int:
+        """Run until nothing is due now (tests and the CLI); returns requests sent."""
+        total, deadline = 0, time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sent = self.run_once()
+            total += sent
+            if sent or self.due_channels():
+                continue
+            upcoming = self._next_due()
+            if upcoming is None:
+                break
+            wait = (upcoming - self.clock()).total_seconds()
+            if wait > deadline - time.monotonic():
+                break  # later than we were asked to wait (held for quiet hours, say)
+            time.sleep(min(max(wait, 0.01), self.policy.tick))
+        return total
+
+    def _next_due(self) -> datetime | None:
+        """When the next pending delivery falls due, counting channels blocked by a platform (not broken ones)."""
+        with self.runtime.database.reading() as session:
+            rows = session.execute(
+                select(deliveries.c.next_attempt_at, channel_state.c.blocked_until)
+                .select_from(deliveries.outerjoin(channel_state, channel_state.c.channel == deliveries.c.channel))
+                .where(deliveries.c.status == "pending", channel_state.c.broken.is_(None))
+            ).all()
+        moments = [max(m for m in (_aware(r[0]), _aware(r[1])) if m is not None) for r in rows]
+        return min(moments, default=None)
+
+    def due_channels(self) -> list[str]:
+        now = self.clock()
+        lease_free = or_(
+            channel_state.c.lease_owner.is_(None),
+            channel_state.c.lease_until < now,
+            channel_state.c.lease_owner == self.owner,
+        )
+        with self.runtime.database.reading() as session:
+            rows = session.execute(
+                select(deliveries.c.channel)
+                .select_from(deliveries.outerjoin(channel_state, channel_state.c.channel == deliveries.c.channel))
+                .where(
+                    or_(
+                        and_(
+                            deliveries.c.status == "pending",
+                            deliveries.c.next_attempt_at <= now,
+                            channel_state.c.broken.is_(None),
+                            or_(channel_state.c.blocked_until.is_(None), channel_state.c.blocked_until <= now),
+                        ),
+                        deliveries.c.status == "sending",  # orphans of a dead process (checked under the lease)
+                    ),
+                    or_(channel_state.c.channel.is_(None), lease_free),
+                )
+                .distinct()
+            ).scalars()
+            return sorted(rows)
+
+    def serve(self, channel: str) -> int:
+        """One planning round for one channel, under its lease."""
+        if not self._take_lease(channel):
+            return 0
+        try:
+            info = self._channel(channel)
+            if info is None:
+                return 0
+            self._recover_orphans(info)
+            if not info.active:
+                self._cancel_pending(info)
+                return 0
+            return self._serve(info)
+        except Exception as exc:  # one broken channel must not stop the others; the tick retries it
+            log.error("notify.dispatch_failed", channel=channel, error=repr(exc))
+            return 0
+        finally:
+            self._release_lease(channel)
+
+    def _serve(self, info: ChannelInfo) -> int:
+        now = self.clock()
+        state = self._state(info.channel)
+        if state.get("broken") or (_aware(state.get("blocked_until")) or now) > now:
+            return 0
+        due = self._due(info, now)
+        if not due:
+            return 0
+        limit = self.policy.limits.get(info.kind, RateLimit())
+        requested = self._recent_requests(info.channel, limit, now)
+        sender = self._sender(info)
+        digests = [d for d, is_digest in due if is_digest]  # already merged: they always go alone
+        room = limit.long_budget(requested, now)
+        alone, merged = plan_batch([d for d, is_digest in due if not is_digest],
+                                   None if room is None else max(0, room - len(digests)))
+        batch = [*digests, *alone]
+        if merged:
+            batch.append(self._digest(info, merged, sender.max_bytes))
+        sent = 0
+        for item in batch[: self.policy.per_tick]:
+            wait = (limit.next_slot(requested, self.clock()) - self.clock()).total_seconds()
+            if wait > 1.5:
+                break  # the long window is full: a later tick goes on
+            if wait > 0:
+                time.sleep(wait)  # pacing within a short window (Feishu: 5 per second)
+            outcome = self._deliver(info, item, sender)
+            if outcome is None:
+                continue
+            sent += 1
+            if outcome.requested:
+                requested.append(self.clock())
+            if outcome.kind == "rate_limited" or outcome.channel_broken:
+                break  # the rest waits for the channel
+        return sent
+
+    # --- one delivery -----------------------------------------------------------------------------------
+
+    def _deliver(self, info: ChannelInfo, item: Due, sender: Sender) -> Outcome | None:
+        claimed = self._claim(info, item.id)
+        if claimed is None:
+            return None
+        outgoing = Outgoing(
+            delivery=claimed.delivery,
+            title=claimed.title,
+            body=claimed.body,
+            priority=claimed.priority,
+            language=info.language,
+            compound=info.compound,
+            building=info.building.split(":", 1)[-1],
+            message=claimed.message,
+        )
+        started = time.monotonic()
+        try:
+            outcome = sender.send(outgoing)
+        except Exception as exc:  # a sender bug: we cannot know whether anything left
+            outcome = Outcome("uncertain", f"error:{type(exc).__name__}", str(exc)[:300])
+        failpoint("notify.after_send")  # the window between sending and recording, for the crash tests
+        elapsed = int((time.monotonic() - started) * 1000)
+        if outcome.kind == "uncertain" and info.kind in IDEMPOTENT_CHANNELS:
+            outcome = replace(outcome, kind="transient")  # the receiver dedupes on X-Juwei-Delivery
+        self._record(info, claimed, outcome, elapsed)
+        return outcome
+
+    def _claim(self, info: ChannelInfo, delivery_id: int) -> Claimed | None:
+        now = self.clock()
+        with self.runtime.database.unit_of_work() as session:
+            row = session.execute(
+                select(
+                    deliveries.c.delivery,
+                    deliveries.c.message,
+                    deliveries.c.priority,
+                    deliveries.c.attempts,
+                    deliveries.c.created_at,
+                    deliveries.c.digest_title,
+                    deliveries.c.digest_body,
+                    messages.c.title_zh,
+                    messages.c.body_zh,
+                    messages.c.title_en,
+                    messages.c.body_en,
+                )
+                .select_from(deliveries.outerjoin(messages, messages.c.message == deliveries.c.message))
+                .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
+            ).first()
+            if row is None:
+                return None
+            claimed = session.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
+                .values(status="sending", attempts=deliveries.c.attempts + 1, claimed_by=self.owner, claimed_at=now)
+            ).rowcount
+            if not claimed:
+                return None
+            self._renew_lease(session, info.channel, now)
+        if row.message is None:
+            title, body = row.digest_title or "", row.digest_body or ""
+        elif info.language == "en" and (row.title_en or row.body_en):
+            title, body = row.title_en, row.body_en
+        else:
+            title, body = row.title_zh or "", row.body_zh or ""
+        return Claimed(
+            delivery_id, row.delivery, row.message, row.priority, row.attempts + 1, _aware(row.created_at) or now,
+            title, body,
+        )
+
+    def _record(self, info: ChannelInfo, claimed: Claimed, outcome: Outcome, elapsed_ms: int) -> None:
+        now = self.clock()
+        common = {
+            "delivery": claimed.delivery,
+            "message": claimed.message,
+            "channel": info.channel,
+            "building": info.building,
+            "attempt": claimed.attempt,
+        }
+        values: dict[str, Any] = {"last_code": outcome.code[:60], "claimed_by": None}
+        event: DomainEvent
+        kind = outcome.kind
+        block_until: datetime | None = None
+        alert = False
+        if kind == "sent":
+            values.update(status="sent", sent_at=now)
+            event = DeliverySent(**common)
+            LATENCY.labels(info.kind).observe(max(0.0, (now - claimed.created_at).total_seconds()))
+        elif kind in ("rate_limited", "transient") and not (
+            kind == "transient" and claimed.attempt >= self.policy.max_attempts
+        ):
+            delay = backoff(claimed.attempt, self.policy.retry_base, self.policy.retry_cap, self.rng)
+            if kind == "rate_limited":
+                pause = outcome.retry_after or self.policy.rate_limit_pause.get(info.kind, 60.0)
+                delay = max(delay, pause)
+                block_until = now + timedelta(seconds=pause)
+            retry_at = now + timedelta(seconds=delay)
+            values.update(status="pending", next_attempt_at=retry_at)
+            event = DeliveryFailed(**common, reason=kind, code=outcome.code[:60], retry_at=retry_at)
+        elif kind == "uncertain":
+            values.update(status="uncertain")
+            event = DeliveryUncertain(**common, code=outcome.code[:60])
+            alert = True
+        else:  # permanent, or transient for the last time
+            code = outcome.code if kind == "permanent" else f"gave-up:{outcome.code}"
+            values.update(status="dead")
+            event = DeliveryDeadLettered(**common, code=code[:60], channel_broken=outcome.channel_broken)
+            alert = True
+        with self.runtime.database.unit_of_work() as session:
+            changed = session.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == claimed.id,
+                    deliveries.c.claimed_by == self.owner,
+                    deliveries.c.status == "sending",
+                )
+                .values(**values)
+            ).rowcount
+            session.execute(
+                attempts.insert().values(
+                    delivery_id=claimed.id,
+                    channel=info.channel,
+                    attempt=claimed.attempt,
+                    at=now,
+                    outcome=kind,
+                    requested=outcome.requested,
+                    code=outcome.code[:60],
+                    detail=outcome.detail[:1000],
+                    duration_ms=elapsed_ms,
+                )
+            )
+            if not changed:
+                # Another dispatcher took the channel over (our lease ran out mid-send) and settled it.
+                log.warning("notify.claim_lost", delivery=claimed.delivery, outcome=kind)
+                return
+            if block_until is not None:
+                self._set_state(session, info.channel, blocked_until=block_until)
+            if outcome.channel_broken:
+                self._set_state(session, info.channel, broken=f"{outcome.code}: {outcome.detail}"[:500])
+            self._append(session, info, claimed.delivery, event)
+        OUTCOMES.labels(info.kind, kind).inc()
+        if alert:
+            self.alert(
+                what="delivery " + ("uncertain: not resent" if kind == "uncertain" else "dead-lettered"),
+                delivery=claimed.delivery,
+                channel=info.channel,
+                kind=info.kind,
+                code=outcome.code,
+                channel_broken=outcome.channel_broken,
+            )
+
+    def _append(self, session: Session, info: ChannelInfo, delivery: str, event: DomainEvent) -> None:
+        self.runtime.store.append(session, f"delivery-{delivery}", [event], expected_version=None,
+                                  compound=info.compound)
+
+    # --- digests ----------------------------------------------------------------------------------------
+
+    def _digest(self, info: ChannelInfo, merged: Sequence[Due], max_bytes: int) -> Due:
+        """Merge ``merged`` into one new delivery (same transaction): each keeps a log line naming the digest."""
+        now = self.clock()
+        ids = [d.id for d in merged]
+        with self.runtime.database.unit_of_work() as session:
+            rows = session.execute(
+                select(
+                    deliveries.c.id,
+                    deliveries.c.delivery,
+                    deliveries.c.priority,
+                    messages.c.title_zh,
+                    messages.c.body_zh,
+                    messages.c.title_en,
+                    messages.c.body_en,
+                )
+                .select_from(deliveries.join(messages, messages.c.message == deliveries.c.message))
+                .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
+                .order_by(deliveries.c.id)
+            ).all()
+            english = info.language == "en"
+            items = [
+                DigestItem(
+                    (row.title_en or row.title_zh) if english else row.title_zh,
+                    (row.body_en or row.body_zh) if english else row.body_zh,
+                    row.priority,
+                )
+                for row in rows
+            ]
+            texts = digest_text(items, info.language, max_bytes - 200, self._board_link(session, info))
+            priority = max((row.priority for row in rows), key=PRIORITIES.index, default="normal")
+            key = f"digest|{info.channel}|{rows[0].id if rows else ids[0]}"
+            queue(
+                session, info.compound, key, None, info.building, info.channel, priority, now,
+                digest_title=texts.title(info.language), digest_body=texts.body(info.language),
+            )
+            digest = session.execute(
+                select(deliveries.c.id, deliveries.c.delivery).where(deliveries.c.delivery_key == key)
+            ).one()
+            merged_ids = [row.id for row in rows]
+            session.execute(
+                update(deliveries).where(deliveries.c.id.in_(merged_ids)).values(status="digested", digest=digest.id)
+            )
+            for row in rows:
+                session.execute(
+                    attempts.insert().values(
+                        delivery_id=row.id, channel=info.channel, attempt=0, at=now, outcome="digested",
+                        requested=False, code="", detail=f"merged into digest {digest.delivery}", duration_ms=0,
+                    )
+                )
+            self._append(session, info, digest.delivery, DigestComposed(
+                delivery=digest.delivery, channel=info.channel, building=info.building,
+                merged=[row.delivery for row in rows],
+            ))
+        log.info("notify.digested", channel=info.channel, merged=len(rows))
+        return Due(digest.id, priority, digest.id)
+
+    def _board_link(self, session: Session, info: ChannelInfo) -> str | None:
+        if not self.policy.public_url:
+            return None
+        from services.notify.board import token_for
+
+        return f"{self.policy.public_url.rstrip('/')}/boards/{token_for(session, info.compound, info.building)}"
+
+    # --- what is due ------------------------------------------------------------------------------------
+
+    def _due(self, info: ChannelInfo, now: datetime) -> list[tuple[Due, bool]]:
+        """Due deliveries as (planner item, is a digest); quiet hours defer the non-critical ones first."""
+        window = self._quiet_window(info.compound) if info.kind in PEOPLE_CHANNELS else None
+        local = now.astimezone(ZoneInfo(self.runtime.settings.timezone))
+        with self.runtime.database.reading() as session:
+            rows = session.execute(
+                select(deliveries.c.id, deliveries.c.priority, deliveries.c.message)
+                .where(
+                    deliveries.c.channel == info.channel,
+                    deliveries.c.status == "pending",
+                    deliveries.c.next_attempt_at <= now,
+                )
+                .order_by(deliveries.c.id)
+                .limit(1000)
+            ).all()
+        if window is not None and window.covers(local.time()):
+            held = [row.id for row in rows if row.priority != "critical"]
+            if held:
+                self._defer(info, held, window.ends_after(local).astimezone(UTC), now)  # stored in UTC
+            rows = [row for row in rows if row.priority == "critical"]
+        return [(Due(row.id, row.priority, row.id), row.message is None) for row in rows]
+
+    def _defer(self, info: ChannelInfo, ids: list[int], until: datetime, now: datetime) -> None:
+        with self.runtime.database.unit_of_work() as session:
+            session.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
+                .values(next_attempt_at=until)
+            )
+            for delivery_id in ids:
+                session.execute(
+                    attempts.insert().values(
+                        delivery_id=delivery_id, channel=info.channel, attempt=0, at=now, outcome="deferred",
+                        requested=False, code="quiet-hours", detail=f"held until {until.isoformat()}",
+                        duration_ms=0,
+                    )
+                )
+
+    def _quiet_window(self, compound: str) -> QuietWindow | None:
+        with self.runtime.database.reading() as session:
+            row = session.execute(select(quiet_hours).where(quiet_hours.c.compound == compound)).first()
+        return QuietWindow.parse(row.start, row.end) if row is not None else None
+
+    def _recent_requests(self, channel: str, limit: RateLimit, now: datetime) -> list[datetime]:
+        longest = limit.long_window
+        if longest is None:
+            return []
+        with self.runtime.database.reading() as session:
+            times = session.execute(
+                select(attempts.c.at).where(
+                    attempts.c.channel == channel,
+                    attempts.c.requested.is_(True),
+                    attempts.c.at > now - timedelta(seconds=longest[0]),
+                )
+            ).scalars()
+            return [t for t in (_aware(moment) for moment in times) if t is not None]
+
+    # --- channels, their secrets and their leases -------------------------------------------------------
+
+    def _channel(self, channel: str) -> ChannelInfo | None:
+        with self.runtime.database.reading() as session:
+            row = session.execute(
+                select(channels, groups.c.number)
+                .select_from(channels.outerjoin(groups, groups.c.building == channels.c.building))
+                .where(channels.c.channel == channel)
+            ).mappings().first()
+        if row is None:
+            return None
+        return ChannelInfo(
+            channel=row["channel"], compound=row["compound"], building=row["building"], kind=row["kind"],
+            language=row["language"], config=row["config"], active=bool(row["active"]),
+            label=building_label(row["number"], row["building"]),
+        )
+
+    def _sender(self, info: ChannelInfo) -> Sender:
+        with self._lock:
+            cached = self._configs.get(info.channel)
+        if cached is None or cached[0] != info.config:
+            with self.runtime.database.reading() as session:
+                config = self.runtime.vault.unseal(session, info.channel, info.config) or {}
+            cached = (info.config, config)
+            with self._lock:
+                self._configs[info.channel] = cached
+        return sender_for(info.kind, cached[1], self.client, self.policy.http_timeout)
+
+    def _state(self, channel: str) -> dict[str, Any]:
+        with self.runtime.database.reading() as session:
+            row = session.execute(select(channel_state).where(channel_state.c.channel == channel)).mappings().first()
+        return dict(row) if row else {}
+
+    def _set_state(self, session: Session, channel: str, **values: Any) -> None:
+        changed = session.execute(update(channel_state).where(channel_state.c.channel == channel).values(**values))
+        if not changed.rowcount:
+            session.execute(channel_state.insert().values(channel=channel, **values))
+
+    def _take_lease(self, channel: str) -> bool:
+        now = self.clock()
+        until = now + timedelta(seconds=self.policy.lease_seconds)
+        try:
+            with self.runtime.database.unit_of_work() as session:
+                taken = session.execute(
+                    update(channel_state)
+                    .where(
+                        channel_state.c.channel == channel,
+                        or_(
+                            channel_state.c.lease_owner.is_(None),
+                            channel_state.c.lease_until < now,
+                            channel_state.c.lease_owner == self.owner,
+                        ),
+                    )
+                    .values(lease_owner=self.owner, lease_until=until)
+                ).rowcount
+                if taken:
+                    return True
+                exists = session.execute(
+                    select(func.count()).select_from(channel_state).where(channel_state.c.channel == channel)
+                ).scalar()
+                if exists:
+                    return False
+                session.execute(
+                    channel_state.insert().values(channel=channel, lease_owner=self.owner, lease_until=until)
+                )
+                return True
+        except IntegrityError:
+            return False  # another dispatcher created the row first: it holds the lease
+
+    def _renew_lease(self, session: Session, channel: str, now: datetime) -> None:
+        session.execute(
+            update(channel_state)
+            .where(channel_state.c.channel == channel, channel_state.c.lease_owner == self.owner)
+            .values(lease_until=now + timedelta(seconds=self.policy.lease_seconds))
+        )
+
+    def _release_lease(self, channel: str) -> None:
+        try:
+            with self.runtime.database.unit_of_work() as session:
+                session.execute(
+                    update(channel_state)
+                    .where(channel_state.c.channel == channel, channel_state.c.lease_owner == self.owner)
+                    .values(lease_owner=None, lease_until=None)
+                )
+        except Exception as exc:  # it expires by itself
+            log.warning("notify.lease_release_failed", channel=channel, error=repr(exc))
+
+    def _recover_orphans(self, info: ChannelInfo) -> None:
+        """Deliveries left in ``sending`` by a process that died between claiming and recording."""
+        now = self.clock()
+        with self.runtime.database.unit_of_work() as session:
+            rows = session.execute(
+                select(deliveries.c.id, deliveries.c.delivery, deliveries.c.message, deliveries.c.attempts).where(
+                    deliveries.c.channel == info.channel, deliveries.c.status == "sending"
+                )
+            ).all()
+            for row in rows:
+                again = info.kind in IDEMPOTENT_CHANNELS
+                session.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == row.id, deliveries.c.status == "sending")
+                    .values(status="pending" if again else "uncertain", claimed_by=None, last_code="orphaned",
+                            next_attempt_at=now)
+                )
+                session.execute(
+                    attempts.insert().values(
+                        delivery_id=row.id, channel=info.channel, attempt=row.attempts, at=now,
+                        # It most likely reached the platform: it counts against the rate limit.
+                        outcome="transient" if again else "uncertain", requested=True, code="orphaned",
+                        detail="the process sending it died before recording the outcome"
+                        + ("; sent again (the receiver dedupes)" if again else "; not sent again"),
+                        duration_ms=0,
+                    )
+                )
+                if not again:
+                    self._append(session, info, row.delivery, DeliveryUncertain(
+                        delivery=row.delivery, message=row.message, channel=info.channel, building=info.building,
+                        attempt=row.attempts, code="orphaned",
+                    ))
+        for row in rows:
+            self.alert(what="delivery orphaned by a dead process", delivery=row.delivery, channel=info.channel,
+                       kind=info.kind, code="orphaned", resent=info.kind in IDEMPOTENT_CHANNELS)
+
+    def _cancel_pending(self, info: ChannelInfo) -> None:
+        with self.runtime.database.unit_of_work() as session:
+            session.execute(
+                update(deliveries)
+                .where(deliveries.c.channel == info.channel, deliveries.c.status == "pending")
+                .values(status="cancelled", last_code="channel-detached")
+            )
+
+
+# One dispatcher per runtime (a process may hold several runtimes in tests).
+_DISPATCHERS: weakref.WeakKeyDictionary[Runtime, Dispatcher] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+def dispatcher_of(runtime: Runtime, policy: DispatchPolicy | None = None) -> Dispatcher:
+    with _GUARD:
+        found = _DISPATCHERS.get(runtime)
+        if found is None:
+            found = _DISPATCHERS[runtime] = Dispatcher(runtime, policy)
+        return found
+
+
+def job(policy: DispatchPolicy) -> Callable[[Runtime], None]:
+    """The periodic job the service runs: serve what is due."""
+
+    def dispatch_deliveries(runtime: Runtime) -> None:
+        dispatcher_of(runtime, policy).run_once()
+
+    return dispatch_deliveries

@@ -1,0 +1,179 @@
+"""Events notify consumes, and the fan-out every message goes through.
+
+A consumed event passes the rule table (``services.notify.rules``); each notice becomes a ``Message``
+whose id is derived from the event's id, and one delivery row per (message, building group, channel) is
+written with a unique ``delivery_key`` — all inside the consumer's transaction, together with the inbox
+row. A redelivered event is stopped by the inbox; should it get past (re-produced by hand, replayed), the
+message already exists and the keys already exist: nothing is queued twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import structlog
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from juwei.aggregate import Repository
+from juwei.consumer import Delivery
+from juwei.events import Envelope, EventRegistry, utcnow
+from juwei.service import Runtime
+from services.notify.domain import Message, Texts, building_label
+from services.notify.rules import RULES, notices_for, render_texts
+from services.notify.views import channels, deliveries, groups, households, sampling_points
+
+log = structlog.get_logger("notify.handlers")
+
+CONSUMED_SERVICES = ("residents", "testing", "supplies")
+CONSUMED_TOPICS = [f"juwei.{name}" for name in CONSUMED_SERVICES]
+_IDS = uuid.UUID("6b1f0c8e-8d36-4a53-9f0e-6e6f74696679")  # namespace of ids derived from other ids
+
+
+def consumed_catalogue() -> EventRegistry:
+    """The published catalogues of the services notify listens to, as far as they exist yet."""
+    found = []
+    for name in CONSUMED_SERVICES:
+        module = f"services.{name}.events"
+        if importlib.util.find_spec(f"services.{name}") and importlib.util.find_spec(module):
+            found.append(importlib.import_module(module).registry)
+    return EventRegistry.merged(*found)
+
+
+CATALOGUE = consumed_catalogue()
+
+
+def derived_id(*parts: str) -> str:
+    return str(uuid.uuid5(_IDS, "|".join(parts)))
+
+
+class GroupDirectory:
+    """The compound's building groups as the rules see them, read in the consumer's own transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def label(self, building: str) -> str:
+        number = self.session.execute(select(groups.c.number).where(groups.c.building == building)).scalar()
+        return building_label(number, building)
+
+    def buildings_of(self, compound: str) -> list[str]:
+        return list(
+            self.session.execute(
+                select(groups.c.building).where(groups.c.compound == compound).order_by(groups.c.building)
+            ).scalars()
+        )
+
+    def buildings_of_households(self, chosen: list[str]) -> list[str]:
+        if not chosen:
+            return []
+        return sorted(
+            set(self.session.execute(select(households.c.building).where(households.c.household.in_(chosen))).scalars())
+        )
+
+    def point_name(self, point: str) -> str | None:
+        return self.session.execute(select(sampling_points.c.name).where(sampling_points.c.point == point)).scalar()
+
+    def has_lifts(self, building: str) -> bool:
+        return bool(self.session.execute(select(groups.c.lifts).where(groups.c.building == building)).scalar())
+
+
+def on_received(runtime: Runtime, session: Session, delivery: Delivery) -> None:
+    envelope = delivery.envelope
+    if envelope.type not in RULES:
+        return  # catalogued, but nothing the building groups need to hear
+    event = CATALOGUE.decode(envelope.type, envelope.data)
+    for index, notice in enumerate(notices_for(event, envelope, GroupDirectory(session))):
+        compose(
+            runtime,
+            session,
+            envelope.compound,
+            message_id=f"{envelope.compound}:m-{derived_id(envelope.id, str(index))}",
+            kind="event",
+            priority=notice.priority,
+            buildings=notice.buildings,
+            texts=render_texts(notice.template, notice.params),
+            template=notice.template,
+            cause=envelope.id,
+        )
+
+
+def compose(
+    runtime: Runtime,
+    session: Session,
+    compound: str,
+    *,
+    message_id: str,
+    kind: str,
+    priority: str,
+    buildings: Sequence[str],
+    texts: Texts,
+    template: str = "",
+    cause: str | None = None,
+    actor: str | None = None,
+) -> list[Envelope]:
+    """Record the message and queue one delivery per channel of each of its groups (same transaction)."""
+    repository = Repository(runtime.store, Message)
+    message = repository.load(session, message_id)
+    if message.exists:
+        return []  # its cause came again: it was composed and queued the first time
+    message.compose(kind, priority, buildings, texts, template=template, cause=cause)
+    envelopes = repository.save(session, message, compound=compound, actor=actor)
+    queued = fan_out(session, compound, message_id, message.buildings, priority)
+    log.info("notify.composed", message=message_id, kind=kind, buildings=len(message.buildings), deliveries=queued)
+    return envelopes
+
+
+def fan_out(session: Session, compound: str, message: str, buildings: Sequence[str], priority: str) -> int:
+    now = utcnow()
+    targets = session.execute(
+        select(channels.c.channel, channels.c.building).where(
+            channels.c.building.in_(list(buildings)), channels.c.active.is_(True)
+        )
+    ).all()
+    return sum(
+        queue(session, compound, f"{message}|{building}|{channel}", message, building, channel, priority, now)
+        for channel, building in targets
+    )
+
+
+def queue(
+    session: Session,
+    compound: str,
+    key: str,
+    message: str | None,
+    building: str,
+    channel: str,
+    priority: str,
+    now: datetime,
+    **extra: object,
+) -> int:
+    """Insert one delivery unless its key exists; returns 1 when it was new."""
+    values = {
+        "delivery": derived_id(key),
+        "delivery_key": key,
+        "compound": compound,
+        "message": message,
+        "building": building,
+        "channel": channel,
+        "priority": priority,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        **extra,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    else:  # pragma: no cover - the two dialects Juwei runs on
+        existing = session.execute(select(deliveries.c.id).where(deliveries.c.delivery_key == key)).first()
+        return 0 if existing else session.execute(insert(deliveries).values(**values)).rowcount
+    statement = upsert(deliveries).values(**values).on_conflict_do_nothing(index_elements=["delivery_key"])
+    return int(session.execute(statement).rowcount or 0)
