@@ -161,21 +161,7 @@ class EventStore:
         rows: list[dict[str, Any]] = []
         envelopes: list[Envelope] = []
         for offset, event in enumerate(events, start=1):
-            data = payload(event)
-            private = private_payload(event)
-            envelope = Envelope(
-                id=new_event_id(),
-                source=self.source,
-                type=event.type_name(),
-                subject=stream_id,
-                time=now,
-                data=data,
-                compound=compound,
-                streamversion=current + offset,
-                building=event.building_id(),
-                traceparent=traceparent,
-                private=private,
-            )
+            envelope = self._new_envelope(event, stream_id, current + offset, compound, now, traceparent)
             envelopes.append(envelope)
             rows.append(_row(envelope, actor))
         try:
@@ -195,14 +181,82 @@ class EventStore:
             hook(session, appended)
         return appended
 
+    def _new_envelope(
+        self, event: DomainEvent, stream_id: str, version: int, compound: str, now: datetime, traceparent: str | None
+    ) -> Envelope:
+        return Envelope(
+            id=new_event_id(),
+            source=self.source,
+            type=event.type_name(),
+            subject=stream_id,
+            time=now,
+            data=payload(event),
+            compound=compound,
+            streamversion=version,
+            building=event.building_id(),
+            traceparent=traceparent,
+            private=private_payload(event),
+        )
+
     def append_many(
-        self, session: Session, batches: Iterable[tuple[str, Sequence[DomainEvent], int | None, str]]
+        self,
+        session: Session,
+        batches: Iterable[tuple[str, Sequence[DomainEvent], int | None, str]],
+        *,
+        traceparent: str | None = None,
+        actor: str | None = None,
     ) -> list[Envelope]:
-        """Append to several streams in one transaction (bulk import): all or nothing."""
-        out: list[Envelope] = []
+        """Append to several streams in one transaction (bulk import): all or nothing.
+
+        Each batch is (stream, events, expected version, compound). One version check, one insert and one
+        round of hooks cover every stream: per-stream appends made a 5,000-resident import slow.
+        """
+        batches = [batch for batch in batches if batch[1]]
+        if not batches:
+            return []
+        lock_appends(session)
+        versions = self._stream_versions(session, sorted({batch[0] for batch in batches}))
+        now = utcnow()
+        traceparent = traceparent or current_traceparent.get()
+        rows: list[dict[str, Any]] = []
+        envelopes: list[Envelope] = []
         for stream_id, events, expected, compound in batches:
-            out.extend(self.append(session, stream_id, events, expected_version=expected, compound=compound))
-        return out
+            current = versions.get(stream_id, 0)
+            if expected is not None and current != expected:
+                raise ConcurrencyError(stream_id, expected, current)
+            for offset, event in enumerate(events, start=1):
+                envelope = self._new_envelope(event, stream_id, current + offset, compound, now, traceparent)
+                envelopes.append(envelope)
+                rows.append(_row(envelope, actor))
+            versions[stream_id] = current + len(events)
+        try:
+            positions = (
+                session.execute(
+                    insert(events_table).returning(events_table.c.position, sort_by_parameter_order=True),
+                    rows,
+                )
+                .scalars()
+                .all()
+            )
+        except IntegrityError as exc:
+            # A backstop only, as in ``append``.
+            first = batches[0]
+            raise ConcurrencyError(first[0], first[2], versions.get(first[0], 0)) from exc
+        appended = [env.with_position(pos) for env, pos in zip(envelopes, positions, strict=True)]
+        for hook in self.on_append:
+            hook(session, appended)
+        return appended
+
+    def _stream_versions(self, session: Session, stream_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(stream_ids), 500):  # IN lists far below every parameter limit
+            rows = session.execute(
+                select(events_table.c.stream_id, func.max(events_table.c.version))
+                .where(events_table.c.stream_id.in_(stream_ids[start : start + 500]))
+                .group_by(events_table.c.stream_id)
+            )
+            found.update((stream_id, int(version)) for stream_id, version in rows)
+        return found
 
     def read_stream(self, session: Session, stream_id: str, after_version: int = 0) -> list[Envelope]:
         rows = session.execute(

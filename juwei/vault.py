@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -34,6 +35,8 @@ subject_keys_table = Table(
 )
 
 _PREFIX = "sealed:v1:"
+# Subjects per IN list: far below every database's parameter limit.
+_CHUNK = 500
 
 
 class VaultKeyMissing(RuntimeError):
@@ -43,6 +46,18 @@ class VaultKeyMissing(RuntimeError):
 def new_master_key() -> str:
     """A fresh key-encryption key, as the environment variable expects it (url-safe base64)."""
     return base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode()
+
+
+def _encrypt(data_key: bytes, subject: str, value: dict[str, Any]) -> str:
+    nonce = os.urandom(12)
+    plain = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    sealed = AESGCM(data_key).encrypt(nonce, plain, subject.encode())
+    return _PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def _decrypt(data_key: bytes, subject: str, token: str) -> dict[str, Any]:
+    raw = base64.urlsafe_b64decode(token[len(_PREFIX) :].encode())
+    return json.loads(AESGCM(data_key).decrypt(raw[:12], raw[12:], subject.encode()))
 
 
 def _decode_master(text: str) -> bytes:
@@ -85,10 +100,7 @@ class Vault:
         """Encrypt ``value`` for ``subject`` (creating its key on first use) into a printable token."""
         data_key = self._data_key(session, subject, create=True)
         assert data_key is not None
-        nonce = os.urandom(12)
-        plain = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-        sealed = AESGCM(data_key).encrypt(nonce, plain, subject.encode())
-        return _PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+        return _encrypt(data_key, subject, value)
 
     def unseal(self, session: Session, subject: str, token: str | None) -> dict[str, Any] | None:
         """The sealed value, or None when the subject's key was shredded (or nothing was sealed)."""
@@ -97,9 +109,40 @@ class Vault:
         data_key = self._data_key(session, subject, create=False)
         if data_key is None:
             return None
-        raw = base64.urlsafe_b64decode(token[len(_PREFIX) :].encode())
-        plain = AESGCM(data_key).decrypt(raw[:12], raw[12:], subject.encode())
-        return json.loads(plain)
+        return _decrypt(data_key, subject, token)
+
+    def _data_keys(self, session: Session, subjects: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for start in range(0, len(subjects), _CHUNK):
+            rows = session.execute(
+                select(subject_keys_table.c.subject, subject_keys_table.c.wrapped_key).where(
+                    subject_keys_table.c.subject.in_(subjects[start : start + _CHUNK])
+                )
+            )
+            found.update((subject, self._unwrap(wrapped, subject)) for subject, wrapped in rows)
+        return found
+
+    def seal_many(self, session: Session, values: Mapping[str, dict[str, Any]]) -> dict[str, str]:
+        """``seal`` for many subjects at once (bulk import): one read of their keys, one insert of new ones."""
+        keys = self._data_keys(session, list(values))
+        new = {subject: AESGCM.generate_key(bit_length=256) for subject in values if subject not in keys}
+        if new:
+            now = utcnow()
+            session.execute(
+                insert(subject_keys_table),
+                [{"subject": s, "wrapped_key": self._wrap(k, s), "created_at": now} for s, k in new.items()],
+            )
+        keys.update(new)
+        return {subject: _encrypt(keys[subject], subject, value) for subject, value in values.items()}
+
+    def unseal_many(self, session: Session, tokens: Mapping[str, str | None]) -> dict[str, dict[str, Any] | None]:
+        """``unseal`` for many subjects at once: None for those shredded or with nothing sealed."""
+        wanted = [subject for subject, token in tokens.items() if token and token.startswith(_PREFIX)]
+        keys = self._data_keys(session, wanted)
+        return {
+            subject: _decrypt(keys[subject], subject, token) if subject in keys and token else None
+            for subject, token in tokens.items()
+        }
 
     def is_shredded(self, session: Session, subject: str) -> bool:
         return self._data_key(session, subject, create=False) is None

@@ -713,6 +713,11 @@ def normalise_phone(value: str) -> str:
     return digits
 
 
+def phone_problem(value: str) -> str | None:
+    """Why ``value`` (normalised) is not a mainland mobile number, or None when it is."""
+    return None if _MOBILE.match(value) else "a mobile number has 11 digits and starts with 1"
+
+
 @dataclass(frozen=True)
 class RowError:
     """A problem with one cell: ``line`` counts the header as line 1, so data starts on line 2."""

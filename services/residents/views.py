@@ -11,6 +11,8 @@ import json
 from typing import Any
 
 from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text, delete, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from juwei.events import Envelope
@@ -111,10 +113,24 @@ identity_reads = Table(
 FLAGS = ("elderly", "regular_medication", "mobility_impaired", "bedridden", "pregnant", "infant")
 
 
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
 def _upsert(session: Session, table: Table, keys: dict[str, Any], values: dict[str, Any]) -> None:
-    where = [table.c[name] == value for name, value in keys.items()]
-    if not session.execute(update(table).where(*where).values(**values)).rowcount:
-        session.execute(table.insert().values(**keys, **values))
+    """Insert the row, or update ``values`` where the primary key ``keys`` already has one.
+
+    One statement (INSERT … ON CONFLICT DO UPDATE), built once per shape: a statement built per event and
+    an UPDATE before every INSERT dominated a 5,000-resident import.
+    """
+    dialect = session.get_bind().dialect.name
+    shape = (dialect, table.name, tuple(keys), tuple(values))
+    statement = _UPSERTS.get(shape)
+    if statement is None:
+        proposed = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+        statement = _UPSERTS[shape] = proposed.on_conflict_do_update(
+            index_elements=list(keys), set_={name: proposed.excluded[name] for name in values}
+        )
+    session.execute(statement, {**keys, **values})
 
 
 class Register(Projection):
