@@ -1,0 +1,1 @@
+"""The supplies service: batches and deliveries, A/B logistics shifts, medicine custody, donations."""

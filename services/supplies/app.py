@@ -1,0 +1,35 @@
+"""Wiring of the supplies service: supply batches and deliveries, logistics shifts, medicine, donations."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from juwei.service import ServiceDefinition
+from services.residents.events import registry as residents_catalogue
+from services.supplies import handlers
+from services.supplies.api import router
+from services.supplies.events import registry
+from services.supplies.policy import default_policy
+from services.supplies.views import projections
+
+default_policy()  # a bad JUWEI_SUPPLIES_* setting stops the service at start, not at its first request
+
+# How often cards are checked against their return limit (the limit itself is part of each compound's policy).
+CUSTODY_CHECK_SECONDS = float(os.environ.get("JUWEI_SUPPLIES_CUSTODY_CHECK_SECONDS", "300"))
+
+service = ServiceDefinition(
+    name="supplies",
+    description=(
+        "Supply batches and their allocation per household, A/B logistics shifts, deliveries and follow-ups, "
+        "the custody chain of medical-insurance cards for medicine runs, donations and the public ledger."
+    ),
+    registry=registry,
+    routers=[router],
+    projections=projections,
+    consumes=["juwei.residents"],
+    catalogue=residents_catalogue,
+    on_received=handlers.on_received,
+    periodic=[(CUSTODY_CHECK_SECONDS, handlers.raise_overdue_alerts)],
+    migrations=Path(__file__).resolve().parent / "migrations",
+)

@@ -1,0 +1,52 @@
+"""What the supplies service does on its own: erasures from residents, and cards kept out too long."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from juwei.aggregate import Repository
+from juwei.consumer import Delivery
+from juwei.events import utcnow
+from juwei.service import Runtime
+from services.residents import events as residents_events
+from services.supplies.domain import MedicineCard
+from services.supplies.policy import policy_for
+from services.supplies.views import cards
+
+log = structlog.get_logger("supplies.handlers")
+
+
+def on_received(runtime: Runtime, session: Session, delivery: Delivery) -> None:
+    """An erased resident's prescriptions are sealed under their key here: destroying it erases them."""
+    if delivery.envelope.type != residents_events.ResidentErased.type_name():
+        return
+    event = residents_events.registry.decode(delivery.envelope.type, delivery.envelope.data)
+    assert isinstance(event, residents_events.ResidentErased)
+    if runtime.vault.shred(session, event.resident):
+        log.info("supplies.prescriptions_shredded", resident=event.resident)
+
+
+def raise_overdue_alerts(runtime: Runtime, now: datetime | None = None) -> int:
+    """Periodic: a card out longer than its compound's limit raises CardOverdue (once per trip)."""
+    now = now or utcnow()
+    repository = Repository(runtime.store, MedicineCard)
+    raised = 0
+    with runtime.database.unit_of_work() as session:
+        out = session.execute(
+            select(cards.c.card, cards.c.compound).where(cards.c.holder_kind != "household", cards.c.overdue.is_(False))
+        ).all()
+        limits: dict[str, int] = {}
+        for card_id, compound in out:
+            if compound not in limits:
+                limits[compound] = policy_for(runtime, session, compound).card_return_hours
+            card = repository.load(session, card_id)
+            if card.check_overdue(now, limits[compound]):
+                repository.save(session, card, compound=compound)
+                raised += 1
+    if raised:
+        log.warning("supplies.cards_overdue", cards=raised)
+    return raised
