@@ -29,9 +29,11 @@ def broker() -> Iterator[LocalBroker | None]:
         yield None
         return
     local = LocalBroker(TEST_HOME / "kafka", port=KAFKA_PORT, controller_port=KAFKA_PORT + 1, partitions=3)
+    ours = not local.is_running()  # another test session may share it: stop only what we started
     local.start()
     yield local
-    local.stop()
+    if ours:
+        local.stop()
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +47,11 @@ def postgres() -> Iterator[LocalPostgres | None]:
         yield None
         return
     local = LocalPostgres(TEST_HOME / "postgres", port=POSTGRES_PORT, fast=True)
+    ours = not local.is_running()
     local.start()
     yield local
-    local.stop()
+    if ours:
+        local.stop()
 
 
 def _external_pg_database(name: str) -> str:
