@@ -1,16 +1,252 @@
 """The published event catalogue of the testing service (topic ``juwei.testing``).
 
-Only what other services already rely on is here so far; the testing service (issue 4) extends it.
-Health data never leaves as identity: events carry resident, household and building ids.
+Health data never leaves as identity: events carry resident, household and building ids (district-wide,
+``<compound>:<id>``), results keyed by those ids, and counts; never a name, a phone or an ID number.
+Every event that concerns one building declares ``building``: the envelope copies it and Kafka keys on it,
+so one building's calls, results, cases and disinfections reach notify in order.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from juwei.events import DomainEvent, EventRegistry
 
 registry = EventRegistry()
+
+RoundKind = Literal["pcr", "antigen"]
+CallMode = Literal["building", "half_building", "floor", "auto"]
+FloorOrder = Literal["down", "up"]
+SampleKind = Literal["pooled", "individual"]
+Result = Literal["negative", "positive", "invalid"]
+CalledBy = Literal["volunteer", "schedule"]
+Outcome = Literal["returned", "recovered"]
+
+
+# --- sampling points and which buildings they serve ------------------------------------------------------
+
+
+class SamplingPointOpened(DomainEvent):
+    event_type = "juwei.testing.SamplingPointOpened"
+    version = 1
+    point: str
+    name: str
+    location: str
+    throughput: float = Field(gt=0, description="swabs per minute the point takes")
+    volunteers: list[str] = Field(default_factory=list, description="volunteer ids staffing the point")
+
+
+class SamplingPointChanged(DomainEvent):
+    """The point's full description from now on (throughput and volunteers change as people come and go)."""
+
+    event_type = "juwei.testing.SamplingPointChanged"
+    version = 1
+    point: str
+    name: str
+    location: str
+    throughput: float = Field(gt=0)
+    volunteers: list[str] = Field(default_factory=list)
+
+
+class SamplingPointClosed(DomainEvent):
+    event_type = "juwei.testing.SamplingPointClosed"
+    version = 1
+    point: str
+    reason: str = ""
+
+
+class BuildingsAssigned(DomainEvent):
+    """Every building the point serves from now on (replaces its previous list)."""
+
+    event_type = "juwei.testing.BuildingsAssigned"
+    version = 1
+    point: str
+    buildings: list[str]
+    proposed: bool = Field(False, description="taken from the balanced proposal rather than set by staff")
+
+
+# --- rounds and their call plans -------------------------------------------------------------------------
+
+
+class RoundScheduled(DomainEvent):
+    event_type = "juwei.testing.RoundScheduled"
+    version = 1
+    round: str
+    kind: RoundKind
+    on: date
+    starts_at: datetime
+    points: list[str]
+    mode: CallMode
+    floors_per_call: int = Field(ge=1)
+    floor_order: FloorOrder
+    pool_size: int = Field(ge=1)
+    slot_minutes: int = Field(ge=1)
+    window_minutes: int = Field(ge=1)
+    lift_trip_minutes: int = Field(ge=1)
+    walk_floors: int = Field(ge=0)
+    auto_advance: bool
+
+
+class PlannedCall(BaseModel):
+    """One line of a point's timetable: which floors of which building come down, when, how many."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    call: int = Field(ge=1)
+    building: str
+    lowest_floor: int = Field(ge=1)
+    highest_floor: int = Field(ge=1)
+    people: int = Field(ge=1)
+    lift_riders: int = Field(ge=0)
+    rooms: list[int] = Field(default_factory=list, description="only these rooms of the floor; empty: every room")
+    starts_at: datetime
+    ends_at: datetime
+
+
+class CallPlanMade(DomainEvent):
+    """A point's timetable for a round (made again, it replaces the previous one until calls begin)."""
+
+    event_type = "juwei.testing.CallPlanMade"
+    version = 1
+    round: str
+    point: str
+    mode: CallMode
+    queue_limit: int
+    peak_queue: int
+    calls: list[PlannedCall]
+
+
+class HomeVisit(BaseModel):
+    """One resident sampled at home: where the sampling volunteer goes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    resident: str
+    household: str
+    floor: int = Field(ge=1)
+
+
+class DoorToDoorSamplingAssigned(DomainEvent):
+    """Residents who cannot come down (bedridden) are sampled at home instead of being called."""
+
+    event_type = "juwei.testing.DoorToDoorSamplingAssigned"
+    version = 1
+    round: str
+    building: str
+    visits: list[HomeVisit]
+
+
+class UnitCalled(DomainEvent):
+    """ "Floors 10–12 of building 7, come down to point 3 now": notify tells the building."""
+
+    event_type = "juwei.testing.UnitCalled"
+    version = 1
+    round: str
+    point: str
+    call: int
+    building: str
+    lowest_floor: int
+    highest_floor: int
+    rooms: list[int] = Field(default_factory=list, description="only these rooms of the floor; empty: every room")
+    people: int
+    planned_at: datetime
+    called_at: datetime
+    called_by: CalledBy
+
+
+# --- samples, tubes and results -----------------------------------------------------------------------------
+
+
+class SampleCollected(DomainEvent):
+    event_type = "juwei.testing.SampleCollected"
+    version = 1
+    round: str
+    tube: str
+    point: str | None = None
+    resident: str
+    household: str
+    building: str
+    kind: SampleKind
+    attempt: int = Field(ge=1, description="the resident's how-many-th sample in this round")
+    door_to_door: bool = False
+    collected_at: datetime
+
+
+class TubeResulted(DomainEvent):
+    """A pooled tube's result: negative clears everyone in it; positive and invalid are followed up."""
+
+    event_type = "juwei.testing.TubeResulted"
+    version = 1
+    round: str
+    tube: str
+    result: Result
+    residents: list[str]
+    resulted_at: datetime
+
+
+class RetestRequested(DomainEvent):
+    """A positive pool: these residents of one building stay home and are re-tested one by one."""
+
+    event_type = "juwei.testing.RetestRequested"
+    version = 1
+    round: str
+    tube: str
+    building: str
+    residents: list[str]
+    households: list[str]
+
+
+class ResidentsRecalled(DomainEvent):
+    """An invalid sample: these residents of one building are called again."""
+
+    event_type = "juwei.testing.ResidentsRecalled"
+    version = 1
+    round: str
+    tube: str
+    building: str
+    residents: list[str]
+    households: list[str]
+    reason: str
+
+
+class IndividualResultRecorded(DomainEvent):
+    event_type = "juwei.testing.IndividualResultRecorded"
+    version = 1
+    round: str
+    tube: str
+    resident: str
+    household: str
+    building: str
+    result: Result
+    resulted_at: datetime
+
+
+class AntigenReported(DomainEvent):
+    event_type = "juwei.testing.AntigenReported"
+    version = 1
+    round: str
+    resident: str
+    household: str
+    building: str
+    result: Result
+    photo: str | None = Field(None, description="id of the photo of the test cassette kept by the service")
+    reported_at: datetime
+
+
+class PcrRequested(DomainEvent):
+    """A positive antigen self-test asks for a PCR sample to confirm it."""
+
+    event_type = "juwei.testing.PcrRequested"
+    version = 1
+    round: str
+    resident: str
+    household: str
+    building: str
+    reason: str
+
+
+# --- cases and transfers -------------------------------------------------------------------------------------
 
 
 class CaseConfirmed(DomainEvent):
@@ -25,4 +261,92 @@ class CaseConfirmed(DomainEvent):
     confirmed_on: date
 
 
-registry.register_all([CaseConfirmed])
+class CloseContactsIsolated(DomainEvent):
+    """The case's household are close contacts in home isolation."""
+
+    event_type = "juwei.testing.CloseContactsIsolated"
+    version = 1
+    case: str
+    household: str
+    building: str
+    residents: list[str]
+    since: date
+
+
+class TransferScheduled(DomainEvent):
+    event_type = "juwei.testing.TransferScheduled"
+    version = 1
+    case: str
+    building: str
+    scheduled_at: datetime
+
+
+class CaseTransferred(DomainEvent):
+    """The case left for central isolation (转运)."""
+
+    event_type = "juwei.testing.CaseTransferred"
+    version = 1
+    case: str
+    building: str
+    transferred_at: datetime
+    facility: str = ""
+
+
+class CaseClosed(DomainEvent):
+    event_type = "juwei.testing.CaseClosed"
+    version = 1
+    case: str
+    building: str
+    outcome: Outcome
+    closed_at: datetime
+
+
+# --- disinfection ----------------------------------------------------------------------------------------------
+
+
+class StoredPhoto(BaseModel):
+    """A photo the service stores: its id is the SHA-256 of its bytes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    photo: str
+    content_type: str
+    size: int = Field(ge=1)
+
+
+class DisinfectionRecorded(DomainEvent):
+    """The building's common areas were disinfected (消杀); the photos are what residents trust."""
+
+    event_type = "juwei.testing.DisinfectionRecorded"
+    version = 1
+    disinfection: str
+    building: str
+    done_at: datetime
+    areas: list[str]
+    photos: list[StoredPhoto]
+    case: str | None = None
+
+
+CATALOGUE: tuple[type[DomainEvent], ...] = (
+    SamplingPointOpened,
+    SamplingPointChanged,
+    SamplingPointClosed,
+    BuildingsAssigned,
+    RoundScheduled,
+    CallPlanMade,
+    DoorToDoorSamplingAssigned,
+    UnitCalled,
+    SampleCollected,
+    TubeResulted,
+    RetestRequested,
+    ResidentsRecalled,
+    IndividualResultRecorded,
+    AntigenReported,
+    PcrRequested,
+    CaseConfirmed,
+    CloseContactsIsolated,
+    TransferScheduled,
+    CaseTransferred,
+    CaseClosed,
+    DisinfectionRecorded,
+)
+registry.register_all(CATALOGUE)

@@ -1,0 +1,11 @@
+"""HTTP routes of the testing service, one module per area of the work."""
+
+from fastapi import APIRouter
+
+from services.testing.api import cases, points, results, rounds
+
+router = APIRouter()
+router.include_router(points.router)
+router.include_router(rounds.router)
+router.include_router(results.router)
+router.include_router(cases.router)

@@ -1,0 +1,146 @@
+"""What every testing route needs: the runtime, clocks, the unit of work, id translation, key bindings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo
+
+from fastapi import HTTPException, Request
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from juwei.aggregate import Aggregate, Repository
+from juwei.auth import Caller
+from juwei.events import utcnow
+from juwei.problems import Problem
+from juwei.service import Runtime
+from services import roles as r
+from services.roles import global_id, local_id
+from services.testing.photos import PhotoAlbum
+from services.testing.views import key_bindings, utc
+
+A = TypeVar("A", bound=Aggregate)
+
+__all__ = ["Command", "LocalIdText", "global_id", "local_id", "runtime_of", "today_of"]
+
+# An id inside a compound, as the API speaks it (the same pattern as path ids).
+LocalIdText = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def today_of(request: Request) -> date:
+    return runtime_of(request).settings.local_today()
+
+
+def zone_of(request: Request) -> ZoneInfo:
+    return ZoneInfo(runtime_of(request).settings.timezone)
+
+
+def local_time(request: Request, moment: datetime) -> datetime:
+    """A time without an offset is the compound's wall-clock time (Asia/Shanghai unless configured)."""
+    return moment.replace(tzinfo=zone_of(request)) if moment.tzinfo is None else moment
+
+
+def shown(request: Request, moment: datetime | None) -> str | None:
+    """Times go out in the compound's time zone: that is the clock residents read."""
+    if moment is None:
+        return None
+    aware = utc(moment)
+    assert aware is not None
+    return aware.astimezone(zone_of(request)).isoformat()
+
+
+def now() -> datetime:
+    return utcnow()
+
+
+def album_of(request: Request) -> PhotoAlbum:
+    """Photos live under the service's data dir (``JUWEI_DATA_DIR``)."""
+    return PhotoAlbum(runtime_of(request).settings.data_dir)
+
+
+class Command:
+    """One command's unit of work: load aggregates, decide, save them all in one transaction."""
+
+    def __init__(self, request: Request, caller: Caller, compound: str) -> None:
+        self.runtime = runtime_of(request)
+        self.caller = caller
+        self.compound = compound
+        self.session: Session | None = None
+        self._loaded: list[tuple[Repository, Aggregate]] = []
+
+    @contextmanager
+    def unit(self) -> Iterator[Command]:
+        try:
+            with self.runtime.database.unit_of_work() as session:
+                self.session = session
+                yield self
+                for repository, aggregate in self._loaded:
+                    repository.save(session, aggregate, compound=self.compound, actor=self.caller.key_id)
+        except IntegrityError as exc:
+            # Two people recorded the same thing at the same moment; the loser is told to reload.
+            raise Problem(409, "someone recorded this at the same moment; reload and try again", "conflict") from exc
+        finally:
+            self.session = None
+            self._loaded.clear()
+
+    def load(self, kind: type[A], id: str) -> A:
+        """Load an aggregate by its district-wide id."""
+        assert self.session is not None, "load inside `with command.unit()`"
+        repository = Repository(self.runtime.store, kind)
+        aggregate = repository.load(self.session, id)
+        self._loaded.append((repository, aggregate))
+        return aggregate
+
+
+def binding_of(session: Session, caller: Caller) -> tuple[str | None, str | None]:
+    """(point, household) a key is bound to (district-wide ids), or (None, None)."""
+    row = session.execute(
+        select(key_bindings.c.point, key_bindings.c.household).where(key_bindings.c.key_id == caller.key_id)
+    ).first()
+    return (row.point, row.household) if row else (None, None)
+
+
+def require_point(session: Session, caller: Caller, compound: str, point: str) -> None:
+    """Staff act at any point; a sampling volunteer only at the point their key was issued for."""
+    caller.require_scope(compound)
+    if caller.role in r.STAFF:
+        return
+    bound, _ = binding_of(session, caller)
+    if bound != global_id(compound, point):
+        raise HTTPException(status_code=403, detail=f"this key may not act at sampling point {point}")
+
+
+def volunteer_point(session: Session, caller: Caller, compound: str) -> str | None:
+    """The point (local id) a sampling volunteer's key is bound to; None for staff."""
+    if caller.role in r.STAFF:
+        return None
+    bound, _ = binding_of(session, caller)
+    if bound is None or not bound.startswith(f"{compound}:"):
+        raise HTTPException(status_code=403, detail="this key is not bound to a sampling point of this compound")
+    return local_id(bound)
+
+
+def require_household(session: Session, caller: Caller, compound: str, household: str, building: str) -> None:
+    """A household key speaks for its own household; officers for their buildings; staff for all."""
+    caller.require_scope(compound, local_id(building))
+    if caller.role == r.HOUSEHOLD:
+        _, bound = binding_of(session, caller)
+        if bound != household:
+            raise HTTPException(status_code=403, detail="this key speaks for another household")
+
+
+def visible_buildings(caller: Caller, compound: str, wanted: str | None) -> set[str] | None:
+    """Which buildings (local ids) the caller may see: their key's buildings, narrowed to ``wanted``."""
+    caller.require_scope(compound, wanted)
+    if wanted is not None:
+        return {wanted}
+    return set(caller.buildings) if caller.buildings is not None else None

@@ -1,0 +1,544 @@
+"""Samples into tubes, tube and individual results, antigen self-reports, and who has not been tested."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from juwei.auth import Caller, CompoundId, LocalId, issue_key, require
+from juwei.problems import Problem
+from services import roles as r
+from services.testing.api.common import (
+    Command,
+    LocalIdText,
+    album_of,
+    global_id,
+    local_id,
+    now,
+    require_household,
+    require_point,
+    runtime_of,
+    shown,
+    today_of,
+    visible_buildings,
+    volunteer_point,
+)
+from services.testing.domain import (
+    AWAITING_RESULT,
+    TO_RESAMPLE,
+    Case,
+    Confirmation,
+    Round,
+    SelfReports,
+    Tube,
+    natural_key,
+    tested,
+)
+from services.testing.views import (
+    antigen,
+    cases,
+    households,
+    key_bindings,
+    points,
+    residents,
+    round_residents,
+    rounds,
+    samples,
+    tubes,
+)
+
+router = APIRouter(tags=["samples and results"])
+StaffOnly = Annotated[Caller, Depends(require(*r.STAFF))]
+Samplers = Annotated[Caller, Depends(require(*r.STAFF, r.SAMPLING_VOLUNTEER))]
+Chasers = Annotated[Caller, Depends(require(*r.STAFF, r.INFORMATION_OFFICER))]
+Reporters = Annotated[Caller, Depends(require(*r.STAFF, r.INFORMATION_OFFICER, r.HOUSEHOLD))]
+Compound = Annotated[
+    Caller,
+    Depends(
+        require(
+            *r.STAFF,
+            r.SAMPLING_VOLUNTEER,
+            r.INFORMATION_OFFICER,
+            r.LOGISTICS_VOLUNTEER,
+            r.HOUSEHOLD,
+            r.SUBDISTRICT_STAFF,
+        )
+    ),
+]
+BuildingQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
+
+
+class SamplesIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"tube": "T0412-0001", "residents": ["r0701", "r0702"], "point": "p3"}]},
+    )
+    tube: LocalIdText = Field(description="The tube's barcode")
+    residents: list[LocalIdText] = Field(min_length=1, max_length=20)
+    point: LocalIdText | None = Field(None, description="Where the samples were taken (a volunteer's own point)")
+    door_to_door: bool = Field(False, description="Taken at home (bedridden residents)")
+
+
+class ResultIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"result": "negative"}]})
+    result: Literal["negative", "positive", "invalid"]
+
+
+def _round(command: Command, round_id: str) -> Round:
+    found = command.load(Round, round_id)
+    found.require_scheduled()
+    return found
+
+
+def _sampling_facts(
+    session: Session, compound: str, round_id: str, people: list[str]
+) -> tuple[dict[str, tuple[str, str]], dict[str, str], dict[str, int]]:
+    """For these residents: (household, building), their status in the round, how many samples they gave."""
+    homes = {
+        row.resident: (row.household, row.building)
+        for row in session.execute(
+            select(residents.c.resident, residents.c.household, residents.c.building).where(
+                residents.c.resident.in_(people), residents.c.compound == compound, residents.c.present.is_(True)
+            )
+        )
+    }
+    statuses = dict(
+        session.execute(
+            select(round_residents.c.resident, round_residents.c.status).where(
+                round_residents.c["round"] == round_id, round_residents.c.resident.in_(people)
+            )
+        ).all()
+    )
+    given = dict(
+        session.execute(
+            select(samples.c.resident, func.count())
+            .where(samples.c["round"] == round_id, samples.c.resident.in_(people))
+            .group_by(samples.c.resident)
+        ).all()
+    )
+    return homes, statuses, given
+
+
+@router.post("/compounds/{compound}/rounds/{round}/samples", status_code=201, summary="Samples collected into a tube")
+def collect(
+    compound: CompoundId, round: LocalId, body: SamplesIn, request: Request, caller: Samplers
+) -> dict[str, Any]:
+    """Pooled samples go into a tube of up to the round's pool size; a re-test gets a tube of its own."""
+    round_id = global_id(compound, round)
+    command = Command(request, caller, compound)
+    with command.unit():
+        session = command.session
+        assert session is not None
+        caller.require_scope(compound)
+        own_point = volunteer_point(session, caller, compound)
+        point = body.point or own_point
+        if own_point is not None and point != own_point:
+            raise HTTPException(status_code=403, detail=f"this key may record samples at point {own_point} only")
+        if point is None and not body.door_to_door:
+            raise Problem(
+                422, "say at which point the samples were taken, or that they were taken at home", "point-required"
+            )
+        if point is not None:
+            require_point(session, caller, compound, point)
+            if not session.execute(select(points.c.open).where(points.c.point == global_id(compound, point))).scalar():
+                raise Problem(404, f"sampling point {point} is not open", "point-unknown")
+        chosen = _round(command, round_id)
+        tube = command.load(Tube, global_id(compound, body.tube))
+        people = [global_id(compound, local) for local in dict.fromkeys(body.residents)]
+        homes, statuses, given = _sampling_facts(session, compound, round_id, people)
+        at = now()
+        for resident in people:
+            if resident not in homes:
+                raise Problem(404, f"resident {local_id(resident)} is not registered", "resident-unknown")
+            household, building = homes[resident]
+            tube.collect(
+                round_id,
+                resident,
+                household,
+                building,
+                status=statuses.get(resident),
+                round_kind=chosen.kind,
+                pool_size=chosen.pool_size,
+                attempt=given.get(resident, 0) + 1,
+                at=at,
+                point=global_id(compound, point) if point else None,
+                door_to_door=body.door_to_door,
+            )
+    return {
+        "tube": body.tube,
+        "kind": tube.kind,
+        "samples_in_tube": len(tube.samples),
+        "capacity": chosen.pool_size if tube.kind == "pooled" else 1,
+        "collected": list(dict.fromkeys(body.residents)),
+    }
+
+
+def _settle(command: Command, tube: Tube, result: str, today: Any) -> str | None:
+    """Record a tube's result; an individual positive opens a case (unless one is already open)."""
+    confirmation = tube.record_result(result, at=now())
+    if confirmation is None:
+        return None
+    return _open_case(command, confirmation, today)
+
+
+def _open_case(command: Command, confirmation: Confirmation, today: Any) -> str | None:
+    session = command.session
+    assert session is not None
+    open_case = session.execute(
+        select(cases.c.case).where(cases.c.resident == confirmation.resident, cases.c.status != "closed")
+    ).scalar()
+    if open_case is not None:
+        return local_id(open_case)
+    case_id = global_id(command.compound, f"case-{secrets.token_hex(5)}")
+    members = session.execute(
+        select(residents.c.resident).where(
+            residents.c.household == confirmation.household, residents.c.present.is_(True)
+        )
+    ).scalars()
+    command.load(Case, case_id).confirm(
+        confirmation.resident,
+        confirmation.household,
+        confirmation.building,
+        on=today,
+        household_members=list(members),
+    )
+    return local_id(case_id)
+
+
+@router.post("/compounds/{compound}/tubes/{tube}/result", summary="The lab's result for a tube")
+def tube_result(
+    compound: CompoundId, tube: LocalId, body: ResultIn, request: Request, caller: StaffOnly
+) -> dict[str, Any]:
+    """Negative clears the pool; positive asks each of them to stay home for a re-test; invalid re-calls."""
+    caller.require_scope(compound)
+    command = Command(request, caller, compound)
+    with command.unit():
+        found = command.load(Tube, global_id(compound, tube))
+        case = _settle(command, found, body.result, today_of(request))
+    return {
+        "tube": tube,
+        "kind": found.kind,
+        "result": body.result,
+        "residents": [local_id(x) for x in found.samples],
+        "case": case,
+    }
+
+
+@router.post(
+    "/compounds/{compound}/rounds/{round}/residents/{resident}/result", summary="A resident's individual result"
+)
+def individual_result(
+    compound: CompoundId, round: LocalId, resident: LocalId, body: ResultIn, request: Request, caller: StaffOnly
+) -> dict[str, Any]:
+    caller.require_scope(compound)
+    round_id, resident_id = global_id(compound, round), global_id(compound, resident)
+    command = Command(request, caller, compound)
+    with command.unit():
+        assert command.session is not None
+        waiting = command.session.execute(
+            select(samples.c.tube)
+            .join(tubes, tubes.c.tube == samples.c.tube)
+            .where(
+                samples.c["round"] == round_id,
+                samples.c.resident == resident_id,
+                samples.c.kind == "individual",
+                tubes.c.result.is_(None),
+            )
+            .order_by(samples.c.attempt.desc())
+        ).scalar()
+        if waiting is None:
+            raise Problem(409, f"resident {resident} has no individual sample awaiting a result", "no-sample-waiting")
+        found = command.load(Tube, waiting)
+        case = _settle(command, found, body.result, today_of(request))
+    return {"resident": resident, "tube": local_id(waiting), "result": body.result, "case": case}
+
+
+@router.get("/compounds/{compound}/tubes/{tube}", summary="A tube: its samples and result")
+def get_tube(compound: CompoundId, tube: LocalId, request: Request, caller: Samplers) -> dict[str, Any]:
+    caller.require_scope(compound)
+    tube_id = global_id(compound, tube)
+    with runtime_of(request).database.reading() as session:
+        row = session.execute(select(tubes).where(tubes.c.tube == tube_id)).mappings().first()
+        if row is None:
+            raise Problem(404, f"tube {tube} holds no sample", "tube-unknown")
+        inside = session.execute(
+            select(samples.c.resident).where(samples.c.tube == tube_id).order_by(samples.c.collected_at)
+        ).scalars()
+        return {
+            "tube": tube,
+            "round": local_id(row["round"]),
+            "kind": row["kind"],
+            "point": local_id(row["point"]) if row["point"] else None,
+            "residents": [local_id(x) for x in inside],
+            "result": row["result"],
+            "resulted_at": shown(request, row["resulted_at"]),
+        }
+
+
+# --- antigen self-reports ----------------------------------------------------------------------------------
+
+
+def _household(session: Session, compound: str, household: str) -> Any:
+    row = session.execute(
+        select(households.c.building, households.c.floor).where(
+            households.c.household == global_id(compound, household), households.c.compound == compound
+        )
+    ).first()
+    if row is None:
+        raise Problem(404, f"household {household} is not registered", "household-unknown")
+    return row
+
+
+@router.post("/compounds/{compound}/households/{household}/keys", status_code=201, summary="A household's own key")
+def household_key(compound: CompoundId, household: LocalId, request: Request, caller: Chasers) -> dict[str, Any]:
+    """The key lets the household's representative report the members' self-tests, and nobody else's."""
+    household_id = global_id(compound, household)
+    runtime = runtime_of(request)
+    with runtime.database.unit_of_work() as session:
+        home = _household(session, compound, household)
+        caller.require_scope(compound, local_id(home.building))
+        issued = issue_key(session, r.HOUSEHOLD, compound, [local_id(home.building)], label=f"household {household}")
+        session.execute(
+            key_bindings.insert().values(
+                key_id=issued.caller.key_id, compound=compound, point=None, household=household_id
+            )
+        )
+    return {"key": issued.key, "role": r.HOUSEHOLD, "household": household, "building": local_id(home.building)}
+
+
+@router.post(
+    "/compounds/{compound}/rounds/{round}/households/{household}/antigen",
+    status_code=201,
+    summary="A household member's antigen self-test result, with an optional photo",
+)
+def report_antigen(
+    compound: CompoundId,
+    round: LocalId,
+    household: LocalId,
+    request: Request,
+    caller: Reporters,
+    resident: Annotated[str, Form(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")],
+    result: Annotated[Literal["negative", "positive", "invalid"], Form()],
+    photo: Annotated[UploadFile | None, File(description="JPEG, PNG or WebP, at most 5 MB")] = None,
+) -> dict[str, Any]:
+    round_id, household_id = global_id(compound, round), global_id(compound, household)
+    with runtime_of(request).database.reading() as session:
+        home = _household(session, compound, household)
+        require_household(session, caller, compound, household_id, home.building)
+    kept = album_of(request).keep(compound, photo.file, "the photo") if photo is not None and photo.filename else None
+    command = Command(request, caller, compound)
+    with command.unit():
+        assert command.session is not None
+        chosen = _round(command, round_id)
+        members = command.session.execute(
+            select(residents.c.resident).where(residents.c.household == household_id, residents.c.present.is_(True))
+        ).scalars()
+        reports = command.load(SelfReports, SelfReports.id_of(round_id, household_id))
+        reports.report(
+            round_id,
+            household_id,
+            home.building,
+            global_id(compound, resident),
+            result,
+            round_kind=chosen.kind,
+            members=set(members),
+            at=now(),
+            photo=kept.photo if kept else None,
+        )
+    return {
+        "round": round,
+        "household": household,
+        "resident": resident,
+        "result": result,
+        "pcr_requested": result == "positive",
+        "photo": kept.photo if kept else None,
+    }
+
+
+@router.get("/compounds/{compound}/rounds/{round}/households/{household}/antigen", summary="A household's self-reports")
+def household_reports(
+    compound: CompoundId, round: LocalId, household: LocalId, request: Request, caller: Reporters
+) -> dict[str, Any]:
+    round_id, household_id = global_id(compound, round), global_id(compound, household)
+    with runtime_of(request).database.reading() as session:
+        home = _household(session, compound, household)
+        require_household(session, caller, compound, household_id, home.building)
+        members = (
+            session.execute(
+                select(residents.c.resident).where(residents.c.household == household_id, residents.c.present.is_(True))
+            )
+            .scalars()
+            .all()
+        )
+        reported = {
+            row["resident"]: row
+            for row in session.execute(
+                select(antigen).where(antigen.c["round"] == round_id, antigen.c.household == household_id)
+            ).mappings()
+        }
+        statuses = dict(
+            session.execute(
+                select(round_residents.c.resident, round_residents.c.status).where(
+                    round_residents.c["round"] == round_id, round_residents.c.household == household_id
+                )
+            ).all()
+        )
+    return {
+        "round": round,
+        "household": household,
+        "members": [
+            {
+                "resident": local_id(m),
+                "result": reported[m]["result"] if m in reported else None,
+                "reported_at": shown(request, reported[m]["reported_at"]) if m in reported else None,
+                "photo": reported[m]["photo"] if m in reported else None,
+                "status": statuses.get(m),
+            }
+            for m in sorted(members)
+        ],
+    }
+
+
+@router.get(
+    "/compounds/{compound}/rounds/{round}/households/{household}/antigen/{resident}/photo",
+    summary="The photo sent with a self-report",
+    response_class=FileResponse,
+)
+def antigen_photo(
+    compound: CompoundId, round: LocalId, household: LocalId, resident: LocalId, request: Request, caller: Reporters
+) -> FileResponse:
+    household_id = global_id(compound, household)
+    with runtime_of(request).database.reading() as session:
+        home = _household(session, compound, household)
+        require_household(session, caller, compound, household_id, home.building)
+        photo = session.execute(
+            select(antigen.c.photo).where(
+                antigen.c["round"] == global_id(compound, round),
+                antigen.c.resident == global_id(compound, resident),
+                antigen.c.household == household_id,
+            )
+        ).scalar()
+    if photo is None:
+        raise Problem(404, "no photo was sent with this report", "photo-unknown")
+    path, content_type = album_of(request).find(compound, photo)
+    return FileResponse(path, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
+# --- coverage: who has not been tested ---------------------------------------------------------------------
+
+
+def _everyone(session: Session, compound: str, round_id: str, wanted: set[str] | None) -> list[Any]:
+    query = (
+        select(
+            residents.c.resident,
+            residents.c.household,
+            residents.c.building,
+            households.c.floor,
+            round_residents.c.status,
+        )
+        .join(households, households.c.household == residents.c.household)
+        .outerjoin(
+            round_residents,
+            (round_residents.c.resident == residents.c.resident) & (round_residents.c["round"] == round_id),
+        )
+        .where(residents.c.compound == compound, residents.c.present.is_(True))
+    )
+    if wanted is not None:
+        query = query.where(residents.c.building.in_([global_id(compound, b) for b in wanted]))
+    return list(session.execute(query).all())
+
+
+@router.get("/compounds/{compound}/rounds/{round}/coverage", summary="Who has not been tested, by building and floor")
+def coverage(
+    compound: CompoundId, round: LocalId, request: Request, caller: Chasers, building: BuildingQuery = None
+) -> dict[str, Any]:
+    """The list information officers chase: by building, floor and household, resident ids only."""
+    wanted = visible_buildings(caller, compound, building)
+    round_id = global_id(compound, round)
+    with runtime_of(request).database.reading() as session:
+        _require_round(session, round_id, round)
+        rows = _everyone(session, compound, round_id, wanted)
+    per_building: dict[str, dict[str, Any]] = {}
+    for resident, household, building_id, floor, status in rows:
+        entry = per_building.setdefault(building_id, {"residents": 0, "tested": 0, "floors": {}})
+        entry["residents"] += 1
+        if tested(status):
+            entry["tested"] += 1
+        if tested(status) and status not in TO_RESAMPLE:
+            continue
+        homes = entry["floors"].setdefault(floor, {})
+        chase = homes.setdefault(household, {"not_tested": [], "to_resample": []})
+        if status is None:
+            chase["not_tested"].append(local_id(resident))
+        else:
+            chase["to_resample"].append({"resident": local_id(resident), "status": status})
+    return {
+        "round": round,
+        "buildings": [
+            {
+                "building": local_id(b),
+                "residents": entry["residents"],
+                "tested": entry["tested"],
+                "not_tested": entry["residents"] - entry["tested"],
+                "floors": [
+                    {
+                        "floor": floor,
+                        "households": [
+                            {"household": local_id(h), **lists} for h, lists in sorted(entry["floors"][floor].items())
+                        ],
+                    }
+                    for floor in sorted(entry["floors"])
+                ],
+            }
+            for b, entry in sorted(per_building.items(), key=lambda item: natural_key(item[0]))
+        ],
+    }
+
+
+def _require_round(session: Session, round_id: str, round: str) -> None:
+    if session.execute(select(rounds.c.kind).where(rounds.c["round"] == round_id)).scalar() is None:
+        raise Problem(404, f"round {round} is not scheduled", "round-unknown")
+
+
+@router.get("/compounds/{compound}/rounds/{round}/counts", summary="Tested per building (what the groups are told)")
+def counts(
+    compound: CompoundId, round: LocalId, request: Request, caller: Compound, building: BuildingQuery = None
+) -> dict[str, Any]:
+    """Aggregates only: "Building 7: 198 of 200 tested"."""
+    caller.require_scope(compound)
+    round_id = global_id(compound, round)
+    with runtime_of(request).database.reading() as session:
+        _require_round(session, round_id, round)
+        rows = _everyone(session, compound, round_id, {building} if building else None)
+    per_building: dict[str, dict[str, int]] = {}
+    for _resident, _household, building_id, _floor, status in rows:
+        entry = per_building.setdefault(
+            building_id,
+            {"residents": 0, "tested": 0, "negative": 0, "awaiting_result": 0, "to_resample": 0, "positive": 0},
+        )
+        entry["residents"] += 1
+        entry["tested"] += tested(status)
+        entry["negative"] += status in ("negative", "antigen-negative")
+        entry["awaiting_result"] += status in AWAITING_RESULT
+        entry["to_resample"] += status in TO_RESAMPLE
+        entry["positive"] += status == "positive"
+    listed = [
+        {
+            "building": local_id(b),
+            **entry,
+            "text": f"Building {local_id(b)}: {entry['tested']} of {entry['residents']} tested",
+        }
+        for b, entry in sorted(per_building.items(), key=lambda item: natural_key(item[0]))
+    ]
+    return {
+        "round": round,
+        "residents": sum(e["residents"] for e in per_building.values()),
+        "tested": sum(e["tested"] for e in per_building.values()),
+        "buildings": listed,
+    }

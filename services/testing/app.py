@@ -1,0 +1,32 @@
+"""Wiring of the testing service: rounds, sampling points, floor-by-floor calls, results, cases, transfers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from juwei.service import ServiceDefinition
+from services.residents.events import registry as residents_catalogue
+from services.testing import handlers
+from services.testing.api import router
+from services.testing.events import registry
+from services.testing.views import projections
+
+# How often rounds that advance on their own look for units whose planned time has come.
+CALL_TICK_SECONDS = float(os.environ.get("JUWEI_TESTING_CALL_TICK_SECONDS", "30"))
+
+service = ServiceDefinition(
+    name="testing",
+    description=(
+        "Sampling points, PCR rounds and antigen days, floor-by-floor call plans, pooled tubes and results, "
+        "coverage, cases, transfers and disinfection of each compound."
+    ),
+    registry=registry,
+    routers=[router],
+    projections=projections,
+    consumes=["juwei.residents"],
+    catalogue=residents_catalogue,
+    on_received=handlers.on_received,
+    periodic=[(CALL_TICK_SECONDS, handlers.advance_call_plans)],
+    migrations=Path(__file__).resolve().parent / "migrations",
+)
