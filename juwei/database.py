@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 BeforeCommit = Callable[[Session], None]
 
@@ -33,12 +33,14 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+    memory = not path or path == ":memory:"
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
-        # One connection per checkout: SQLite connections are cheap and pooling them across threads
-        # only hides which thread holds the write lock.
-        poolclass=NullPool,
+        # Keep connections open: closing the last connection to a WAL database checkpoints the WAL back into
+        # the file with fsyncs and deletes it, which made every unit of work pay for a full checkpoint.
+        poolclass=NullPool if memory else QueuePool,
+        **({} if memory else {"pool_size": 5, "max_overflow": 10, "pool_timeout": 30}),
     )
 
     @event.listens_for(engine, "connect")
@@ -47,7 +49,9 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk before the relay can publish it, so a power cut cannot leave an
+        # event on Kafka that the service's own log has lost.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
