@@ -145,6 +145,14 @@ def case_confirmed(event: Any, envelope: Envelope, directory: Directory) -> list
     return [Notice("case_confirmed", [event.building], params, "important")]
 
 
+@rule("juwei.testing.BuildingTestingProgress.v1")
+def testing_progress(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
+    """"Building 7: 150 of 200 tested" at a quarter, half, three quarters and everyone: counts only."""
+    params = {"place": directory.label(event.building), "tested": int(event.tested),
+              "residents": int(event.residents), "remaining": max(0, int(event.residents) - int(event.tested))}
+    return [Notice("testing_progress", [event.building], params, "normal")]
+
+
 TEST_KINDS = {
     "pcr": Localized(zh="全员核酸", en="PCR testing"),
     "antigen": Localized(zh="抗原自测", en="Antigen self-tests"),

@@ -504,6 +504,17 @@ def status_after(status: str | None, event: str, result: str | None = None) -> s
     return status
 
 
+MILESTONES = (25, 50, 75, 100)
+
+
+def milestone_passed(before: int, after: int, residents: int) -> int | None:
+    """The highest milestone (percent tested) that ``after`` reaches and ``before`` did not, if any."""
+    if residents <= 0 or after <= before:
+        return None
+    passed = [m for m in MILESTONES if before * 100 < m * residents <= after * 100]
+    return passed[-1] if passed else None
+
+
 def tested(status: str | None) -> bool:
     """Whether the resident gave a sample or a self-report in the round (what the building counts)."""
     return status is not None

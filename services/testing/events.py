@@ -173,6 +173,18 @@ class SampleCollected(DomainEvent):
     collected_at: datetime
 
 
+class BuildingTestingProgress(DomainEvent):
+    """A building passed a milestone of a round (a quarter, half, three quarters, everyone): counts only."""
+
+    event_type = "juwei.testing.BuildingTestingProgress"
+    version = 1
+    round: str
+    building: str
+    tested: int = Field(ge=0)
+    residents: int = Field(ge=0)
+    milestone: int = Field(ge=0, le=100, description="percent of the building's residents tested")
+
+
 class TubeResulted(DomainEvent):
     """A pooled tube's result: negative clears everyone in it; positive and invalid are followed up."""
 
@@ -336,6 +348,7 @@ CATALOGUE: tuple[type[DomainEvent], ...] = (
     DoorToDoorSamplingAssigned,
     UnitCalled,
     SampleCollected,
+    BuildingTestingProgress,
     TubeResulted,
     RetestRequested,
     ResidentsRecalled,

@@ -315,3 +315,15 @@ def test_disinfection_records_and_photo_types() -> None:
     assert photo_type(b"RIFF\x10\0\0\0WEBPVP8 ") == "image/webp"
     for other in (b"GIF89a" + b"\0" * 10, b"%PDF-1.7", b"RIFF\x10\0\0\0WAVEfmt ", b"", b"<svg/>"):
         assert photo_type(other) is None
+
+
+def test_milestones_are_passed_once_each_and_only_by_new_people() -> None:
+    from services.testing.domain import milestone_passed
+
+    assert milestone_passed(0, 49, 200) is None
+    assert milestone_passed(49, 50, 200) == 25
+    assert milestone_passed(50, 50, 200) is None
+    assert milestone_passed(90, 160, 200) == 75  # two milestones at once: the group hears the latest
+    assert milestone_passed(199, 200, 200) == 100
+    assert milestone_passed(0, 1, 1) == 100
+    assert milestone_passed(0, 0, 0) is None

@@ -179,3 +179,21 @@ def _events(testing: Testing, kind: str) -> list[dict]:
             .order_by(events_table.c.position)
         ).scalars()
         return [json.loads(row) for row in rows]
+
+
+@both_databases
+def test_a_building_group_hears_each_milestone_of_its_testing_once(testing: Testing) -> None:
+    compound = _ready(testing)
+    people = _building_residents(compound, "2")
+    sampled = people[:-3]
+    for n, start in enumerate(range(0, len(sampled), 7), start=1):
+        testing.ok(
+            "POST", "/rounds/r1/samples", json={"tube": f"M{n}", "residents": sampled[start : start + 7], "point": "p2"}
+        )
+    progress = _events(testing, "BuildingTestingProgress")
+    assert [p["milestone"] for p in progress] == [25, 50, 75]  # not 100: three residents were not sampled
+    assert all(p["building"] == "c1:2" and p["residents"] == len(people) for p in progress)
+    assert all(p["tested"] * 100 >= p["milestone"] * len(people) for p in progress)
+    assert not any({"resident", "household"} & set(p) for p in progress)  # counts only
+    testing.ok("POST", "/rounds/r1/samples", json={"tube": "M100", "residents": people[-3:], "point": "p2"})
+    assert [p["milestone"] for p in _events(testing, "BuildingTestingProgress")][-1] == 100

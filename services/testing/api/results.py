@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from juwei.auth import Caller, CompoundId, LocalId, issue_key, require
 from juwei.problems import Problem
+from juwei.store import lock_appends
 from services import roles as r
 from services.testing.api.common import (
     Command,
@@ -37,9 +38,11 @@ from services.testing.domain import (
     Round,
     SelfReports,
     Tube,
+    milestone_passed,
     natural_key,
     tested,
 )
+from services.testing.events import BuildingTestingProgress
 from services.testing.views import (
     antigen,
     cases,
@@ -136,6 +139,7 @@ def collect(
         session = command.session
         assert session is not None
         caller.require_scope(compound)
+        lock_appends(session)  # progress milestones are counted from the read model: one sampler at a time
         own_point = volunteer_point(session, caller, compound)
         point = body.point or own_point
         if own_point is not None and point != own_point:
@@ -170,6 +174,7 @@ def collect(
                 point=global_id(compound, point) if point else None,
                 door_to_door=body.door_to_door,
             )
+        _report_progress(command, round_id, [r for r in people if not tested(statuses.get(r))], homes)
     return {
         "tube": body.tube,
         "kind": tube.kind,
@@ -177,6 +182,39 @@ def collect(
         "capacity": chosen.pool_size if tube.kind == "pooled" else 1,
         "collected": list(dict.fromkeys(body.residents)),
     }
+
+
+def _report_progress(
+    command: Command, round_id: str, newly_tested: list[str], homes: dict[str, tuple[str, str]]
+) -> None:
+    """Tell a building's group when it passes a quarter, half, three quarters and everyone tested."""
+    session = command.session
+    assert session is not None
+    fresh: dict[str, int] = {}
+    for resident in newly_tested:
+        building = homes[resident][1]
+        fresh[building] = fresh.get(building, 0) + 1
+    for building, count in fresh.items():
+        rows = _everyone(session, command.compound, round_id, {local_id(building)})
+        before = sum(tested(row.status) for row in rows)
+        milestone = milestone_passed(before, before + count, len(rows))
+        if milestone is not None:
+            command.runtime.store.append(
+                session,
+                f"progress-{round_id}-{building}",
+                [
+                    BuildingTestingProgress(
+                        round=round_id,
+                        building=building,
+                        tested=before + count,
+                        residents=len(rows),
+                        milestone=milestone,
+                    )
+                ],
+                expected_version=None,
+                compound=command.compound,
+                actor=command.caller.key_id,
+            )
 
 
 def _settle(command: Command, tube: Tube, result: str, today: Any) -> str | None:
