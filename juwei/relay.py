@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import structlog
@@ -21,7 +23,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import select
 
 from juwei.database import Database
-from juwei.events import binary_headers
+from juwei.events import CONTENT_TYPE, SPEC_VERSION, binary_headers, iso_time
 from juwei.failpoints import failpoint
 from juwei.store import events_table, read_checkpoint, write_checkpoint
 
@@ -47,8 +49,14 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
     return config
 
 
-def record_from_row(row: Any, source: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    """(key, value, headers) in CloudEvents binary mode, built straight from a table row."""
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
+
+
+def record_from_row(row: Any, source: str) -> Record:
+    """(key, value, headers) in CloudEvents binary mode, built straight from a table row.
+
+    The reference: ``RecordBuilder`` gives the same bytes faster and is what the relay uses.
+    """
     extensions = {
         "compound": row.compound,
         "streamversion": row.version,
@@ -58,6 +66,57 @@ def record_from_row(row: Any, source: str) -> tuple[bytes, bytes, list[tuple[str
     }
     headers = binary_headers(row.id, source, row.type, row.stream_id, row.time, extensions)
     return (row.building or row.stream_id).encode(), row.data.encode(), headers
+
+
+_ROW_FIELDS = attrgetter(
+    "position", "id", "stream_id", "version", "compound", "type", "building", "time", "data", "traceparent"
+)
+
+
+class RecordBuilder:
+    """``record_from_row`` for a stream of rows of one source, byte for byte, in about half the time.
+
+    Building records is the relay's own share of its hot path (kafka-python's ``send`` is the rest), so the
+    constant headers are encoded once, a row's ten fields come out in one ``attrgetter`` call, the
+    extension headers are written inline (no dict, no generator, no ``str()`` of strings) and ``ce_time``
+    is encoded again only when the time changes (every event of one append shares its time). The columns
+    it reads are NOT NULL except ``building`` and ``traceparent``, which are left out when NULL, exactly as
+    ``binary_headers`` leaves out extensions that are None.
+    """
+
+    __slots__ = ("_content_type", "_last_time", "_source", "_spec")
+
+    def __init__(self, source: str) -> None:
+        self._spec = ("ce_specversion", SPEC_VERSION.encode())
+        self._source = ("ce_source", source.encode())
+        self._content_type = ("content-type", CONTENT_TYPE.encode())
+        # (time, its encoded ce_time header) of the previous row, replaced as one value: safe to share.
+        self._last_time: tuple[Any, tuple[str, bytes] | None] = (None, None)
+
+    def __call__(self, row: Any) -> Record:
+        position, id_, stream_id, version, compound, type_, building, moment, data, traceparent = _ROW_FIELDS(row)
+        last, ce_time = self._last_time
+        # Naive and aware times never compare equal, so a naive time is never given an aware one's text.
+        if ce_time is None or moment != last:
+            ce_time = ("ce_time", iso_time(moment).encode())
+            self._last_time = (moment, ce_time)
+        headers = [
+            self._spec,
+            ("ce_id", id_.encode()),
+            self._source,
+            ("ce_type", type_.encode()),
+            ("ce_subject", stream_id.encode()),
+            ce_time,
+            self._content_type,
+            ("ce_compound", compound.encode()),
+            ("ce_streamversion", str(version).encode()),
+            ("ce_position", str(position).encode()),
+        ]
+        if building is not None:
+            headers.append(("ce_building", building.encode()))
+        if traceparent is not None:
+            headers.append(("ce_traceparent", traceparent.encode()))
+        return (building or stream_id).encode(), data.encode(), headers
 
 
 @dataclass
@@ -76,6 +135,8 @@ class Relay:
     def __post_init__(self) -> None:
         self._producer: KafkaProducer | None = None
         self.checkpoint_name = f"{self.name}:{self.topic}"
+        # Row → (key, value, headers); replaceable (bench/relay_throughput.py measures record_from_row through it).
+        self.build_record: Callable[[Any], Record] = RecordBuilder(self.source)
 
     @property
     def producer(self) -> KafkaProducer:
@@ -107,9 +168,10 @@ class Relay:
         failpoint("relay.before_publish")
         producer = self.producer
         futures = []
+        build, send, topic = self.build_record, producer.send, self.topic
         for row in rows:
-            key, value, headers = record_from_row(row, self.source)
-            futures.append(producer.send(self.topic, key=key, value=value, headers=headers))
+            key, value, headers = build(row)
+            futures.append(send(topic, key=key, value=value, headers=headers))
         producer.flush()
         for future in futures:
             # Raises the send's error: the checkpoint must not pass an event Kafka did not take.
