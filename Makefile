@@ -58,3 +58,8 @@ up: venv
 
 down: venv
 	$(BIN)/juwei down
+
+## make demo — the seed compound's day against a running suite (`make run-detached` first); DEMO_ARGS="--scale 0.2".
+.PHONY: demo
+demo: venv
+	$(BIN)/juwei demo $(DEMO_ARGS)

@@ -4,6 +4,10 @@ A key reads ``jw_<id>_<secret>``; only the SHA-256 of the secret is stored. SHA-
 secrets are 32 random bytes (no dictionary to attack), and it keeps every request's check cheap. Routes
 declare what they need with ``require(...)``; the caller's scope is checked against the compound and
 building a request touches.
+
+A key can be revoked at once, or rotated: the successor gets the same role and scope, and the old key keeps
+working until its ``expires_at`` (the grace period in which its holder switches). Every authenticated
+request passes the key's rate limit (a token bucket per key id and process): past it, 429 and Retry-After.
 """
 
 from __future__ import annotations
@@ -11,10 +15,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import secrets
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import APIKeyHeader
@@ -35,6 +43,9 @@ api_keys_table = Table(
     Column("label", String(200), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # Set by rotation: the old key works until then, and names the key that replaced it.
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("successor", String(32), nullable=True),
 )
 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Juwei API key: jw_<id>_<secret>")
@@ -116,7 +127,11 @@ def issue_key(
     if existing is None:
         session.execute(insert(api_keys_table).values(id=key_id, created_at=utcnow(), **values))
     else:
-        session.execute(update(api_keys_table).where(api_keys_table.c.id == key_id).values(revoked_at=None, **values))
+        session.execute(
+            update(api_keys_table)
+            .where(api_keys_table.c.id == key_id)
+            .values(revoked_at=None, expires_at=None, successor=None, **values)
+        )
     caller = Caller(key_id, role, compound, frozenset(chosen) if chosen is not None else None)
     return IssuedKey(key, caller)
 
@@ -130,18 +145,114 @@ def revoke_key(session: Session, key_id: str) -> bool:
     return bool(result.rowcount)
 
 
+class KeyNotActive(LookupError):
+    """No such key, or it was revoked or has already expired."""
+
+
+def rotate_key(
+    session: Session, key_id: str, grace: timedelta, successor: str | None = None, now: datetime | None = None
+) -> IssuedKey:
+    """Issue a successor with the same role and scope; the old key expires after ``grace`` (0: at once).
+
+    ``successor`` stores a given key (the same new key in every service), as ``issue_key`` does.
+    """
+    moment = now or utcnow()
+    row = session.execute(select(api_keys_table).where(api_keys_table.c.id == key_id)).mappings().first()
+    if row is None or not _active(row, moment):
+        raise KeyNotActive(f"no active key {key_id}")
+    buildings = json.loads(row["buildings"]) if row["buildings"] else None
+    issued = issue_key(session, row["role"], row["compound"], buildings, row["label"], key=successor)
+    if issued.caller.key_id == key_id:
+        raise ValueError("a key cannot succeed itself")
+    expires = moment + grace
+    # A shorter grace than one already running wins; a rotation never extends an old key's life.
+    if row["expires_at"] is not None and _aware(row["expires_at"]) < expires:
+        expires = _aware(row["expires_at"])
+    session.execute(
+        update(api_keys_table)
+        .where(api_keys_table.c.id == key_id)
+        .values(expires_at=expires, successor=issued.caller.key_id)
+    )
+    return issued
+
+
+def active_keys(session: Session, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Keys that still open doors (never their hashes), oldest first."""
+    moment = now or utcnow()
+    rows = session.execute(
+        select(api_keys_table).where(api_keys_table.c.revoked_at.is_(None)).order_by(api_keys_table.c.created_at)
+    ).mappings()
+    shown = ("id", "role", "compound", "buildings", "label", "created_at", "expires_at", "successor")
+    return [{name: row[name] for name in shown} for row in rows if _active(row, moment)]
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time here is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+
+
+def _active(row: Any, now: datetime) -> bool:
+    if row["revoked_at"] is not None:
+        return False
+    return row["expires_at"] is None or _aware(row["expires_at"]) > now
+
+
 def authenticate(session: Session, key: str) -> Caller | None:
     parts = split_key(key)
     if parts is None:
         return None
     key_id, secret = parts
     row = session.execute(select(api_keys_table).where(api_keys_table.c.id == key_id)).mappings().first()
-    if row is None or row["revoked_at"] is not None:
+    if row is None or not _active(row, utcnow()):
         return None
     if not hmac.compare_digest(row["secret_hash"], _hash(secret)):
         return None
     buildings = frozenset(json.loads(row["buildings"])) if row["buildings"] else None
     return Caller(row["id"], row["role"], row["compound"], buildings)
+
+
+class RateLimiter:
+    """A token bucket per API key: ``rate`` requests a second on average, bursts of up to ``burst``.
+
+    Kept in the process's memory: each service process limits the requests it serves itself.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()  # sync routes authenticate on the thread pool
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def take(self, key_id: str, now: float | None = None) -> float | None:
+        """Spend one token; None when allowed, else the seconds until a token is back."""
+        if not self.enabled:
+            return None
+        moment = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.get(key_id, (float(self.burst), moment))
+            tokens = min(float(self.burst), tokens + (moment - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[key_id] = (tokens - 1, moment)
+                return None
+            self._buckets[key_id] = (tokens, moment)
+            return (1 - tokens) / self.rate
+
+
+def _rate_limit(request: Request, caller: Caller) -> None:
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    wait = limiter.take(caller.key_id) if limiter is not None else None
+    if wait is not None:
+        assert limiter is not None
+        raise HTTPException(
+            status_code=429,
+            detail=f"this key made more than {limiter.rate:g} requests a second (bursts of {limiter.burst}); "
+            "slow down and retry after the time in Retry-After",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
 
 
 def current_caller(request: Request, key: Annotated[str | None, Depends(_header)]) -> Caller:
@@ -157,6 +268,7 @@ def current_caller(request: Request, key: Annotated[str | None, Depends(_header)
             status_code=401, detail="unknown or revoked API key", headers={"WWW-Authenticate": "APIKey"}
         )
     request.state.caller = caller
+    _rate_limit(request, caller)
     return caller
 
 
@@ -171,4 +283,6 @@ def require(*roles: str) -> Callable[..., Caller]:
             )
         return caller
 
+    # Tests and tooling read who a route admits from here (e.g. the access matrix).
+    dependency.juwei_roles = allowed  # type: ignore[attr-defined]
     return dependency

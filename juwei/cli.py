@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -143,7 +145,7 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The id part of jw_<id>_<secret>")],
     service: Annotated[list[str] | None, typer.Option()] = None,
 ) -> None:
-    """Revoke a key everywhere (rotation: create the new key, hand it out, then revoke the old one)."""
+    """Revoke a key everywhere at once (to replace it with a grace period: `juwei keys rotate`)."""
     from juwei.auth import revoke_key
     from juwei.service import available_services
 
@@ -152,6 +154,121 @@ def keys_revoke(
         with runtime.database.unit_of_work() as session:
             done = revoke_key(session, key_id)
         console.print(f"{name}: {'revoked' if done else 'no such active key'}")
+
+
+def parse_duration(text: str) -> timedelta:
+    """ "90s", "30m", "24h", "7d" or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = text.strip().lower()
+    try:
+        if value and value[-1] in units:
+            return timedelta(seconds=float(value[:-1]) * units[value[-1]])
+        return timedelta(seconds=float(value))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a duration like 90s, 30m, 24h or 7d") from None
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    key_id: Annotated[str, typer.Argument(help="The id part of the key to replace")],
+    grace: Annotated[str, typer.Option(help="How long the old key keeps working: 0, 30m, 24h, 7d")] = "24h",
+    service: Annotated[list[str] | None, typer.Option(help="Services to rotate it in (default: all)")] = None,
+) -> None:
+    """Issue a successor with the same role and scope everywhere; the old key stops after the grace period.
+
+    The new key is printed once. Hand it out; `juwei keys revoke <old id>` ends the grace period early.
+    """
+    from juwei.auth import KeyNotActive, rotate_key
+    from juwei.service import available_services
+
+    period = parse_duration(grace)
+    if period < timedelta(0):
+        raise typer.BadParameter("the grace period cannot be negative")
+    successor = None
+    rotated = []
+    for name in service or available_services():
+        runtime = _runtime(name)
+        runtime.migrate()
+        try:
+            with runtime.database.unit_of_work() as session:
+                successor = rotate_key(session, key_id, period, successor).key
+            rotated.append(name)
+        except KeyNotActive:
+            console.print(f"{name}: no active key {key_id}")
+    if successor is None:
+        console.print(f"[red]no service has an active key {key_id}[/]")
+        raise typer.Exit(1)
+    console.print(f"rotated in {', '.join(rotated)}; the old key stops in {period}")
+    typer.echo(successor)
+
+
+@keys_app.command("list")
+def keys_list(
+    service: Annotated[str, typer.Option(help="The service whose key table to show")] = "residents",
+) -> None:
+    """Keys that still work (ids, roles, scopes and expiry; never secrets)."""
+    from juwei.auth import active_keys
+
+    runtime = _runtime(service)
+    runtime.migrate()
+    with runtime.database.reading() as session:
+        rows = active_keys(session)
+    table = Table(title=f"active keys ({service})")
+    for column in ("id", "role", "compound", "buildings", "label", "expires", "successor"):
+        table.add_column(column)
+    for row in rows:
+        expires = row["expires_at"].isoformat(timespec="minutes") if row["expires_at"] else ""
+        table.add_row(
+            row["id"], row["role"], row["compound"] or "(district)", row["buildings"] or "(all)",
+            row["label"] or "", expires, row["successor"] or "",
+        )  # fmt: skip
+    Console().print(table)
+
+
+@app.command()
+def retention(
+    compound: Annotated[str, typer.Argument(help="The compound whose lockdown is over")],
+    force: Annotated[
+        bool, typer.Option(help="Retire even though the residents service does not see the lockdown over")
+    ] = False,
+    actor: Annotated[str | None, typer.Option(help="Who ordered it (kept with the record)")] = None,
+    service: Annotated[list[str] | None, typer.Option(help="Services to apply it in (default: all)")] = None,
+) -> None:
+    """Remove the compound's identity and health data in every service, keeping aggregate figures.
+
+    Refused while the compound or one of its buildings is sealed or controlled (residents' zones), unless
+    --force. Identities, prescriptions and donor names are crypto-shredded; per-person health rows are
+    deleted or blanked; the figures kept are printed and recorded in each service. Running it again is safe.
+    """
+    import json
+
+    from juwei import retention as keeping
+    from juwei.observability import configure_logging
+    from juwei.service import available_services
+
+    configure_logging(settings().log_level)  # logs to stderr: stdout carries only the figures
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", compound):
+        raise typer.BadParameter(f"{compound!r} is not a compound id")
+    chosen = service or available_services()
+    if "residents" in available_services() and not force:
+        from services.residents.retention import lockdown_over
+
+        runtime = _runtime("residents")
+        runtime.migrate()
+        over, why = lockdown_over(runtime, compound)
+        runtime.database.dispose()
+        if not over:
+            console.print(f"[red]{why}[/]; nothing was removed (--force overrides)")
+            raise typer.Exit(1)
+        console.print(why)
+    reports = {}
+    for name in chosen:
+        runtime = _runtime(name)
+        runtime.migrate()
+        reports[name] = keeping.retire(runtime, compound, actor=actor or os.environ.get("USER"))
+        runtime.database.dispose()
+        console.print(f"{name}: retired {compound}")
+    typer.echo(json.dumps(reports, indent=2, ensure_ascii=False, sort_keys=True))
 
 
 @app.command()
@@ -516,6 +633,67 @@ def status_command(
     else:
         render(report, Console())
     if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    base_url_residents: Annotated[str | None, typer.Option(help="Default: JUWEI_HOST and JUWEI_RESIDENTS_PORT")] = None,
+    base_url_supplies: Annotated[str | None, typer.Option(help="Default: JUWEI_HOST and JUWEI_SUPPLIES_PORT")] = None,
+    base_url_testing: Annotated[str | None, typer.Option(help="Default: JUWEI_HOST and JUWEI_TESTING_PORT")] = None,
+    base_url_notify: Annotated[str | None, typer.Option(help="Default: JUWEI_HOST and JUWEI_NOTIFY_PORT")] = None,
+    key: Annotated[str | None, typer.Option(help="Operator key (default: JUWEI_DEMO_KEY or the data dir's)")] = None,
+    compound: Annotated[str, typer.Option(help="The compound to register (must be new)")] = "c1",
+    scale: Annotated[float, typer.Option(help="1.0: 25 buildings, 5,000 residents; 0.16: 4 buildings")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same compound")] = 2022,
+    kafka: Annotated[str | None, typer.Option(help="Broker to read consumer lag from (default: the suite's)")] = None,
+    role_keys: Annotated[
+        str, typer.Option(help="auto | cli (`juwei keys create` per role) | operator (the operator key for all)")
+    ] = "auto",
+    sink_host: Annotated[str, typer.Option(help="Address the local WeCom/DingTalk/e-mail sinks listen on")] = (
+        "127.0.0.1"
+    ),
+    sink_advertised: Annotated[
+        str | None, typer.Option(help="Host notify reaches the sinks at (compose: host.docker.internal)")
+    ] = None,
+) -> None:
+    """Run the seed compound's day against a running suite, through the services' HTTP APIs only."""
+    from demo.compound import Size
+    from demo.scenario import DemoError, Options, run_demo
+
+    config = settings()
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    operator = key or os.environ.get("JUWEI_DEMO_KEY")
+    if operator is None:
+        path = config.data_dir / "operator.key"
+        if not path.exists():
+            console.print(f"[red]no operator key: {path} does not exist[/] (start with `juwei run --detach`, or --key)")
+            raise typer.Exit(2)
+        operator = path.read_text().strip()
+    given = {
+        "residents": base_url_residents,
+        "supplies": base_url_supplies,
+        "testing": base_url_testing,
+        "notify": base_url_notify,
+    }
+    urls = {name: url or f"http://{host}:{config.port(name)}" for name, url in given.items()}
+    options = Options(
+        urls=urls,
+        key=operator,
+        compound=compound,
+        size=Size.at(scale),
+        seed=seed,
+        kafka=kafka or config.bootstrap,
+        role_keys=role_keys,
+        sink_host=sink_host,
+        sink_advertised=sink_advertised,
+    )
+    try:
+        outcome = run_demo(options, console)
+    except DemoError as exc:
+        console.print(f"[red]the demo stopped: {exc}[/]")
+        raise typer.Exit(1) from None
+    if not outcome.ok:
         raise typer.Exit(1)
 
 

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from juwei.auth import Caller, require
 from juwei.events import Envelope
+from juwei.paging import PAGE_MAX
 from juwei.problems import Problem
 
 POLL_SECONDS = 0.25
@@ -55,7 +56,7 @@ def feed_router(page_max: int = 1000) -> APIRouter:
         request: Request,
         caller: Annotated[Caller, Depends(require())],
         after: Annotated[int, Query(ge=0, description="Position of the last event already seen")] = 0,
-        limit: Annotated[int, Query(ge=1, le=page_max)] = 100,
+        limit: Annotated[int, Query(ge=1, le=min(page_max, PAGE_MAX))] = 100,
     ) -> FeedPage:
         events = _read(request, caller, after, limit)
         return FeedPage(

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 from fastapi import FastAPI, Request, Response
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from juwei.events import current_traceparent, new_traceparent, valid_traceparent
 from juwei.problems import problem_response
@@ -38,8 +40,47 @@ def configure_logging(level: str = "INFO") -> None:
     )
 
 
+class BodyTooLarge(HTTPException):
+    """A body grew past the limit while it was read (chunked, or longer than it declared)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"the body is larger than {limit} bytes")
+
+
+class BodyLimit:
+    """Counts the bytes of every request body as the app reads them and stops at ``max_bytes``.
+
+    The Content-Length check in ``install`` answers honest clients before anything is read; this catches
+    bodies sent chunked (no Content-Length) or longer than declared. The error is raised inside the
+    route's read, so the app's problem+json handler answers it with 413.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def install(app: FastAPI, service: str, max_body_bytes: int) -> None:
     log = structlog.get_logger("juwei.http")
+    # Added before the middleware below, so it runs inside it (request ids are set when it answers).
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

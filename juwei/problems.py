@@ -38,6 +38,10 @@ _TITLES = {
 }
 
 
+# Problem types whose name is not just the title's slug (see the README's list of types).
+_CODES = {401: "not-authenticated", 413: "body-too-large", 429: "rate-limited"}
+
+
 class Problem(Exception):
     """Raise from a route to answer with a specific problem."""
 
@@ -89,7 +93,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+        code = _CODES.get(exc.status_code)
+        return problem_response(request, exc.status_code, str(exc.detail), code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:

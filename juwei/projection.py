@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -68,6 +68,8 @@ class Projector:
         if len(set(names)) != len(names) or not all(names):
             raise ValueError(f"projections need distinct names: {names}")
         database.before_commit.append(self._write_checkpoints)
+        # Run inside the rebuilding transaction once the models are rebuilt (e.g. retention re-applied).
+        self.after_rebuild: list[Callable[[Session], None]] = []
 
     def apply_own(self, session: Session, envelopes: Sequence[Envelope]) -> None:
         """Called with what a unit of work appended (positions known)."""
@@ -136,6 +138,8 @@ class Projector:
             for projection in chosen:
                 write_checkpoint(session, own_checkpoint(projection.name), last_own)
                 write_checkpoint(session, inbox_checkpoint(projection.name), last_inbox)
+            for hook in self.after_rebuild:
+                hook(session)
         log.info("projection.rebuilt", projections=[p.name for p in chosen], events=replayed)
         return replayed
 

@@ -24,11 +24,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.orm import Session
 
-from juwei import migrate, observability, problems
-from juwei.auth import issue_key, split_key
+from juwei import migrate, observability, problems, retention
+from juwei.auth import RateLimiter, issue_key, split_key
 from juwei.consumer import Delivery, EventConsumer
 from juwei.database import Database, DatabaseUnavailable
-from juwei.events import EventRegistry, UnknownEventType
+from juwei.events import EventRegistry
 from juwei.feed import feed_router
 from juwei.projection import Projection, Projector
 from juwei.relay import Relay
@@ -61,6 +61,8 @@ class ServiceDefinition:
     migrations: Path | None = None
     # Jobs run every ``seconds`` in the service process (e.g. zone status moving on as days pass).
     periodic: Sequence[tuple[float, Callable[[Runtime], None]]] = ()
+    # Removes a compound's identity and health rows once its lockdown is over (``juwei.retention``).
+    retention: Callable[[Runtime, Session, str], dict[str, Any]] | None = None
     description: str = ""
     version: str = "0.1.0"
 
@@ -85,6 +87,8 @@ class Runtime:
         self.store = EventStore(definition.source, definition.registry)
         self.projector = Projector(self.database, self.store, definition.projections())
         self.store.on_append.append(self.projector.apply_own)
+        # A replay must not bring back what retention removed.
+        self.projector.after_rebuild.append(lambda session: retention.reapply(self, session))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.relay: Relay | None = None
@@ -107,8 +111,10 @@ class Runtime:
 
     def handle_received(self, session: Session, delivery: Delivery) -> None:
         catalogue = self.definition.catalogue
-        if catalogue is not None and not catalogue.knows(delivery.envelope.type):
-            raise UnknownEventType(delivery.envelope.type)
+        if catalogue is not None:
+            # Unknown types and payloads that break their published schema are poison (dead-lettered) even
+            # when no handler here reads them: the inbox, and every replay of it, only holds valid events.
+            catalogue.decode(delivery.envelope.type, delivery.envelope.data)
         if self.definition.on_received is not None:
             self.definition.on_received(self, session, delivery)
         self.projector.apply_received(session, delivery.envelope, delivery.inbox_seq)
@@ -235,6 +241,7 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_second, runtime.settings.rate_limit_burst)
     problems.install(app)
     observability.install(app, definition.name, runtime.settings.max_body_bytes)
 

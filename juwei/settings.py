@@ -38,8 +38,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     timezone: str = Field("Asia/Shanghai", description="Where the compounds are: decides what 'today' is")
     today: date | None = Field(None, description="Pin today's date (demos and tests); unset: the real date")
-    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
-    feed_page_max: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Larger request bodies get 413")
+    feed_page_max: int = Field(1000, ge=1, le=1000, description="Largest page of GET /events (at most PAGE_MAX)")
+    # Per API key and service process; 0 turns the limit off. Generous: a person never comes near it, a
+    # runaway script or a leaked key does.
+    rate_limit_per_second: float = Field(100.0, ge=0, description="Requests a second per API key, on average")
+    rate_limit_burst: int = Field(1000, ge=1, description="Requests a key may make at once before the rate applies")
 
     def local_today(self) -> date:
         return self.today or datetime.now(ZoneInfo(self.timezone)).date()

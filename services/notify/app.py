@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from juwei.service import ServiceDefinition
-from services.notify import dispatch, handlers
+from services.notify import dispatch, handlers, retention
 from services.notify.api import router
 from services.notify.events import registry
 from services.notify.views import projections
@@ -24,5 +24,6 @@ service = ServiceDefinition(
     catalogue=handlers.CATALOGUE,
     on_received=handlers.on_received,
     periodic=[(policy.tick, dispatch.job(policy))],
+    retention=retention.scrub,
     migrations=MIGRATIONS,
 )

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from juwei.service import ServiceDefinition
-from services.residents import handlers
+from services.residents import handlers, retention
 from services.residents.api import router
 from services.residents.domain import Zone
 from services.residents.events import registry
@@ -28,5 +28,6 @@ service = ServiceDefinition(
     catalogue=testing_catalogue,
     on_received=handlers.on_received,
     periodic=[(ZONE_REFRESH_SECONDS, handlers.let_the_days_count)],
+    retention=retention.scrub,
     migrations=Path(__file__).resolve().parent / "migrations",
 )

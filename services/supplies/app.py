@@ -7,7 +7,7 @@ from pathlib import Path
 
 from juwei.service import ServiceDefinition
 from services.residents.events import registry as residents_catalogue
-from services.supplies import handlers
+from services.supplies import handlers, retention
 from services.supplies.api import router
 from services.supplies.events import registry
 from services.supplies.policy import default_policy
@@ -31,5 +31,6 @@ service = ServiceDefinition(
     catalogue=residents_catalogue,
     on_received=handlers.on_received,
     periodic=[(CUSTODY_CHECK_SECONDS, handlers.raise_overdue_alerts)],
+    retention=retention.scrub,
     migrations=Path(__file__).resolve().parent / "migrations",
 )

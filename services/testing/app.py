@@ -7,7 +7,7 @@ from pathlib import Path
 
 from juwei.service import ServiceDefinition
 from services.residents.events import registry as residents_catalogue
-from services.testing import handlers
+from services.testing import handlers, retention
 from services.testing.api import router
 from services.testing.events import registry
 from services.testing.views import projections
@@ -28,5 +28,6 @@ service = ServiceDefinition(
     catalogue=residents_catalogue,
     on_received=handlers.on_received,
     periodic=[(CALL_TICK_SECONDS, handlers.advance_call_plans)],
+    retention=retention.scrub,
     migrations=Path(__file__).resolve().parent / "migrations",
 )

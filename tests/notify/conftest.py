@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
+from demo.sinks import Mailbox, Platforms
 from juwei.auth import issue_key
 from juwei.consumer import Delivery
 from juwei.events import DomainEvent, Envelope, dump_json, new_event_id, utcnow
@@ -21,7 +22,6 @@ from juwei.store import inbox_table
 from services.notify.app import service
 from services.notify.dispatch import Dispatcher, DispatchPolicy
 from services.residents.events import BuildingRegistered, HouseholdRegistered, RepresentativeChosen
-from tests.notify.platforms import Mailbox, Platforms
 
 TODAY = date(2022, 4, 10)
 # Fast enough for tests: retries after a tenth of a second, a rate-limited bot rests one second.

@@ -11,10 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from demo.sinks import Platforms
 from juwei.auth import issue_key
 from services.notify.dispatch import DispatchPolicy
 from tests.notify.conftest import close_notify, compound_events, open_notify, receive
-from tests.notify.platforms import Platforms
 
 
 def main(url: str | None) -> None:

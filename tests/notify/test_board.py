@@ -23,10 +23,10 @@ import httpx
 import uvicorn
 from websockets.sync.client import connect
 
+from demo.sinks import free_port
 from juwei.service import create_app
 from tests.kernel.harness import wait_for
 from tests.notify.conftest import Notify
-from tests.notify.platforms import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 

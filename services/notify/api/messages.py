@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 
 from juwei.auth import CompoundId, LocalId
 from juwei.events import utcnow
+from juwei.paging import Limit
 from juwei.problems import Problem
 from services.notify import handlers
 from services.notify.api.common import Anyone, Command, StaffOnly, global_id, local_id, require_group, runtime_of
@@ -115,7 +116,7 @@ def list_messages(
     request: Request,
     caller: Anyone,
     building: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Limit = 50,
 ) -> dict[str, Any]:
     caller.require_scope(compound, building)
     query = select(messages).where(messages.c.compound == compound)
@@ -212,7 +213,7 @@ def list_deliveries(
     request: Request,
     caller: StaffOnly,
     status: Annotated[str, Query(pattern=r"^[a-z,]+$")] = "dead,uncertain",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     caller.require_scope(compound)
     wanted = [s for s in status.split(",") if s]

@@ -12,11 +12,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from juwei.auth import CompoundId, LocalId
+from juwei.paging import Limit
 from juwei.problems import Problem
 from services.notify import handlers
 from services.notify.api.common import (
@@ -81,7 +82,7 @@ def ranked_groups(
     request: Request,
     caller: StaffOnly,
     status: Literal["open", "answered", "all"] = "open",
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     caller.require_scope(compound)
     query = select(question_groups).where(question_groups.c.compound == compound)

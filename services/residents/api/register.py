@@ -28,6 +28,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from juwei.aggregate import DomainRuleViolation, NotFound
 from juwei.auth import Caller, CompoundId, LocalId, require
 from juwei.events import utcnow
+from juwei.paging import Limit
 from juwei.problems import Problem
 from juwei.vault import Vault
 from services.residents import importing, views
@@ -884,7 +885,7 @@ def identity_reads(
     caller: Annotated[Caller, Depends(require(COMMITTEE_STAFF, DISTRICT_OPERATOR))],
     resident: Annotated[str | None, Query(pattern=ID_PATTERN, description="Only reads of this resident")] = None,
     after: Annotated[int, Query(ge=0, description="`seq` of the last read already seen")] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
 ) -> IdentityReads:
     caller.require_scope(compound)
     table = views.identity_reads
