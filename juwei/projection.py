@@ -13,10 +13,12 @@ import heapq
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import structlog
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from juwei.database import Database
@@ -47,6 +49,36 @@ class Projection:
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         raise NotImplementedError
+
+
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def upsert(session: Session, table: Table, keys: dict[str, Any], values: dict[str, Any]) -> None:
+    """Insert a read-model row, or update ``values`` where the row with ``keys`` exists.
+
+    When ``keys`` is the table's primary key this is one INSERT … ON CONFLICT DO UPDATE, built once per shape
+    (a statement built per event and an UPDATE before every INSERT dominated a 5,000-resident import);
+    otherwise an UPDATE, then an INSERT when it touched nothing.
+    """
+    dialect = session.get_bind().dialect.name
+    if set(keys) == {column.name for column in table.primary_key.columns} and dialect in ("postgresql", "sqlite"):
+        shape = (dialect, table.name, tuple(keys), tuple(values))
+        statement = _UPSERTS.get(shape)
+        if statement is None:
+            proposed = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+            statement = _UPSERTS[shape] = (
+                proposed.on_conflict_do_update(
+                    index_elements=list(keys), set_={name: proposed.excluded[name] for name in values}
+                )
+                if values
+                else proposed.on_conflict_do_nothing(index_elements=list(keys))
+            )
+        session.execute(statement, {**keys, **values})
+        return
+    where = [table.c[name] == value for name, value in keys.items()]
+    if not session.execute(update(table).where(*where).values(**values)).rowcount:
+        session.execute(table.insert().values(**keys, **values))
 
 
 def own_checkpoint(name: str) -> str:

@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from juwei.events import Envelope
-from juwei.projection import Projection
+from juwei.projection import Projection, upsert
 from services.notify.domain import QuestionGroup, bigrams, closest_group, redact
 
 tables = MetaData()
@@ -216,12 +216,6 @@ board_tokens = Table(
 )
 
 
-def _upsert(session: Session, table: Table, keys: dict[str, Any], values: dict[str, Any]) -> None:
-    where = [table.c[name] == value for name, value in keys.items()]
-    if not session.execute(update(table).where(*where).values(**values)).rowcount:
-        session.execute(table.insert().values(**keys, **values))
-
-
 def _kind(envelope: Envelope) -> str:
     return envelope.type.split(".")[2]
 
@@ -245,15 +239,23 @@ class Groups(Projection):
     def apply(self, session: Session, envelope: Envelope) -> None:
         data, kind = envelope.data, _kind(envelope)
         if kind == "BuildingRegistered":
-            _upsert(session, groups, {"building": data["building"]},
-                    {"compound": envelope.compound, "number": str(data["number"])[:40],
-                     "lifts": int(data.get("lifts", 0))})
+            upsert(
+                session,
+                groups,
+                {"building": data["building"]},
+                {"compound": envelope.compound, "number": str(data["number"])[:40], "lifts": int(data.get("lifts", 0))},
+            )
         elif kind == "HouseholdRegistered":
-            _upsert(session, households, {"household": data["household"]},
-                    {"compound": envelope.compound, "building": data["building"], "representative": None})
+            upsert(
+                session,
+                households,
+                {"household": data["household"]},
+                {"compound": envelope.compound, "building": data["building"], "representative": None},
+            )
         elif kind == "RepresentativeChosen":
             session.execute(
-                update(households).where(households.c.household == data["household"])
+                update(households)
+                .where(households.c.household == data["household"])
                 .values(representative=data["resident"])
             )
         elif kind in ("ResidentMoved", "ResidentErased"):
@@ -277,8 +279,12 @@ class SamplingPoints(Projection):
         if kind == "SamplingPointClosed":
             session.execute(update(sampling_points).where(sampling_points.c.point == data["point"]).values(open=False))
             return
-        _upsert(session, sampling_points, {"point": data["point"]},
-                {"compound": envelope.compound, "name": str(data.get("name", ""))[:200], "open": True})
+        upsert(
+            session,
+            sampling_points,
+            {"point": data["point"]},
+            {"compound": envelope.compound, "name": str(data.get("name", ""))[:200], "open": True},
+        )
 
 
 class Channels(Projection):
@@ -292,7 +298,7 @@ class Channels(Projection):
     def apply(self, session: Session, envelope: Envelope) -> None:
         data, kind = {**envelope.data, **(envelope.private or {})}, _kind(envelope)
         if kind == "ChannelAttached":
-            _upsert(
+            upsert(
                 session,
                 channels,
                 {"channel": data["channel"]},
@@ -321,8 +327,12 @@ class Channels(Projection):
                 .values(active=False, config="", changed_at=envelope.time)
             )
         elif kind == "QuietHoursSet":
-            _upsert(session, quiet_hours, {"compound": envelope.compound},
-                    {"start": data.get("start"), "end": data.get("end")})
+            upsert(
+                session,
+                quiet_hours,
+                {"compound": envelope.compound},
+                {"start": data.get("start"), "end": data.get("end")},
+            )
 
 
 class Messages(Projection):
@@ -428,9 +438,11 @@ class Questions(Projection):
     def _answered(self, session: Session, envelope: Envelope, data: dict[str, Any]) -> None:
         answered = data["questions"]
         session.execute(update(questions).where(questions.c.question.in_(answered)).values(answer=data["answer_id"]))
-        touched = session.execute(
-            select(questions.c.question_group).where(questions.c.question.in_(answered)).distinct()
-        ).scalars().all()
+        touched = (
+            session.execute(select(questions.c.question_group).where(questions.c.question.in_(answered)).distinct())
+            .scalars()
+            .all()
+        )
         session.execute(
             update(question_groups)
             .where(question_groups.c.question_group.in_(touched))

@@ -11,12 +11,10 @@ import json
 from typing import Any
 
 from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text, delete, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from juwei.events import Envelope
-from juwei.projection import Projection
+from juwei.projection import Projection, upsert
 from services.residents.events import registry
 
 tables = MetaData()
@@ -113,24 +111,6 @@ identity_reads = Table(
 FLAGS = ("elderly", "regular_medication", "mobility_impaired", "bedridden", "pregnant", "infant")
 
 
-_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
-
-
-def _upsert(session: Session, table: Table, keys: dict[str, Any], values: dict[str, Any]) -> None:
-    """Insert the row, or update ``values`` where the primary key ``keys`` already has one.
-
-    One statement (INSERT … ON CONFLICT DO UPDATE), built once per shape: a statement built per event and
-    an UPDATE before every INSERT dominated a 5,000-resident import.
-    """
-    dialect = session.get_bind().dialect.name
-    shape = (dialect, table.name, tuple(keys), tuple(values))
-    statement = _UPSERTS.get(shape)
-    if statement is None:
-        proposed = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
-        statement = _UPSERTS[shape] = proposed.on_conflict_do_update(
-            index_elements=list(keys), set_={name: proposed.excluded[name] for name in values}
-        )
-    session.execute(statement, {**keys, **values})
 
 
 class Register(Projection):
@@ -158,7 +138,7 @@ class Register(Projection):
         kind = envelope.type.split(".")[2]
         compound = envelope.compound
         if kind == "BuildingRegistered":
-            _upsert(
+            upsert(
                 session,
                 buildings,
                 {"building": data["building"]},
@@ -168,7 +148,7 @@ class Register(Projection):
                 },
             )
         elif kind == "HouseholdRegistered":
-            _upsert(
+            upsert(
                 session,
                 households,
                 {"household": data["household"]},
@@ -191,7 +171,7 @@ class Register(Projection):
             }
             if kind == "ResidentRegistered":
                 values["identity"] = data.get("identity")
-            _upsert(session, residents, {"resident": data["resident"]}, values)
+            upsert(session, residents, {"resident": data["resident"]}, values)
         elif kind == "ResidentIdentityCorrected":
             session.execute(
                 update(residents).where(residents.c.resident == data["resident"]).values(identity=data.get("identity"))
@@ -249,7 +229,7 @@ class Teams(Projection):
                     staff_buildings.insert().values(staff=data["staff"], building=building, compound=compound)
                 )
         elif kind == "VolunteerEnlisted":
-            _upsert(
+            upsert(
                 session,
                 volunteers,
                 {"volunteer": data["volunteer"]},
@@ -264,7 +244,7 @@ class Teams(Projection):
                         roles.c.role == data["role"],
                     )
                 )
-            _upsert(
+            upsert(
                 session,
                 roles,
                 {"building": data["building"], "volunteer": data["volunteer"], "role": data["role"]},
@@ -297,7 +277,7 @@ class Zones(Projection):
                 .values(last_case_on=_date(data["case_on"]), decided_by_authority=False)
             )
             return
-        _upsert(
+        upsert(
             session,
             zones,
             {"scope_id": scope_id},

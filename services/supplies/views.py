@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from juwei.events import DomainEvent, Envelope
-from juwei.projection import Projection
+from juwei.projection import Projection, upsert
 from services.residents import events as residents_events
 from services.supplies import events as ev
 
@@ -215,12 +215,6 @@ donation_batches = Table(
 FLAGS = ("elderly", "infant", "regular_medication", "mobility_impaired", "bedridden", "pregnant")
 
 
-def _upsert(session: Session, table: Table, keys: dict[str, Any], values: dict[str, Any]) -> None:
-    where = [table.c[name] == value for name, value in keys.items()]
-    if not session.execute(update(table).where(*where).values(**values)).rowcount:
-        session.execute(table.insert().values(**keys, **values))
-
-
 def _types(service: str, names: tuple[str, ...]) -> frozenset[str]:
     return frozenset(f"juwei.{service}.{name}.v1" for name in names)
 
@@ -254,21 +248,21 @@ class Register(Projection):
         event = residents_events.registry.decode(envelope.type, envelope.data)
         compound = envelope.compound
         if isinstance(event, residents_events.BuildingRegistered):
-            _upsert(
+            upsert(
                 session,
                 buildings,
                 {"building": event.building},
                 {"compound": compound, "number": event.number, "floors": event.floors},
             )
         elif isinstance(event, residents_events.HouseholdRegistered):
-            _upsert(
+            upsert(
                 session,
                 households,
                 {"household": event.household},
                 {"compound": compound, "building": event.building, "floor": event.floor, "room": event.room},
             )
         elif isinstance(event, residents_events.ResidentRegistered | residents_events.ResidentArrived):
-            _upsert(
+            upsert(
                 session,
                 residents,
                 {"resident": event.resident},
@@ -305,7 +299,7 @@ class Register(Projection):
                         volunteer_roles.c.role == event.role,
                     )
                 )
-            _upsert(
+            upsert(
                 session,
                 volunteer_roles,
                 {"building": event.building, "volunteer": event.volunteer, "role": event.role},
@@ -574,7 +568,7 @@ class Ledger(Projection):
         compound = envelope.compound
         if isinstance(event, ev.DonationAccepted | ev.DonationRefused):
             refused = isinstance(event, ev.DonationRefused)
-            _upsert(
+            upsert(
                 session,
                 donations,
                 {"donation": event.donation},

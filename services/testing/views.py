@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -32,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from juwei.aggregate import DomainRuleViolation
 from juwei.events import DomainEvent, Envelope
-from juwei.projection import Projection
+from juwei.projection import Projection, upsert
 from services.residents.events import registry as residents_catalogue
 from services.roles import local_id
 from services.testing import events as ev
@@ -261,12 +260,6 @@ def utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _upsert(session: Session, table: Table, keys: dict[str, Any], values: dict[str, Any]) -> None:
-    where = [table.c[name] == value for name, value in keys.items()]
-    if not session.execute(update(table).where(*where).values(**values)).rowcount:
-        session.execute(table.insert().values(**keys, **values))
-
-
 def _types(*classes: type[DomainEvent]) -> frozenset[str]:
     return frozenset(cls.type_name() for cls in classes)
 
@@ -295,21 +288,21 @@ class Register(Projection):
         kind = type(event).__name__
         compound = envelope.compound
         if kind == "BuildingRegistered":
-            _upsert(
+            upsert(
                 session,
                 buildings,
                 {"building": data["building"]},
                 {"compound": compound, **{k: data[k] for k in ("number", "floors", "lifts", "lift_capacity")}},
             )
         elif kind == "HouseholdRegistered":
-            _upsert(
+            upsert(
                 session,
                 households,
                 {"household": data["household"]},
                 {"compound": compound, "building": data["building"], "floor": data["floor"], "room": data["room"]},
             )
         elif kind in ("ResidentRegistered", "ResidentArrived"):
-            _upsert(
+            upsert(
                 session,
                 residents,
                 {"resident": data["resident"]},
@@ -345,7 +338,7 @@ class Points(Projection):
     def apply(self, session: Session, envelope: Envelope) -> None:
         event = ev.registry.decode(envelope.type, envelope.data)
         if isinstance(event, ev.SamplingPointOpened | ev.SamplingPointChanged):
-            _upsert(
+            upsert(
                 session,
                 points,
                 {"point": event.point},
@@ -394,7 +387,7 @@ class Rounds(Projection):
                     "walk_floors",
                 },
             )
-            _upsert(
+            upsert(
                 session,
                 rounds,
                 {"round": event.round},
@@ -434,7 +427,7 @@ class Rounds(Projection):
                         for call in event.calls
                     ],
                 )
-            _upsert(
+            upsert(
                 session,
                 plans,
                 {"round": event.round, "point": event.point},
@@ -514,7 +507,7 @@ class Results(Projection):
                 None,
                 event.collected_at,
             )
-            _upsert(
+            upsert(
                 session,
                 tubes,
                 {"tube": event.tube},
@@ -567,7 +560,7 @@ class Results(Projection):
                 event.resulted_at,
             )
         elif isinstance(event, ev.AntigenReported):
-            _upsert(
+            upsert(
                 session,
                 antigen,
                 {"round": event.round, "resident": event.resident},
@@ -609,7 +602,7 @@ class Results(Projection):
                 round_residents.c["round"] == round, round_residents.c.resident == resident
             )
         ).scalar()
-        _upsert(
+        upsert(
             session,
             round_residents,
             {"round": round, "resident": resident},
@@ -637,7 +630,7 @@ class Cases(Projection):
     def apply(self, session: Session, envelope: Envelope) -> None:
         event = ev.registry.decode(envelope.type, envelope.data)
         if isinstance(event, ev.CaseConfirmed):
-            _upsert(
+            upsert(
                 session,
                 cases,
                 {"case": event.case},
@@ -657,7 +650,7 @@ class Cases(Projection):
             )
         elif isinstance(event, ev.CloseContactsIsolated):
             for resident in event.residents:
-                _upsert(
+                upsert(
                     session,
                     close_contacts,
                     {"case": event.case, "resident": resident},
@@ -698,7 +691,7 @@ class Disinfections(Projection):
     def apply(self, session: Session, envelope: Envelope) -> None:
         event = ev.registry.decode(envelope.type, envelope.data)
         assert isinstance(event, ev.DisinfectionRecorded)
-        _upsert(
+        upsert(
             session,
             disinfections,
             {"disinfection": event.disinfection},
