@@ -50,6 +50,7 @@ NOT_IN_CONTAINERS = {
     "JUWEI_KAFKA_CONTROLLER_PORT": "the local development broker's port; containers get JUWEI_KAFKA_BOOTSTRAP",
     "JUWEI_FAILPOINTS": "crash injection for tests",
     "JUWEI_FAILPOINT_DIR": "crash injection for tests",
+    "JUWEI_DEMO_KEY": "the operator key `juwei demo` uses from outside the stack",
 }
 _QUOTED_SETTING = re.compile(r"""["'](JUWEI_[A-Z0-9_]+)["']""")
 _PER_SERVICE = re.compile(r"JUWEI_\{service\.upper\(\)\}_([A-Z0-9_]+)")
