@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +114,19 @@ def open_database(url: str) -> Database:
     return database
 
 
-def fill(database: Database, store: EventStore, total: int, per_transaction: int = 500, per_append: int = 5) -> float:
-    """Append ``total`` events through ``EventStore.append`` in transactions of ``per_transaction``; seconds."""
-    households = Households(max(1, total // 50))
+def fill(
+    database: Database,
+    store: EventStore,
+    total: int,
+    per_transaction: int = 500,
+    per_append: int = 5,
+    households: Households | None = None,
+) -> float:
+    """Append ``total`` events through ``EventStore.append`` in transactions of ``per_transaction``; seconds.
+
+    Pass the same ``households`` to grow one log in steps (their stream versions carry over).
+    """
+    households = households or Households(max(1, total // 50))
     started = time.perf_counter()
     done = 0
     while done < total:
@@ -247,6 +257,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "kafka": KAFKA_VERSION,
         "java": java,
+        "load": f"{os.getloadavg()[0]:.2f}",
     }
 
 
@@ -257,6 +268,8 @@ class Runs:
     label: str
     events: list[int]
     seconds: list[float]
+    # CPU seconds of this process (every thread) per run, where a script measures them.
+    cpu_seconds: list[float] = field(default_factory=list)
 
     @property
     def rates(self) -> list[float]:
@@ -266,12 +279,22 @@ class Runs:
     def median(self) -> float:
         return statistics.median(self.rates)
 
+    @property
+    def cpu_rates(self) -> list[float]:
+        return [e / s for e, s in zip(self.events, self.cpu_seconds, strict=True)]
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu_rates) if self.cpu_seconds else float("nan")
+
     def as_json(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "median_events_per_s": round(self.median, 1),
-            "runs": [{"events": e, "seconds": round(s, 4)} for e, s in zip(self.events, self.seconds, strict=True)],
-        }
+        runs = [{"events": e, "seconds": round(s, 4)} for e, s in zip(self.events, self.seconds, strict=True)]
+        for run, cpu in zip(runs, self.cpu_seconds, strict=False):
+            run["cpu_seconds"] = round(cpu, 4)
+        body: dict[str, Any] = {"label": self.label, "median_events_per_s": round(self.median, 1), "runs": runs}
+        if self.cpu_seconds:
+            body["median_events_per_cpu_s"] = round(self.cpu_median, 1)
+        return body
 
 
 def fmt_rate(value: float) -> str:

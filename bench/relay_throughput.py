@@ -4,14 +4,19 @@ Fills an event store (SQLite, and PostgreSQL with ``--postgres``) with N events 
 ``EventStore.append``, then alternates, ``--repeats`` times each:
 
 * relay: ``Relay.publish_once()`` in a loop until it returns 0 (backlog 0) → topic A. Each repetition
-  uses a new checkpoint name, so it publishes the whole table again.
-* raw:   one ``KafkaProducer`` (same ``producer_config``) sends the records that ``record_from_row``
-  built beforehand from the same rows (same key, value and headers), then flushes once → topic B.
+  uses a new checkpoint name, so it publishes the whole table again. The relay builds its records with
+  ``RecordBuilder``.
+* relay, record_from_row: the same, with the relay building each record with ``record_from_row`` (the
+  per-row path it used before ``RecordBuilder``) → topic C. ``--no-old-builder`` leaves this side out.
+* raw:   one ``KafkaProducer`` (same ``producer_config``) sends the records built beforehand from the
+  same rows (same key, value and headers), then flushes once → topic B.
 
 Both producers are created and have fetched the topic's metadata before the clock starts, and
 ``--warmup`` records go to a third topic first so that the broker's JIT is warm for both sides. Reported:
-events/s per run, the medians and relay/raw (goal ≥ 0.9). ``--profile`` adds an untimed relay pass
-under pyinstrument and a pass that times the phases of ``publish_once``.
+events/s per run, the medians and relay/raw (goal ≥ 0.9); and events per CPU-second of this process (all
+its threads: the caller and kafka-python's sender), which other load on the machine disturbs far less.
+``--profile`` adds an untimed relay pass under pyinstrument and a pass that times the phases of
+``publish_once``.
 
 Run from the repository root:  .venv/bin/python bench/relay_throughput.py [--events 100000] [--postgres]
 """
@@ -23,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import json
+import os
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from operator import attrgetter
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Any
 
 import benchlib
@@ -36,12 +41,12 @@ from benchlib import SOURCE, Runs, fmt_rate
 from kafka import KafkaProducer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import Column, MetaData, func, select
+from sqlalchemy import Table as SqlTable
 
 import juwei.relay
 from juwei.database import Database
-from juwei.events import CONTENT_TYPE, SPEC_VERSION, iso_time
-from juwei.relay import Relay, producer_config, record_from_row
+from juwei.relay import RecordBuilder, Relay, producer_config, record_from_row
 from juwei.store import events_table
 
 GOAL = 0.9
@@ -63,9 +68,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-sqlite", action="store_true", help="skip SQLite (use with --postgres)")
     parser.add_argument("--profile", action="store_true", help="add a pyinstrument pass and a phase breakdown")
     parser.add_argument(
-        "--proposed-builder",
+        "--no-old-builder",
         action="store_true",
-        help="also measure, interleaved, the relay building its records with ProposedRecordBuilder (a what-if)",
+        help="leave out the relay side that builds its records with record_from_row (before RecordBuilder)",
+    )
+    parser.add_argument(
+        "--narrow-select",
+        action="store_true",
+        help="also measure the relay selecting only the ten columns a record needs (a what-if for publish_once)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     return parser.parse_args()
@@ -74,10 +84,19 @@ def parse_args() -> argparse.Namespace:
 # ------------------------------------------------------------------------------------------ the sides
 
 
-def new_relay(database: Database, bootstrap: str, topic: str, name: str, batch: int | None) -> Relay:
+def record_from_row_builder(source: str) -> Callable[[Any], Any]:
+    """The relay's per-row path before ``RecordBuilder``: ``record_from_row`` (``binary_headers``) for every row."""
+    return lambda row: record_from_row(row, source)
+
+
+def new_relay(
+    database: Database, bootstrap: str, topic: str, name: str, batch: int | None, old_builder: bool = False
+) -> Relay:
     relay = Relay(database, topic=topic, source=SOURCE, bootstrap=bootstrap, name=name)
     if batch:
         relay.batch_size = batch
+    if old_builder:
+        relay.build_record = record_from_row_builder(SOURCE)
     # Connect and fetch the topic's metadata before the clock starts (the raw side does the same).
     relay.producer.partitions_for(topic)
     return relay
@@ -92,104 +111,93 @@ def drain(relay: Relay) -> int:
         sent += count
 
 
-def run_relay(database: Database, bootstrap: str, topic: str, name: str, batch: int | None) -> tuple[int, float]:
-    relay = new_relay(database, bootstrap, topic, name, batch)
+def run_relay(
+    database: Database, bootstrap: str, topic: str, name: str, batch: int | None, old_builder: bool = False
+) -> tuple[int, float, float]:
+    """(events, wall seconds, CPU seconds of this process) of one relay draining the whole table."""
+    relay = new_relay(database, bootstrap, topic, name, batch, old_builder)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         sent = drain(relay)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         relay.close()
     left = relay.backlog()
     if left:
         raise RuntimeError(f"relay stopped with a backlog of {left}")
-    return sent, elapsed
+    return sent, elapsed, cpu
 
 
-def run_raw(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> float:
+def run_raw(
+    bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one producer sending every record."""
     producer = KafkaProducer(**producer_config(bootstrap))
     producer.partitions_for(topic)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         futures = [producer.send(topic, key=key, value=value, headers=headers) for key, value, headers in records]
         producer.flush()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         for future in futures:
             future.get(timeout=0)  # outside the clock: only proves that every send succeeded
     finally:
         producer.close()
-    return elapsed
+    return elapsed, cpu
 
 
-# ------------------------------------------------------------------------------------ a proposed fix
+# ------------------------------------------------------------------------------------ a what-if
 
-_ROW_FIELDS = attrgetter(
-    "position", "id", "stream_id", "version", "compound", "type", "building", "time", "data", "traceparent"
+# The ten columns a record is built from, as a table of its own with the same name: ``select(table)`` in
+# ``publish_once`` then reads only these. What ``select(*columns)`` in the relay itself would do.
+RECORD_COLUMNS = (
+    "position",
+    "id",
+    "stream_id",
+    "version",
+    "compound",
+    "type",
+    "building",
+    "time",
+    "data",
+    "traceparent",
+)
+narrow_events = SqlTable(
+    events_table.name,
+    MetaData(),
+    *(Column(c.name, c.type, primary_key=c.primary_key) for c in events_table.c if c.name in RECORD_COLUMNS),
 )
 
 
-class ProposedRecordBuilder:
-    """``record_from_row`` for a stream of rows, with byte-identical output (checked before every run).
-
-    Encodes the constant headers once, fetches the row's fields with one ``attrgetter`` call, builds the
-    extension headers inline (no dict, no generator, no ``str()`` of strings) and reuses the previous row's
-    ``ce_time`` when the time is the same (every event of one append shares its time).
-    """
-
-    def __init__(self, source: str) -> None:
-        self.spec = ("ce_specversion", SPEC_VERSION.encode())
-        self.source = ("ce_source", source.encode())
-        self.content_type = ("content-type", CONTENT_TYPE.encode())
-        self.last_time: Any = None
-        self.last_iso = b""
-
-    def __call__(self, row: Any) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-        position, id_, stream_id, version, compound, type_, building, moment, data, traceparent = _ROW_FIELDS(row)
-        if moment != self.last_time:
-            self.last_time, self.last_iso = moment, iso_time(moment).encode()
-        headers = [
-            self.spec,
-            ("ce_id", id_.encode()),
-            self.source,
-            ("ce_type", type_.encode()),
-            ("ce_subject", stream_id.encode()),
-            ("ce_time", self.last_iso),
-            self.content_type,
-            ("ce_compound", compound.encode()),
-            ("ce_streamversion", str(version).encode()),
-            ("ce_position", str(position).encode()),
-        ]
-        if building is not None:
-            headers.append(("ce_building", building.encode()))
-        if traceparent is not None:
-            headers.append(("ce_traceparent", traceparent.encode()))
-        return (building or stream_id).encode(), data.encode(), headers
-
-
-def proposed_record_from_row(rows: list[Any], records: list[Any]) -> Callable[[Any, str], Any]:
-    """A drop-in for ``record_from_row`` backed by ProposedRecordBuilder, after proving identical output."""
-    if [ProposedRecordBuilder(SOURCE)(row) for row in rows] != records:
-        raise RuntimeError("ProposedRecordBuilder does not reproduce record_from_row")
-    builders: dict[str, ProposedRecordBuilder] = {}
-
-    def build(row: Any, source: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-        builder = builders.get(source)
-        if builder is None:
-            builder = builders[source] = ProposedRecordBuilder(source)
-        return builder(row)
-
-    return build
-
-
 @contextmanager
-def relay_records_built_by(build: Callable[[Any, str], Any]) -> Iterator[None]:
-    """Make ``Relay.publish_once`` (which looks ``record_from_row`` up in its module) call ``build``."""
-    original = juwei.relay.record_from_row
-    juwei.relay.record_from_row = build  # type: ignore[assignment]
+def relay_selects_record_columns() -> Iterator[None]:
+    original = juwei.relay.events_table
+    juwei.relay.events_table = narrow_events  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        juwei.relay.record_from_row = original
+        juwei.relay.events_table = original  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------ record builders
+
+
+def builder_costs(rows: list[Any], repeats: int = 3) -> dict[str, float]:
+    """µs per row of each way to build the records, in a hot loop over every row (best of ``repeats``)."""
+    costs: dict[str, float] = {}
+    for label, make in (
+        ("RecordBuilder", lambda: RecordBuilder(SOURCE)),
+        ("record_from_row", lambda: record_from_row_builder(SOURCE)),
+    ):
+        best = float("inf")
+        for _ in range(repeats):
+            build = make()
+            started = time.perf_counter()
+            for row in rows:
+                build(row)
+            best = min(best, time.perf_counter() - started)
+        costs[label] = best / len(rows) * 1e6
+    return costs
 
 
 # ---------------------------------------------------------------------------------------- profiling
@@ -258,7 +266,7 @@ def phase_breakdown(database: Database, bootstrap: str, topic: str, batch: int |
         database.reading, database.unit_of_work = original_reading, original_uow  # type: ignore[method-assign]
         producer.flush = original_flush  # type: ignore[method-assign]
         relay.close()
-    totals["2 record_from_row + send + future.get"] = total - sum(totals.values())
+    totals["2 build records + send + future.get"] = total - sum(totals.values())
     totals["total"] = total
     return dict(sorted(totals.items()))
 
@@ -277,38 +285,45 @@ def measure_backend(
         rows = session.execute(select(events_table).order_by(events_table.c.position)).all()
     if count != args.events:
         raise RuntimeError(f"{backend}: table holds {count} events, expected {args.events}")
-    started = time.perf_counter()
-    records = [record_from_row(row, SOURCE) for row in rows]
-    build_seconds = time.perf_counter() - started
-    proposed = proposed_record_from_row(rows, records) if args.proposed_builder else None
+    build = RecordBuilder(SOURCE)
+    records = [build(row) for row in rows]
+    if records != [record_from_row(row, SOURCE) for row in rows]:
+        raise RuntimeError("RecordBuilder does not reproduce record_from_row")
+    costs = builder_costs(rows)
+    log(f"{backend}: building one record: " + ", ".join(f"{k} {v:.2f} µs" for k, v in costs.items()))
     value_bytes = sum(len(v) for _, v, _ in records) / len(records)
     header_bytes = sum(len(k) + len(v) for _, _, h in records for k, v in h) / len(records)
 
     run_id = uuid.uuid4().hex[:8]
-    sides = ["relay", "raw"] + (["relay+proposed"] if proposed else [])
-    topics = {side: f"juwei-bench-{side.replace('+', '-')}-{backend}-{run_id}" for side in sides}
+    sides = (
+        ["relay"] + ([] if args.no_old_builder else ["relay-old"]) + (["relay-narrow"] if args.narrow_select else [])
+    )
+    sides.append("raw")
+    topics = {side: f"juwei-bench-{side}-{backend}-{run_id}" for side in sides}
     topic_w = f"juwei-bench-warmup-{backend}-{run_id}"
     benchlib.create_topics(bootstrap, [*topics.values(), topic_w], partitions=args.partitions)
     runs = {side: Runs(side, [], []) for side in sides}
     extra: dict[str, Any] = {}
     try:
         if args.warmup:
-            seconds = run_raw(bootstrap, topic_w, records[: args.warmup])
+            seconds, _cpu = run_raw(bootstrap, topic_w, records[: args.warmup])
             log(f"{backend}: warm-up {min(args.warmup, len(records)):,} records ({seconds:.2f} s, not counted)")
         for rep in range(args.repeats):
             for side in sides if rep % 2 == 0 else sides[::-1]:
                 if side == "raw":
-                    sent, seconds = len(records), run_raw(bootstrap, topics[side], records)
-                elif side == "relay":
-                    sent, seconds = run_relay(database, bootstrap, topics[side], f"bench-{rep}", args.relay_batch)
+                    sent, (seconds, cpu) = len(records), run_raw(bootstrap, topics[side], records)
                 else:
-                    assert proposed is not None
-                    with relay_records_built_by(proposed):
-                        name = f"bench-proposed-{rep}"
-                        sent, seconds = run_relay(database, bootstrap, topics[side], name, args.relay_batch)
+                    old = side == "relay-old"
+                    name = f"bench-{side}-{rep}"
+                    with relay_selects_record_columns() if side == "relay-narrow" else nullcontext():
+                        sent, seconds, cpu = run_relay(database, bootstrap, topics[side], name, args.relay_batch, old)
                 runs[side].events.append(sent)
                 runs[side].seconds.append(seconds)
-                log(f"{backend}: run {rep + 1} {side:14s} {sent / seconds:>10,.0f} events/s ({seconds:.2f} s)")
+                runs[side].cpu_seconds.append(cpu)
+                log(
+                    f"{backend}: run {rep + 1} {side:9s} {sent / seconds:>8,.0f} events/s ({seconds:.2f} s), "
+                    f"{sent / cpu:>8,.0f} events per CPU-second"
+                )
         for side, topic in topics.items():
             size = benchlib.topic_size(bootstrap, topic)
             if size != sum(runs[side].events):
@@ -329,19 +344,30 @@ def measure_backend(
         "backend": backend,
         "events": args.events,
         "fill_seconds": round(fill_seconds, 2),
-        "record_build_seconds": round(build_seconds, 3),
+        "record_build_us": {k: round(v, 3) for k, v in costs.items()},
         "avg_value_bytes": round(value_bytes, 1),
         "avg_header_bytes": round(header_bytes, 1),
         "relay": relay_runs.as_json(),
         "raw": raw_runs.as_json(),
         "ratio_relay_over_raw": round(ratio, 3),
+        "cpu_ratio_relay_over_raw": round(relay_runs.cpu_median / raw_runs.cpu_median, 3),
         "relay_batch_size": args.relay_batch or Relay.batch_size,
         **(
             {
-                "relay_proposed": runs["relay+proposed"].as_json(),
-                "ratio_relay_proposed_over_raw": round(runs["relay+proposed"].median / raw_runs.median, 3),
+                "relay_old": runs["relay-old"].as_json(),
+                "ratio_relay_old_over_raw": round(runs["relay-old"].median / raw_runs.median, 3),
+                "cpu_ratio_relay_old_over_raw": round(runs["relay-old"].cpu_median / raw_runs.cpu_median, 3),
             }
-            if proposed
+            if "relay-old" in runs
+            else {}
+        ),
+        **(
+            {
+                "relay_narrow": runs["relay-narrow"].as_json(),
+                "ratio_relay_narrow_over_raw": round(runs["relay-narrow"].median / raw_runs.median, 3),
+                "cpu_ratio_relay_narrow_over_raw": round(runs["relay-narrow"].cpu_median / raw_runs.cpu_median, 3),
+            }
+            if "relay-narrow" in runs
             else {}
         ),
         **extra,
@@ -385,27 +411,39 @@ def main() -> int:
     table.add_column("side")
     table.add_column("events/s", justify="right")
     table.add_column("÷ raw", justify="right")
+    table.add_column("events per CPU-s", justify="right")
+    table.add_column("÷ raw (CPU)", justify="right")
     table.add_column("runs (events/s)", justify="right")
     for r in results:
         raw_median = r["raw"]["median_events_per_s"]
-        for key, side in (("relay", "relay"), ("relay_proposed", "relay + ProposedRecordBuilder"), ("raw", "raw")):
+        raw_cpu = r["raw"]["median_events_per_cpu_s"]
+        for key, side in (
+            ("relay", "relay (RecordBuilder)"),
+            ("relay_old", "relay, record_from_row"),
+            ("relay_narrow", "relay, 10 columns (what-if)"),
+            ("raw", "raw"),
+        ):
             if key not in r:
                 continue
             median = r[key]["median_events_per_s"]
             ratio = median / raw_median
+            cpu_median = r[key]["median_events_per_cpu_s"]
             colour = "" if key == "raw" else ("green" if ratio >= GOAL else "red")
             table.add_row(
                 r["backend"],
                 side,
                 fmt_rate(median),
                 f"[{colour}]{ratio:.2f}[/]" if colour else f"{ratio:.2f}",
+                fmt_rate(cpu_median),
+                f"{cpu_median / raw_cpu:.2f}",
                 " ".join(fmt_rate(x["events"] / x["seconds"]) for x in r[key]["runs"]),
             )
     console.print(table)
     for r in results:
         console.print(
-            f"{r['backend']}: fill {r['fill_seconds']} s; record_from_row for all rows {r['record_build_seconds']} s "
-            f"(outside the raw clock); value {r['avg_value_bytes']} B, headers {r['avg_header_bytes']} B per record; "
+            f"{r['backend']}: fill {r['fill_seconds']} s; one record built in "
+            + ", ".join(f"{k} {v:.2f} µs" for k, v in r["record_build_us"].items())
+            + f" (hot loop); value {r['avg_value_bytes']} B, headers {r['avg_header_bytes']} B per record; "
             f"relay batch {r['relay_batch_size']}"
         )
         if "phases_seconds" in r:
@@ -422,7 +460,7 @@ def main() -> int:
             console.print(f"pyinstrument HTML: {r['profile_html']}")
     console.print(
         f"machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['memory']}, Python {facts['python']}, "
-        f"Kafka {facts['kafka']}"
+        f"Kafka {facts['kafka']}, load average {facts['load']} at the start, {os.getloadavg()[0]:.2f} at the end"
         + (f", PostgreSQL {describe_postgres(facts['postgres'])}" if "postgres" in facts else "")
     )
     return 0
