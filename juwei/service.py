@@ -22,6 +22,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from juwei import migrate, observability, problems, retention
@@ -91,6 +92,10 @@ class Runtime:
         self.projector.after_rebuild.append(lambda session: retention.reapply(self, session))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # One wake per periodic job, by the job's name: ``wake`` runs it now instead of at its next tick.
+        self._wakes: dict[str, threading.Event] = {}
+        # Called by ``stop`` once the background threads have ended, before the database closes.
+        self.on_stop: list[Callable[[], None]] = []
         self.relay: Relay | None = None
         self.consumer: EventConsumer | None = None
         self._vault: Vault | None = None
@@ -152,13 +157,40 @@ class Runtime:
         for number, (seconds, job) in enumerate(self.definition.periodic):
             self._spawn(f"periodic-{number}", self._every(seconds, job))
 
+    @staticmethod
+    def job_name(job: Callable[[Runtime], None]) -> str:
+        return getattr(job, "__name__", "job")
+
+    def wake(self, job: str) -> None:
+        """Run the periodic job named ``job`` now rather than at its next tick; wakes during a run coalesce."""
+        woken = self._wakes.get(job)
+        if woken is not None:  # not running (no background, or another process's job): the tick will do
+            woken.set()
+
+    def wake_after_commit(self, session: Session, job: str) -> None:
+        """Wake ``job`` once ``session``'s transaction has committed: never before, or it would not see the rows."""
+        jobs: set[str] = session.info.setdefault("juwei.wake", set())
+        if not jobs:
+            event.listen(session, "after_commit", self._wake_committed, once=True)
+        jobs.add(job)
+
+    def _wake_committed(self, session: Session) -> None:
+        for job in session.info.pop("juwei.wake", ()):
+            self.wake(job)
+
     def _every(self, seconds: float, job: Callable[[Runtime], None]) -> Callable[[threading.Event], None]:
+        woken = self._wakes.setdefault(self.job_name(job), threading.Event())
+
         def loop(stop: threading.Event) -> None:
-            while not stop.wait(seconds):
+            while True:
+                woken.wait(seconds)
+                if stop.is_set():
+                    return
+                woken.clear()  # before the run: a wake during it runs the job once more right after
                 try:
                     job(self)
                 except Exception as exc:  # a failed run is retried at the next tick, never kills the service
-                    log.warning("service.periodic_failed", job=getattr(job, "__name__", "job"), error=repr(exc))
+                    log.warning("service.periodic_failed", job=self.job_name(job), error=repr(exc))
 
         return loop
 
@@ -176,9 +208,16 @@ class Runtime:
 
     def stop(self) -> None:
         self._stop.set()
+        for woken in self._wakes.values():
+            woken.set()  # a job waiting for its tick sees the stop at once
         for thread in self._threads:
             thread.join(timeout=15)
         self._threads.clear()
+        for hook in self.on_stop:
+            try:
+                hook()
+            except Exception as exc:  # stopping goes on: what a hook would have tidied expires by itself
+                log.warning("service.on_stop_failed", error=repr(exc))
         self.database.dispose()
 
     def wait_forever(self) -> None:
