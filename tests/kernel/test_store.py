@@ -82,3 +82,52 @@ def test_old_event_versions_are_upcast_on_read(new_database, suffix: str) -> Non
     assert envelope.data == {"building": "2", "amount": 7, "note": ""}
     assert tally.total == 7
     made.database.dispose()
+
+
+@both_databases
+def test_append_many_continues_each_stream_and_refuses_all_when_one_moved(new_database, suffix: str) -> None:
+    desk, _ = definitions(suffix)
+    made = runtime(desk, new_database())
+    store = made.store
+    with made.database.unit_of_work() as session:
+        store.append(
+            session,
+            "tally-a",
+            [Tallied(building="1", amount=n) for n in range(1, 4)],
+            expected_version=0,
+            compound="c1",
+        )
+    with made.database.unit_of_work() as session:
+        appended = store.append_many(
+            session,
+            [
+                ("tally-a", [Tallied(building="1", amount=10)], 3, "c1"),
+                ("tally-b", [Tallied(building="2", amount=20), Tallied(building="2", amount=21)], 0, "c1"),
+                ("tally-c", [Tallied(building="3", amount=30)], None, "c2"),
+            ],
+        )
+    assert [(e.subject, e.streamversion) for e in appended] == [
+        ("tally-a", 4),
+        ("tally-b", 1),
+        ("tally-b", 2),
+        ("tally-c", 1),
+    ]
+    positions = [e.position for e in appended]
+    assert positions == sorted(positions) and len(set(positions)) == 4
+    with pytest.raises(ConcurrencyError) as stale, made.database.unit_of_work() as session:
+        store.append_many(
+            session,
+            [
+                ("tally-c", [Tallied(building="3", amount=31)], 1, "c2"),
+                ("tally-b", [Tallied(building="2", amount=22)], 1, "c1"),
+            ],
+        )
+    assert (stale.value.stream_id, stale.value.actual) == ("tally-b", 2)
+    with made.database.reading() as session:
+        assert [e.data["amount"] for e in store.read_stream(session, "tally-c")] == [30]
+        assert store.stream_version(session, "tally-a") == 4
+        read = store.read_after(session, 0)
+    assert [(e.subject, e.streamversion, e.position) for e in read[3:]] == [
+        (e.subject, e.streamversion, e.position) for e in appended
+    ]
+    made.database.dispose()
