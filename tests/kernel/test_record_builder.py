@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 
+from kafka.partitioner.default import DefaultPartitioner
 from sqlalchemy import select
 
 from juwei.database import Database
 from juwei.events import DomainEvent, EventRegistry, binary_headers, current_traceparent
 from juwei.migrate import upgrade
-from juwei.relay import RecordBuilder, record_from_row
+from juwei.relay import KeyPartitions, RecordBuilder, record_from_row
 from juwei.store import EventStore, events_table
 from tests.conftest import both_databases
 
@@ -162,3 +163,30 @@ def test_one_builder_serves_a_stream_of_sources_rows_and_the_constants_are_its_o
     other = RecordBuilder("/juwei/notify")(rows[0])[2]
     assert dict(first)["ce_source"] == b"/juwei/testing"
     assert dict(other)["ce_source"] == b"/juwei/notify"
+
+
+class _Cluster:
+    """What kafka-python's DefaultPartitioner asks of the cluster metadata."""
+
+    def __init__(self, partitions: set[int]) -> None:
+        self.partitions = partitions
+
+    def topics(self) -> set[str]:
+        return {"t"}
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return self.partitions
+
+    def available_partitions_for_topic(self, topic: str) -> set[int]:
+        return self.partitions
+
+
+def test_the_relay_places_every_key_where_kafkas_default_partitioner_does() -> None:
+    remembered = KeyPartitions(limit=50)  # small, so the bound is crossed and the cache cleared on the way
+    default = DefaultPartitioner()
+    keys = [f"compound-{c}:{kind}{n}".encode() for c in range(3) for kind in ("b", "household-") for n in range(40)]
+    for count in (1, 3, 6, 12):
+        partitions = set(range(count))
+        for key in keys * 2:
+            expected = default.partition("t", key, key, b"", b"", _Cluster(partitions))
+            assert remembered(key, sorted(partitions)) == expected
