@@ -74,6 +74,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--repeats", type=int, default=2, help="kernel rebuilds per size, the best kept (the slower layers run once)"
     )
+    parser.add_argument(
+        "--layers", default="kernel,counter,testing", help="which layers to run (comma-separated; default all three)"
+    )
     parser.add_argument("--profile", action="store_true", help="a pyinstrument pass per layer at the middle size")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     return parser.parse_args()
@@ -222,6 +225,7 @@ def main() -> int:
     results: list[dict[str, Any]] = []
     profiles: dict[str, str] = {}
 
+    chosen = set(args.layers.split(","))
     database = benchlib.open_database(benchlib.fresh_sqlite(folder / "log.db"))
     try:
         bench_tables.create_all(database.engine)
@@ -230,10 +234,10 @@ def main() -> int:
             ("kernel", lambda: Projector(database, store, [Nothing()])),
             ("counter", lambda: Projector(database, store, [Counter()])),
         ]
-        projectors = {name: make() for name, make in layers}
+        projectors = {name: make() for name, make in layers if name in chosen}
         households = benchlib.Households(4000)
         filled = 0
-        for index, size in enumerate(sizes):
+        for index, size in enumerate(sizes if projectors else []):
             fill_seconds = benchlib.fill(database, store, size - filled, households=households)
             log(f"log: {size:,} events ({fill_seconds:.1f} s to append the last {size - filled:,})")
             filled = size
@@ -260,7 +264,7 @@ def main() -> int:
     try:
         runtime.migrate()
         previous = 0
-        for index, residents in enumerate(testing_sizes):
+        for index, residents in enumerate(testing_sizes if "testing" in chosen else []):
             testing_log(runtime, residents - previous, f"rb{index}")
             previous = residents
             replayed, seconds, cpu = timed_rebuild(runtime.projector, 1)

@@ -8,7 +8,9 @@ the district-wide ids the events carry (``<compound>:<id>``); times are stored i
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -22,11 +24,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from juwei.aggregate import DomainRuleViolation
@@ -260,6 +265,28 @@ def utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+_BULK_UPSERTS: dict[tuple[str, str], Any] = {}
+
+
+def bulk_upsert(session: Session, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """Insert the rows, or update every other column where the key exists: one executemany for a whole run.
+
+    ``keys`` is the table's primary key and every row carries every column (the statement is built once per
+    dialect and table, as ``juwei.projection.upsert`` does for a single row).
+    """
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    statement = _BULK_UPSERTS.get((dialect, table.name))
+    if statement is None:
+        proposed = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+        others = [column.name for column in table.columns if column.name not in keys]
+        statement = _BULK_UPSERTS[(dialect, table.name)] = proposed.on_conflict_do_update(
+            index_elements=list(keys), set_={name: proposed.excluded[name] for name in others}
+        )
+    session.execute(statement, rows)
+
+
 def _types(*classes: type[DomainEvent]) -> frozenset[str]:
     return frozenset(cls.type_name() for cls in classes)
 
@@ -283,49 +310,78 @@ class Register(Projection):
     )
 
     def apply(self, session: Session, envelope: Envelope) -> None:
-        event = residents_catalogue.decode(envelope.type, envelope.data)
-        data = event.model_dump()
-        kind = type(event).__name__
-        compound = envelope.compound
-        if kind == "BuildingRegistered":
-            upsert(
-                session,
-                buildings,
-                {"building": data["building"]},
-                {"compound": compound, **{k: data[k] for k in ("number", "floors", "lifts", "lift_capacity")}},
-            )
-        elif kind == "HouseholdRegistered":
-            upsert(
-                session,
-                households,
-                {"household": data["household"]},
-                {"compound": compound, "building": data["building"], "floor": data["floor"], "room": data["room"]},
-            )
-        elif kind in ("ResidentRegistered", "ResidentArrived"):
-            upsert(
-                session,
-                residents,
-                {"resident": data["resident"]},
-                {
+        self.apply_many(session, [envelope])
+
+    def apply_many(self, session: Session, envelopes: Sequence[Envelope]) -> None:
+        """Rows kept in memory for the run (the last event about a row wins), then one executemany per shape."""
+        built: dict[str, dict[str, Any]] = {}
+        homes: dict[str, dict[str, Any]] = {}
+        people: dict[str, dict[str, Any]] = {}
+        changed: dict[str, dict[str, Any]] = {}  # residents registered before this run: only some columns change
+        for envelope in envelopes:
+            event = residents_catalogue.decode(envelope.type, envelope.data)
+            data = event.model_dump()
+            kind = type(event).__name__
+            compound = envelope.compound
+            if kind == "BuildingRegistered":
+                built[data["building"]] = {
+                    "building": data["building"],
+                    "compound": compound,
+                    **{k: data[k] for k in ("number", "floors", "lifts", "lift_capacity")},
+                }
+            elif kind == "HouseholdRegistered":
+                homes[data["household"]] = {
+                    "household": data["household"],
+                    "compound": compound,
+                    "building": data["building"],
+                    "floor": data["floor"],
+                    "room": data["room"],
+                }
+            elif kind in ("ResidentRegistered", "ResidentArrived"):
+                changed.pop(data["resident"], None)  # the upsert sets every column
+                people[data["resident"]] = {
+                    "resident": data["resident"],
                     "compound": compound,
                     "household": data["household"],
                     "building": data["building"],
                     "bedridden": bool(data["bedridden"]),
                     "present": True,
-                },
-            )
-        elif kind == "ResidentMoved":
-            session.execute(
-                update(residents)
-                .where(residents.c.resident == data["resident"])
-                .values(household=data["to_household"], building=data["building"])
-            )
-        elif kind == "ResidentNeedsChanged":
-            session.execute(
-                update(residents).where(residents.c.resident == data["resident"]).values(bedridden=data["bedridden"])
-            )
-        elif kind == "ResidentErased":
-            session.execute(update(residents).where(residents.c.resident == data["resident"]).values(present=False))
+                }
+            else:
+                if kind == "ResidentMoved":
+                    values = {"household": data["to_household"], "building": data["building"]}
+                elif kind == "ResidentNeedsChanged":
+                    values = {"bedridden": data["bedridden"]}
+                else:
+                    values = {"present": False}
+                row = people.get(data["resident"])
+                if row is not None:
+                    row.update(values)
+                else:
+                    changed.setdefault(data["resident"], {}).update(values)
+        bulk_upsert(session, buildings, ("building",), list(built.values()))
+        bulk_upsert(session, households, ("household",), list(homes.values()))
+        bulk_upsert(session, residents, ("resident",), list(people.values()))
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for resident, values in changed.items():
+            shapes.setdefault(tuple(sorted(values)), []).append({"b_resident": resident, **values})
+        for shape, rows in shapes.items():
+            session.execute(_resident_update(shape), rows)
+
+
+_RESIDENT_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _resident_update(columns: tuple[str, ...]) -> Any:
+    """UPDATE tst_residents SET <columns> WHERE resident = :b_resident, built once per set of columns."""
+    statement = _RESIDENT_UPDATES.get(columns)
+    if statement is None:
+        statement = _RESIDENT_UPDATES[columns] = (
+            update(residents)
+            .where(residents.c.resident == bindparam("b_resident"))
+            .values({name: bindparam(name) for name in columns})
+        )
+    return statement
 
 
 class Points(Projection):
@@ -478,116 +534,173 @@ class Results(Projection):
     types = _types(ev.SampleCollected, ev.TubeResulted, ev.IndividualResultRecorded, ev.AntigenReported)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
-        event = ev.registry.decode(envelope.type, envelope.data)
-        compound = envelope.compound
-        if isinstance(event, ev.SampleCollected):
-            session.execute(
-                samples.insert().values(
-                    round=event.round,
-                    resident=event.resident,
-                    attempt=event.attempt,
-                    compound=compound,
-                    tube=event.tube,
-                    kind=event.kind,
-                    point=event.point,
-                    household=event.household,
-                    building=event.building,
-                    door_to_door=event.door_to_door,
-                    collected_at=utc(event.collected_at),
-                )
-            )
-            self._status(
-                session,
-                compound,
-                event.round,
-                event.resident,
-                event.household,
-                event.building,
-                "SampleCollected",
-                None,
-                event.collected_at,
-            )
-            upsert(
-                session,
-                tubes,
-                {"tube": event.tube},
-                {
-                    "compound": compound,
-                    "round": event.round,
-                    "kind": event.kind,
-                    "point": event.point,
-                    "samples": _count_in_tube(session, event.tube),
-                    "result": None,
-                    "resulted_at": None,
-                },
-            )
-        elif isinstance(event, ev.TubeResulted):
-            session.execute(
-                update(tubes)
-                .where(tubes.c.tube == event.tube)
-                .values(result=event.result, resulted_at=utc(event.resulted_at))
-            )
-            rows = session.execute(
-                select(samples.c.resident, samples.c.household, samples.c.building).where(samples.c.tube == event.tube)
-            ).all()
-            for resident, household, building in rows:
-                self._status(
-                    session,
+        self.apply_many(session, [envelope])
+
+    def apply_many(self, session: Session, envelopes: Sequence[Envelope]) -> None:
+        """Set-based: what the run needs is read once, statuses, tubes and counts change in memory, written once.
+
+        The rows equal those of applying the events one by one (each sample an INSERT, each status read and
+        upserted, each tube's samples counted): the tests rebuild full rounds both ways and compare.
+        """
+        decoded = [(envelope.compound, ev.registry.decode(envelope.type, envelope.data)) for envelope in envelopes]
+        run = _ResultsRun(session, [event for _compound, event in decoded])
+        for compound, event in decoded:
+            if isinstance(event, ev.SampleCollected):
+                run.sampled(compound, event)
+            elif isinstance(event, ev.TubeResulted):
+                run.tube_result(event.tube, event.result, event.resulted_at)
+                for resident, household, building in run.tube_samples.get(event.tube, ()):
+                    run.status(
+                        compound,
+                        event.round,
+                        resident,
+                        household,
+                        building,
+                        "TubeResulted",
+                        event.result,
+                        event.resulted_at,
+                    )
+            elif isinstance(event, ev.IndividualResultRecorded):
+                run.tube_result(event.tube, event.result, event.resulted_at)
+                run.status(
                     compound,
                     event.round,
-                    resident,
-                    household,
-                    building,
-                    "TubeResulted",
+                    event.resident,
+                    event.household,
+                    event.building,
+                    "IndividualResultRecorded",
                     event.result,
                     event.resulted_at,
                 )
-        elif isinstance(event, ev.IndividualResultRecorded):
-            session.execute(
-                update(tubes)
-                .where(tubes.c.tube == event.tube)
-                .values(result=event.result, resulted_at=utc(event.resulted_at))
-            )
-            self._status(
-                session,
-                compound,
-                event.round,
-                event.resident,
-                event.household,
-                event.building,
-                "IndividualResultRecorded",
-                event.result,
-                event.resulted_at,
-            )
-        elif isinstance(event, ev.AntigenReported):
-            upsert(
-                session,
-                antigen,
-                {"round": event.round, "resident": event.resident},
-                {
+            elif isinstance(event, ev.AntigenReported):
+                run.antigen[(event.round, event.resident)] = {
+                    "round": event.round,
+                    "resident": event.resident,
                     "compound": compound,
                     "household": event.household,
                     "building": event.building,
                     "result": event.result,
                     "photo": event.photo,
                     "reported_at": utc(event.reported_at),
-                },
-            )
-            self._status(
-                session,
-                compound,
-                event.round,
-                event.resident,
-                event.household,
-                event.building,
-                "AntigenReported",
-                event.result,
-                event.reported_at,
-            )
+                }
+                run.status(
+                    compound,
+                    event.round,
+                    event.resident,
+                    event.household,
+                    event.building,
+                    "AntigenReported",
+                    event.result,
+                    event.reported_at,
+                )
+        run.write()
 
-    @staticmethod
-    def _status(
-        session: Session,
+
+_IN_CHUNK = 500  # ids per IN (…): well under SQLite's bound-parameter limit
+_TUBE_RESULT = (
+    update(tubes)
+    .where(tubes.c.tube == bindparam("b_tube"))
+    .values(result=bindparam("b_result"), resulted_at=bindparam("b_resulted_at"))
+)
+_SAMPLES_OF_TUBES = select(samples.c.tube, samples.c.resident, samples.c.household, samples.c.building).where(
+    samples.c.tube.in_(bindparam("tubes", expanding=True))
+)
+_COUNTS_OF_TUBES = (
+    select(samples.c.tube, func.count())
+    .where(samples.c.tube.in_(bindparam("tubes", expanding=True)))
+    .group_by(samples.c.tube)
+)
+_STATUSES = select(round_residents.c.resident, round_residents.c.status).where(
+    round_residents.c["round"] == bindparam("round"),
+    round_residents.c.resident.in_(bindparam("people", expanding=True)),
+)
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
+
+
+class _ResultsRun:
+    """One run of result events: the rows they touch, read before and written after."""
+
+    def __init__(self, session: Session, events: list[DomainEvent]) -> None:
+        self.session = session
+        self.samples: list[dict[str, Any]] = []
+        self.statuses: dict[tuple[str, str], dict[str, Any]] = {}
+        self.tubes: dict[str, dict[str, Any]] = {}  # tubes sampled in the run: whole rows
+        self.results: dict[str, dict[str, Any]] = {}  # tubes sampled before the run: only the result changes
+        self.antigen: dict[tuple[str, str], dict[str, Any]] = {}
+        sampled = list(dict.fromkeys(e.tube for e in events if isinstance(e, ev.SampleCollected)))
+        resulted = list(dict.fromkeys(e.tube for e in events if isinstance(e, ev.TubeResulted)))
+        people: dict[str, set[str]] = {}
+        for event in events:
+            for resident in _concerned(event):
+                people.setdefault(event.round, set()).add(resident)  # type: ignore[attr-defined]
+        # Read before anything of the run is written: what follows is kept in memory on top of it.
+        self.counts: dict[str, int] = {}
+        for chunk in _chunks(sampled):
+            for tube, count in session.execute(_COUNTS_OF_TUBES, {"tubes": chunk}):
+                self.counts[tube] = int(count)
+        self.tube_samples: dict[str, list[tuple[str, str, str]]] = {}
+        for chunk in _chunks(resulted):
+            for tube, resident, household, building in session.execute(_SAMPLES_OF_TUBES, {"tubes": chunk}):
+                self.tube_samples.setdefault(tube, []).append((resident, household, building))
+        self.current: dict[tuple[str, str], str] = {}
+        for round_id, residents_of_round in people.items():
+            for chunk in _chunks(sorted(residents_of_round)):
+                for resident, status in session.execute(_STATUSES, {"round": round_id, "people": chunk}):
+                    self.current[(round_id, resident)] = status
+
+    def sampled(self, compound: str, event: ev.SampleCollected) -> None:
+        self.samples.append(
+            {
+                "round": event.round,
+                "resident": event.resident,
+                "attempt": event.attempt,
+                "compound": compound,
+                "tube": event.tube,
+                "kind": event.kind,
+                "point": event.point,
+                "household": event.household,
+                "building": event.building,
+                "door_to_door": event.door_to_door,
+                "collected_at": utc(event.collected_at),
+            }
+        )
+        self.tube_samples.setdefault(event.tube, []).append((event.resident, event.household, event.building))
+        self.status(
+            compound,
+            event.round,
+            event.resident,
+            event.household,
+            event.building,
+            "SampleCollected",
+            None,
+            event.collected_at,
+        )
+        self.counts[event.tube] = self.counts.get(event.tube, 0) + 1
+        self.results.pop(event.tube, None)  # the tube's upsert clears the result anyway
+        self.tubes[event.tube] = {
+            "tube": event.tube,
+            "compound": compound,
+            "round": event.round,
+            "kind": event.kind,
+            "point": event.point,
+            "samples": self.counts[event.tube],
+            "result": None,
+            "resulted_at": None,
+        }
+
+    def tube_result(self, tube: str, result: str, at: datetime) -> None:
+        row = self.tubes.get(tube)
+        if row is not None:
+            row.update(result=result, resulted_at=utc(at))
+        else:
+            self.results[tube] = {"b_tube": tube, "b_result": result, "b_resulted_at": utc(at)}
+
+    def status(
+        self,
         compound: str,
         round: str,
         resident: str,
@@ -597,27 +710,35 @@ class Results(Projection):
         result: str | None,
         at: datetime,
     ) -> None:
-        current = session.execute(
-            select(round_residents.c.status).where(
-                round_residents.c["round"] == round, round_residents.c.resident == resident
-            )
-        ).scalar()
-        upsert(
-            session,
-            round_residents,
-            {"round": round, "resident": resident},
-            {
-                "compound": compound,
-                "household": household,
-                "building": building,
-                "status": status_after(current, kind, result),
-                "updated_at": utc(at),
-            },
-        )
+        key = (round, resident)
+        status = status_after(self.current.get(key), kind, result)
+        self.current[key] = status  # type: ignore[assignment]
+        self.statuses[key] = {
+            "round": round,
+            "resident": resident,
+            "compound": compound,
+            "household": household,
+            "building": building,
+            "status": status,
+            "updated_at": utc(at),
+        }
+
+    def write(self) -> None:
+        if self.samples:
+            self.session.execute(samples.insert(), self.samples)
+        bulk_upsert(self.session, round_residents, ("round", "resident"), list(self.statuses.values()))
+        bulk_upsert(self.session, tubes, ("tube",), list(self.tubes.values()))
+        if self.results:
+            self.session.execute(_TUBE_RESULT, list(self.results.values()))
+        bulk_upsert(self.session, antigen, ("round", "resident"), list(self.antigen.values()))
 
 
-def _count_in_tube(session: Session, tube: str) -> int:
-    return int(session.execute(select(func.count()).where(samples.c.tube == tube)).scalar() or 0)
+def _concerned(event: DomainEvent) -> list[str]:
+    """Residents whose status in the round this event may change (a pooled result: read from the tube)."""
+    if isinstance(event, ev.TubeResulted):
+        return list(event.residents)
+    resident = getattr(event, "resident", None)
+    return [resident] if resident is not None else []
 
 
 class Cases(Projection):
