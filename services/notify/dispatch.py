@@ -1,19 +1,29 @@
 """The dispatcher: pending deliveries out to the platforms, each outcome recorded the moment it is known.
 
-A periodic job of the service (every ``JUWEI_NOTIFY_DISPATCH_SECONDS``). Per channel, one dispatcher at a
+A periodic job of the service, woken as soon as a unit of work has committed new deliveries (the fan-out
+calls ``Runtime.wake_after_commit``); its tick (``JUWEI_NOTIFY_DISPATCH_SECONDS``) only serves retries,
+deliveries held for quiet hours and channels waiting for their platform. Per channel, one dispatcher at a
 time holds a lease (``notify_channel_state``), so the rate limit holds however many notify processes run.
-For each delivery:
+A dispatcher keeps its leases from round to round and renews one when half of it has gone; it hands them
+back when the service stops (a killed process's channels wait until its leases run out).
+
+The chat bots and e-mail (no idempotency): for each delivery,
 
 1. claim it: ``pending → sending`` in its own small transaction (and renew the lease);
 2. send it (one HTTP request or one SMTP transaction);
 3. record the outcome at once in a second transaction (the attempt, the new status, the event).
 
-The window that remains is between 2 and 3: the request has left and its outcome is not yet committed —
-the platform's answer time plus one small commit. A process killed inside it leaves the delivery in
-``sending``. The next holder of the channel's lease finds it there: the chat bots and e-mail cannot be
-asked "did you get this?" and have no idempotency key, so it is marked ``uncertain``, *not* sent again
-(at most once), and an operator is alerted and may requeue it; a signed webhook carries our delivery id
-(``X-Juwei-Delivery``) for its receiver to dedupe on, so it is simply sent again.
+Signed webhooks (their receiver dedupes on ``X-Juwei-Delivery``) and without a rate limit: one
+transaction claims the due deliveries of all such channels of the round, they are sent (channels side by
+side, each channel's in order), and one transaction records every outcome.
+
+For the bots the window that remains is between 2 and 3: the request has left and its outcome is not yet
+committed — the platform's answer time plus one small commit. A process killed inside it leaves the
+delivery in ``sending`` (for webhooks: every delivery of the round). The next holder of the channel's
+lease finds it there: the chat bots and e-mail cannot be asked "did you get this?" and have no
+idempotency key, so it is marked ``uncertain``, *not* sent again (at most once), and an operator is
+alerted and may requeue it; a signed webhook carries our delivery id (``X-Juwei-Delivery``) for its
+receiver to dedupe on, so it is simply sent again.
 
 Over a platform's rate limit, the backlog is merged into one digest (``domain.plan_batch``). A rate-limit
 answer makes the delivery wait (exponential backoff with jitter, at least the platform's own pause) and
@@ -74,7 +84,7 @@ from services.notify.events import (
     DeliveryUncertain,
     DigestComposed,
 )
-from services.notify.handlers import queue
+from services.notify.handlers import DISPATCH_JOB, queue
 from services.notify.views import attempts, channel_state, channels, deliveries, groups, messages, quiet_hours
 
 log = structlog.get_logger("notify.dispatch")
@@ -161,6 +171,35 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
+# What a claim reads of a delivery (and of its message) to send it.
+_CLAIM_COLUMNS = (
+    deliveries.c.delivery,
+    deliveries.c.message,
+    deliveries.c.priority,
+    deliveries.c.attempts,
+    deliveries.c.created_at,
+    deliveries.c.digest_title,
+    deliveries.c.digest_body,
+    messages.c.title_zh,
+    messages.c.body_zh,
+    messages.c.title_en,
+    messages.c.body_en,
+)
+
+
+def _claimed(info: ChannelInfo, row: Any, now: datetime) -> Claimed:
+    """A claimed delivery in the channel's language, from a row of ``_CLAIM_COLUMNS`` read before the claim."""
+    if row.message is None:
+        title, body = row.digest_title or "", row.digest_body or ""
+    elif info.language == "en" and (row.title_en or row.body_en):
+        title, body = row.title_en, row.body_en
+    else:
+        title, body = row.title_zh or "", row.body_zh or ""
+    return Claimed(
+        row.id, row.delivery, row.message, row.priority, row.attempts + 1, _aware(row.created_at) or now, title, body
+    )
+
+
 class Dispatcher:
     """One process's dispatcher; ``run_once`` serves every channel with something due."""
 
@@ -178,8 +217,14 @@ class Dispatcher:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.client = httpx.Client(timeout=self.policy.http_timeout)
         self.pool = ThreadPoolExecutor(max_workers=self.policy.workers, thread_name_prefix="notify-dispatch")
+        # Sends of the channels served together; apart from ``pool``, where a paced bot may sleep.
+        self.senders = ThreadPoolExecutor(max_workers=self.policy.workers, thread_name_prefix="notify-send")
         self._configs: dict[str, tuple[str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        # Leases this dispatcher holds and until when (as committed): kept across rounds, renewed at half-time.
+        self._held: dict[str, datetime] = {}
+        # Set by ``run_once`` when a channel had more due than one round sends: run again without a tick.
+        self.more_due = False
         # Called with every operator alert besides the log line (a pager, a test).
         self.on_alert: list[Callable[[dict[str, Any]], None]] = []
 
@@ -190,16 +235,29 @@ class Dispatcher:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+        self.senders.shutdown(wait=True)
+        self._release_leases()
         self.client.close()
 
     # --- the loop ---------------------------------------------------------------------------------------
 
     def run_once(self) -> int:
         """Serve every channel with due work once; returns how many requests went out."""
-        due = self.due_channels()
-        if len(due) <= 1 or self.policy.workers <= 1:
-            return sum(self.serve(channel) for channel in due)
-        return sum(self.pool.map(self.serve, due))
+        self.more_due = False
+        due = self._due_kinds()
+        together = sorted(channel for channel, kind in due.items() if self._goes_together(kind))
+        alone = sorted(channel for channel in due if channel not in together)
+        pooled = len(alone) > 1 and self.policy.workers > 1
+        futures = [self.pool.submit(self.serve, channel) for channel in alone] if pooled else []
+        sent = self.serve_together(together) if together else 0
+        if pooled:
+            return sent + sum(future.result() for future in futures)
+        return sent + sum(self.serve(channel) for channel in alone)
+
+    def _goes_together(self, kind: str | None) -> bool:
+        """Resending is harmless and nothing paces it: claimed and recorded with other channels, in bulk."""
+        limit = self.policy.limits.get(kind or "", RateLimit())
+        return kind in IDEMPOTENT_CHANNELS and not limit.windows
 
     def drain(self, timeout: float = 30.0) -> int:
         """Run until nothing is due now (tests and the CLI); returns requests sent."""
@@ -230,6 +288,10 @@ class Dispatcher:
         return min(moments, default=None)
 
     def due_channels(self) -> list[str]:
+        return sorted(self._due_kinds())
+
+    def _due_kinds(self) -> dict[str, str | None]:
+        """Channels with due work (or orphans) whose lease is free or ours, with their kind."""
         now = self.clock()
         lease_free = or_(
             channel_state.c.lease_owner.is_(None),
@@ -238,8 +300,12 @@ class Dispatcher:
         )
         with self.runtime.database.reading() as session:
             rows = session.execute(
-                select(deliveries.c.channel)
-                .select_from(deliveries.outerjoin(channel_state, channel_state.c.channel == deliveries.c.channel))
+                select(deliveries.c.channel, channels.c.kind)
+                .select_from(
+                    deliveries.outerjoin(channel_state, channel_state.c.channel == deliveries.c.channel).outerjoin(
+                        channels, channels.c.channel == deliveries.c.channel
+                    )
+                )
                 .where(
                     or_(
                         and_(
@@ -253,8 +319,8 @@ class Dispatcher:
                     or_(channel_state.c.channel.is_(None), lease_free),
                 )
                 .distinct()
-            ).scalars()
-            return sorted(rows)
+            ).all()
+            return {row.channel: row.kind for row in rows}
 
     def serve(self, channel: str) -> int:
         """One planning round for one channel, under its lease."""
@@ -272,8 +338,6 @@ class Dispatcher:
         except Exception as exc:  # one broken channel must not stop the others; the tick retries it
             log.error("notify.dispatch_failed", channel=channel, error=repr(exc))
             return 0
-        finally:
-            self._release_lease(channel)
 
     def _serve(self, info: ChannelInfo) -> int:
         now = self.clock()
@@ -310,12 +374,154 @@ class Dispatcher:
                 break  # the rest waits for the channel
         return sent
 
+    # --- channels served together (idempotent, unpaced: the signed webhook) ---------------------------
+
+    def serve_together(self, names: Sequence[str]) -> int:
+        """One round for many channels: one transaction claims their due deliveries, one records the outcomes.
+
+        Only for channels whose receiver dedupes on our delivery id: a crash between claiming and recording
+        leaves every claimed delivery in ``sending``, and the next holder of the lease sends them all again.
+        """
+        try:
+            infos: dict[str, ChannelInfo] = {}
+            for channel in names:
+                if not self._take_lease(channel):
+                    continue
+                info = self._channel(channel)
+                if info is None:
+                    continue
+                if not info.active:
+                    self._recover_orphans(info)
+                    self._cancel_pending(info)
+                    continue
+                infos[channel] = info
+            for channel in self._orphaned(list(infos)):
+                self._recover_orphans(infos[channel])
+            claimed = self._claim_together(infos)
+            if not claimed:
+                return 0
+            rounds = list(self.senders.map(lambda channel: self._send_all(infos[channel], claimed[channel]), claimed))
+            self._record_together(infos, rounds)
+            return sum(1 for _, sent in rounds for _, outcome, _ in sent if outcome is not None)
+        except Exception as exc:  # claimed but unrecorded ones stay in ``sending``: the next round resends them
+            log.error("notify.dispatch_failed", channels=len(names), error=repr(exc))
+            return 0
+
+    def _claim_together(self, infos: dict[str, ChannelInfo]) -> dict[str, list[Claimed]]:
+        """Claim up to ``per_tick`` due deliveries of each channel that is neither broken nor blocked."""
+        if not infos:
+            return {}
+        now, cap = self.clock(), self.policy.per_tick
+        ready = and_(
+            deliveries.c.channel.in_(list(infos)),
+            deliveries.c.status == "pending",
+            deliveries.c.next_attempt_at <= now,
+            channel_state.c.broken.is_(None),
+            or_(channel_state.c.blocked_until.is_(None), channel_state.c.blocked_until <= now),
+        )
+        ranked = (
+            select(
+                deliveries.c.id,
+                func.row_number().over(partition_by=deliveries.c.channel, order_by=deliveries.c.id).label("rank"),
+            )
+            .select_from(deliveries.outerjoin(channel_state, channel_state.c.channel == deliveries.c.channel))
+            .where(ready)
+            .subquery()
+        )
+        with self.runtime.database.unit_of_work() as session:
+            rows = session.execute(
+                select(deliveries.c.id, deliveries.c.channel, *_CLAIM_COLUMNS)
+                .select_from(
+                    deliveries.join(ranked, ranked.c.id == deliveries.c.id).outerjoin(
+                        messages, messages.c.message == deliveries.c.message
+                    )
+                )
+                .where(ranked.c.rank <= cap + 1)  # one more than we take: tells whether more is due
+                .order_by(deliveries.c.id)
+            ).all()
+            taken: dict[str, list[Any]] = {}
+            for row in rows:
+                batch = taken.setdefault(row.channel, [])
+                if len(batch) < cap:
+                    batch.append(row)
+                else:
+                    self.more_due = True
+            ids = [row.id for batch in taken.values() for row in batch]
+            if not ids:
+                return {}
+            won = set(
+                session.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
+                    .values(
+                        status="sending", attempts=deliveries.c.attempts + 1, claimed_by=self.owner, claimed_at=now
+                    )
+                    .returning(deliveries.c.id)
+                ).scalars()
+            )
+            until = self._renew_lease(session, list(taken), now)
+        self._hold(list(taken), until)
+        claimed = {
+            channel: [_claimed(infos[channel], row, now) for row in batch if row.id in won]
+            for channel, batch in taken.items()
+        }
+        return {channel: batch for channel, batch in claimed.items() if batch}
+
+    def _send_all(
+        self, info: ChannelInfo, claimed: Sequence[Claimed]
+    ) -> tuple[str, list[tuple[Claimed, Outcome | None, int]]]:
+        """Send one channel's claimed deliveries in order; ``None``: not sent (the channel stopped taking them)."""
+        try:
+            sender = self._sender(info)
+        except Exception as exc:  # its configuration cannot be read: nothing left, all go back to pending
+            log.error("notify.sender_unavailable", channel=info.channel, error=repr(exc))
+            return info.channel, [(item, None, 0) for item in claimed]
+        results: list[tuple[Claimed, Outcome | None, int]] = []
+        stopped = False
+        for item in claimed:
+            if stopped:
+                results.append((item, None, 0))
+                continue
+            outcome, elapsed = self._send(info, item, sender)
+            results.append((item, outcome, elapsed))
+            stopped = outcome.kind == "rate_limited" or outcome.channel_broken  # the rest waits for the channel
+        return info.channel, results
+
+    def _record_together(
+        self, infos: dict[str, ChannelInfo], rounds: Sequence[tuple[str, list[tuple[Claimed, Outcome | None, int]]]]
+    ) -> None:
+        settled: list[Callable[[], None]] = []
+        with self.runtime.database.unit_of_work() as session:
+            for channel, results in rounds:
+                unsent = [item.id for item, outcome, _ in results if outcome is None]
+                if unsent:  # never attempted: back in the queue as they were
+                    session.execute(
+                        update(deliveries)
+                        .where(
+                            deliveries.c.id.in_(unsent),
+                            deliveries.c.claimed_by == self.owner,
+                            deliveries.c.status == "sending",
+                        )
+                        .values(status="pending", claimed_by=None, attempts=deliveries.c.attempts - 1)
+                    )
+                for item, outcome, elapsed in results:
+                    if outcome is not None:
+                        settled.append(self._settle(session, infos[channel], item, outcome, elapsed))
+        for committed in settled:
+            committed()
+
     # --- one delivery -----------------------------------------------------------------------------------
 
     def _deliver(self, info: ChannelInfo, item: Due, sender: Sender) -> Outcome | None:
         claimed = self._claim(info, item.id)
         if claimed is None:
             return None
+        outcome, elapsed = self._send(info, claimed, sender)
+        self._record(info, claimed, outcome, elapsed)
+        return outcome
+
+    def _send(self, info: ChannelInfo, claimed: Claimed, sender: Sender) -> tuple[Outcome, int]:
+        """One request to the platform; returns its outcome and how long it took (ms)."""
         outgoing = Outgoing(
             delivery=claimed.delivery,
             title=claimed.title,
@@ -335,26 +541,13 @@ class Dispatcher:
         elapsed = int((time.monotonic() - started) * 1000)
         if outcome.kind == "uncertain" and info.kind in IDEMPOTENT_CHANNELS:
             outcome = replace(outcome, kind="transient")  # the receiver dedupes on X-Juwei-Delivery
-        self._record(info, claimed, outcome, elapsed)
-        return outcome
+        return outcome, elapsed
 
     def _claim(self, info: ChannelInfo, delivery_id: int) -> Claimed | None:
         now = self.clock()
         with self.runtime.database.unit_of_work() as session:
             row = session.execute(
-                select(
-                    deliveries.c.delivery,
-                    deliveries.c.message,
-                    deliveries.c.priority,
-                    deliveries.c.attempts,
-                    deliveries.c.created_at,
-                    deliveries.c.digest_title,
-                    deliveries.c.digest_body,
-                    messages.c.title_zh,
-                    messages.c.body_zh,
-                    messages.c.title_en,
-                    messages.c.body_en,
-                )
+                select(deliveries.c.id, *_CLAIM_COLUMNS)
                 .select_from(deliveries.outerjoin(messages, messages.c.message == deliveries.c.message))
                 .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
             ).first()
@@ -367,19 +560,19 @@ class Dispatcher:
             ).rowcount
             if not claimed:
                 return None
-            self._renew_lease(session, info.channel, now)
-        if row.message is None:
-            title, body = row.digest_title or "", row.digest_body or ""
-        elif info.language == "en" and (row.title_en or row.body_en):
-            title, body = row.title_en, row.body_en
-        else:
-            title, body = row.title_zh or "", row.body_zh or ""
-        return Claimed(
-            delivery_id, row.delivery, row.message, row.priority, row.attempts + 1, _aware(row.created_at) or now,
-            title, body,
-        )
+            until = self._renew_lease(session, [info.channel], now)
+        self._hold([info.channel], until)
+        return _claimed(info, row, now)
 
     def _record(self, info: ChannelInfo, claimed: Claimed, outcome: Outcome, elapsed_ms: int) -> None:
+        with self.runtime.database.unit_of_work() as session:
+            settled = self._settle(session, info, claimed, outcome, elapsed_ms)
+        settled()
+
+    def _settle(
+        self, session: Session, info: ChannelInfo, claimed: Claimed, outcome: Outcome, elapsed_ms: int
+    ) -> Callable[[], None]:
+        """Write one outcome into ``session``; returns what to do once it has committed (metrics, alerts)."""
         now = self.clock()
         common = {
             "delivery": claimed.delivery,
@@ -396,7 +589,6 @@ class Dispatcher:
         if kind == "sent":
             values.update(status="sent", sent_at=now)
             event = DeliverySent(**common)
-            LATENCY.labels(info.kind).observe(max(0.0, (now - claimed.created_at).total_seconds()))
         elif kind in ("rate_limited", "transient") and not (
             kind == "transient" and claimed.attempt >= self.policy.max_attempts
         ):
@@ -417,48 +609,53 @@ class Dispatcher:
             values.update(status="dead")
             event = DeliveryDeadLettered(**common, code=code[:60], channel_broken=outcome.channel_broken)
             alert = True
-        with self.runtime.database.unit_of_work() as session:
-            changed = session.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.id == claimed.id,
-                    deliveries.c.claimed_by == self.owner,
-                    deliveries.c.status == "sending",
-                )
-                .values(**values)
-            ).rowcount
-            session.execute(
-                attempts.insert().values(
-                    delivery_id=claimed.id,
-                    channel=info.channel,
-                    attempt=claimed.attempt,
-                    at=now,
-                    outcome=kind,
-                    requested=outcome.requested,
-                    code=outcome.code[:60],
-                    detail=outcome.detail[:1000],
-                    duration_ms=elapsed_ms,
-                )
+        changed = session.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id == claimed.id,
+                deliveries.c.claimed_by == self.owner,
+                deliveries.c.status == "sending",
             )
-            if not changed:
-                # Another dispatcher took the channel over (our lease ran out mid-send) and settled it.
-                log.warning("notify.claim_lost", delivery=claimed.delivery, outcome=kind)
-                return
-            if block_until is not None:
-                self._set_state(session, info.channel, blocked_until=block_until)
-            if outcome.channel_broken:
-                self._set_state(session, info.channel, broken=f"{outcome.code}: {outcome.detail}"[:500])
-            self._append(session, info, claimed.delivery, event)
-        OUTCOMES.labels(info.kind, kind).inc()
-        if alert:
-            self.alert(
-                what="delivery " + ("uncertain: not resent" if kind == "uncertain" else "dead-lettered"),
-                delivery=claimed.delivery,
+            .values(**values)
+        ).rowcount
+        session.execute(
+            attempts.insert().values(
+                delivery_id=claimed.id,
                 channel=info.channel,
-                kind=info.kind,
-                code=outcome.code,
-                channel_broken=outcome.channel_broken,
+                attempt=claimed.attempt,
+                at=now,
+                outcome=kind,
+                requested=outcome.requested,
+                code=outcome.code[:60],
+                detail=outcome.detail[:1000],
+                duration_ms=elapsed_ms,
             )
+        )
+        if not changed:
+            # Another dispatcher took the channel over (our lease ran out mid-send) and settled it.
+            log.warning("notify.claim_lost", delivery=claimed.delivery, outcome=kind)
+            return lambda: None
+        if block_until is not None:
+            self._set_state(session, info.channel, blocked_until=block_until)
+        if outcome.channel_broken:
+            self._set_state(session, info.channel, broken=f"{outcome.code}: {outcome.detail}"[:500])
+        self._append(session, info, claimed.delivery, event)
+
+        def committed() -> None:
+            OUTCOMES.labels(info.kind, kind).inc()
+            if kind == "sent":
+                LATENCY.labels(info.kind).observe(max(0.0, (now - claimed.created_at).total_seconds()))
+            if alert:
+                self.alert(
+                    what="delivery " + ("uncertain: not resent" if kind == "uncertain" else "dead-lettered"),
+                    delivery=claimed.delivery,
+                    channel=info.channel,
+                    kind=info.kind,
+                    code=outcome.code,
+                    channel_broken=outcome.channel_broken,
+                )
+
+        return committed
 
     def _append(self, session: Session, info: ChannelInfo, delivery: str, event: DomainEvent) -> None:
         self.runtime.store.append(session, f"delivery-{delivery}", [event], expected_version=None,
@@ -628,7 +825,20 @@ class Dispatcher:
 
     def _take_lease(self, channel: str) -> bool:
         now = self.clock()
+        with self._lock:
+            held = self._held.get(channel)
+        if held is not None and (held - now).total_seconds() > self.policy.lease_seconds / 2:
+            return True  # ours, committed, and far from running out: no transaction this round
         until = now + timedelta(seconds=self.policy.lease_seconds)
+        taken = self._try_lease(channel, now, until)
+        with self._lock:
+            if taken:
+                self._held[channel] = until
+            else:
+                self._held.pop(channel, None)
+        return taken
+
+    def _try_lease(self, channel: str, now: datetime, until: datetime) -> bool:
         try:
             with self.runtime.database.unit_of_work() as session:
                 taken = session.execute(
@@ -657,26 +867,53 @@ class Dispatcher:
         except IntegrityError:
             return False  # another dispatcher created the row first: it holds the lease
 
-    def _renew_lease(self, session: Session, channel: str, now: datetime) -> None:
+    def _renew_lease(self, session: Session, channels_held: Sequence[str], now: datetime) -> datetime:
+        """Push our leases on ``channels_held`` on; ``_hold`` the returned moment once the session committed."""
+        until = now + timedelta(seconds=self.policy.lease_seconds)
         session.execute(
             update(channel_state)
-            .where(channel_state.c.channel == channel, channel_state.c.lease_owner == self.owner)
-            .values(lease_until=now + timedelta(seconds=self.policy.lease_seconds))
+            .where(channel_state.c.channel.in_(list(channels_held)), channel_state.c.lease_owner == self.owner)
+            .values(lease_until=until)
         )
+        return until
 
-    def _release_lease(self, channel: str) -> None:
+    def _hold(self, channels_held: Sequence[str], until: datetime) -> None:
+        with self._lock:
+            for channel in channels_held:
+                if channel in self._held:
+                    self._held[channel] = until
+
+    def _release_leases(self) -> None:
+        """On the way out: let another notify process take our channels at once instead of after the lease."""
+        with self._lock:
+            held, self._held = list(self._held), {}
+        if not held:
+            return
         try:
             with self.runtime.database.unit_of_work() as session:
                 session.execute(
                     update(channel_state)
-                    .where(channel_state.c.channel == channel, channel_state.c.lease_owner == self.owner)
+                    .where(channel_state.c.channel.in_(held), channel_state.c.lease_owner == self.owner)
                     .values(lease_owner=None, lease_until=None)
                 )
-        except Exception as exc:  # it expires by itself
-            log.warning("notify.lease_release_failed", channel=channel, error=repr(exc))
+        except Exception as exc:  # they expire by themselves
+            log.warning("notify.lease_release_failed", channels=len(held), error=repr(exc))
+
+    def _orphaned(self, channels_held: Sequence[str]) -> set[str]:
+        """Which of our channels have deliveries in ``sending``: none of ours is in flight between rounds."""
+        with self.runtime.database.reading() as session:
+            return set(
+                session.execute(
+                    select(deliveries.c.channel)
+                    .where(deliveries.c.channel.in_(list(channels_held)), deliveries.c.status == "sending")
+                    .distinct()
+                ).scalars()
+            )
 
     def _recover_orphans(self, info: ChannelInfo) -> None:
         """Deliveries left in ``sending`` by a process that died between claiming and recording."""
+        if not self._orphaned([info.channel]):
+            return  # the usual case, found by a read: no write transaction for it
         now = self.clock()
         with self.runtime.database.unit_of_work() as session:
             rows = session.execute(
@@ -730,6 +967,7 @@ def dispatcher_of(runtime: Runtime, policy: DispatchPolicy | None = None) -> Dis
         found = _DISPATCHERS.get(runtime)
         if found is None:
             found = _DISPATCHERS[runtime] = Dispatcher(runtime, policy)
+            runtime.on_stop.append(found.close)  # hands its leases back when the service stops
         return found
 
 
@@ -737,6 +975,10 @@ def job(policy: DispatchPolicy) -> Callable[[Runtime], None]:
     """The periodic job the service runs: serve what is due."""
 
     def dispatch_deliveries(runtime: Runtime) -> None:
-        dispatcher_of(runtime, policy).run_once()
+        dispatcher = dispatcher_of(runtime, policy)
+        dispatcher.run_once()
+        if dispatcher.more_due:
+            runtime.wake(DISPATCH_JOB)  # a channel had more than one round's worth: go on without a tick
 
+    assert dispatch_deliveries.__name__ == DISPATCH_JOB  # the name handlers wake it by
     return dispatch_deliveries

@@ -32,6 +32,8 @@ log = structlog.get_logger("notify.handlers")
 CONSUMED_SERVICES = ("residents", "testing", "supplies")
 CONSUMED_TOPICS = [f"juwei.{name}" for name in CONSUMED_SERVICES]
 _IDS = uuid.UUID("6b1f0c8e-8d36-4a53-9f0e-6e6f74696679")  # namespace of ids derived from other ids
+# The dispatcher's periodic job, woken when a unit of work has queued deliveries (``Runtime.wake``).
+DISPATCH_JOB = "dispatch_deliveries"
 
 
 def consumed_catalogue() -> EventRegistry:
@@ -124,6 +126,8 @@ def compose(
     message.compose(kind, priority, buildings, texts, template=template, cause=cause)
     envelopes = repository.save(session, message, compound=compound, actor=actor)
     queued = fan_out(session, compound, message_id, message.buildings, priority)
+    if queued:
+        runtime.wake_after_commit(session, DISPATCH_JOB)  # sent now, not at the next tick
     log.info("notify.composed", message=message_id, kind=kind, buildings=len(message.buildings), deliveries=queued)
     return envelopes
 
