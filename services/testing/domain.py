@@ -56,6 +56,8 @@ RESULTS = ("negative", "positive", "invalid")
 OUTCOMES = ("returned", "recovered")
 POOL_SIZE = 10  # 10-in-1 pooling, as Shanghai ran it in April 2022
 MAX_POOL_SIZE = 20
+PLATE_WELLS = 96  # a lab reports by plate: a 96-well plate holds at most 96 tubes
+MAX_UPLOAD_TUBES = 100  # tubes a sampling point uploads at once (a cool box of racks)
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 MAX_PHOTOS = 10
 # How late a clock may run: a record "done" more than this in the future is a typo, not a plan.
@@ -515,6 +517,18 @@ def milestone_passed(before: int, after: int, residents: int) -> int | None:
     return passed[-1] if passed else None
 
 
+def listed_twice(tubes: Sequence[str]) -> dict[int, int]:
+    """Items naming a tube an earlier item named: {index: index of the first}. A plate or upload lists a tube once."""
+    first: dict[str, int] = {}
+    repeated: dict[int, int] = {}
+    for index, tube in enumerate(tubes):
+        if tube in first:
+            repeated[index] = first[tube]
+        else:
+            first[tube] = index
+    return repeated
+
+
 def tested(status: str | None) -> bool:
     """Whether the resident gave a sample or a self-report in the round (what the building counts)."""
     return status is not None
@@ -963,6 +977,14 @@ class Tube(Aggregate):
         elif result == "invalid":
             self._follow_up(ResidentsRecalled, reason="invalid pooled sample")
         return None
+
+    def already_resulted(self, result: str) -> bool:
+        """The lab sent this tube's result again (a re-posted plate): nothing to record, nothing refused."""
+        return self.result is not None and self.result == result
+
+    def already_holds(self, round: str, residents: Iterable[str]) -> bool:
+        """This tube holds exactly these residents' samples of this round (a re-sent upload)."""
+        return self.exists and self.round == round and set(self.samples) == set(residents)
 
     def _follow_up(self, kind: type[RetestRequested] | type[ResidentsRecalled], **extra: str) -> None:
         """One event per building, so that notify tells each building only about its own residents."""

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from juwei.aggregate import DomainRuleViolation
 from juwei.auth import Caller, CompoundId, LocalId, issue_key, require
 from juwei.problems import Problem
 from juwei.store import lock_appends
@@ -32,14 +33,18 @@ from services.testing.api.common import (
 )
 from services.testing.domain import (
     AWAITING_RESULT,
+    MAX_UPLOAD_TUBES,
+    PLATE_WELLS,
     TO_RESAMPLE,
     Case,
     Confirmation,
     Round,
     SelfReports,
     Tube,
+    listed_twice,
     milestone_passed,
     natural_key,
+    status_after,
     tested,
 )
 from services.testing.events import BuildingTestingProgress
@@ -91,6 +96,44 @@ class SamplesIn(BaseModel):
 class ResultIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"result": "negative"}]})
     result: Literal["negative", "positive", "invalid"]
+
+
+class CollectedTubeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tube: LocalIdText = Field(description="The tube's barcode")
+    residents: list[LocalIdText] = Field(min_length=1, max_length=20)
+
+
+class UploadIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"point": "p3", "tubes": [{"tube": "T0412-0001", "residents": ["r0701", "r0702"]}]}]
+        },
+    )
+    point: LocalIdText | None = Field(None, description="Where the samples were taken (a volunteer's own point)")
+    door_to_door: bool = Field(False, description="Taken at home (bedridden residents)")
+    tubes: list[CollectedTubeIn] = Field(min_length=1, max_length=MAX_UPLOAD_TUBES)
+
+
+class WellIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tube: LocalIdText = Field(description="The tube's barcode")
+    result: Literal["negative", "positive", "invalid"]
+    well: str | None = Field(None, pattern=r"^[A-H](?:[1-9]|1[0-2])$", description="Where it sat on the plate (A1–H12)")
+
+
+class PlateIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"results": [{"tube": "T0412-0001", "result": "negative", "well": "A1"}]}]},
+    )
+    results: list[WellIn] = Field(min_length=1, max_length=PLATE_WELLS)
+
+
+def _refused(index: int, field: str, tube: str, code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """One bad item of a batch, as the problem body lists it (``location`` as in validation problems)."""
+    return {"index": index, "location": ["body", field, index], "tube": tube, "type": code, "message": message, **extra}
 
 
 def _round(command: Command, round_id: str) -> Round:
@@ -184,6 +227,104 @@ def collect(
     }
 
 
+@router.post(
+    "/compounds/{compound}/rounds/{round}/tubes",
+    status_code=201,
+    summary="A sampling point uploads the tubes it collected (up to 100 tubes)",
+)
+def upload_tubes(
+    compound: CompoundId, round: LocalId, body: UploadIn, request: Request, caller: Samplers
+) -> dict[str, Any]:
+    """The rules of one tube's samples for every tube, in one unit of work: all recorded, or none.
+
+    Every refused tube is listed in the 422 problem (``errors``: index, tube, type, message). A tube that
+    already holds exactly the residents sent (the upload sent again) is reported in ``repeated``.
+    """
+    round_id = global_id(compound, round)
+    command = Command(request, caller, compound)
+    with command.unit():
+        session = command.session
+        assert session is not None
+        caller.require_scope(compound)
+        lock_appends(session)  # progress milestones are counted from the read model: one sampler at a time
+        own_point = volunteer_point(session, caller, compound)
+        point = body.point or own_point
+        if own_point is not None and point != own_point:
+            raise HTTPException(status_code=403, detail=f"this key may record samples at point {own_point} only")
+        if point is None and not body.door_to_door:
+            raise Problem(
+                422, "say at which point the samples were taken, or that they were taken at home", "point-required"
+            )
+        if point is not None:
+            require_point(session, caller, compound, point)
+            if not session.execute(select(points.c.open).where(points.c.point == global_id(compound, point))).scalar():
+                raise Problem(404, f"sampling point {point} is not open", "point-unknown")
+        chosen = _round(command, round_id)
+        tube_ids = [global_id(compound, item.tube) for item in body.tubes]
+        loaded = command.load_many(Tube, tube_ids)
+        wanted = [[global_id(compound, local) for local in dict.fromkeys(item.residents)] for item in body.tubes]
+        everyone = list(dict.fromkeys(resident for people in wanted for resident in people))
+        homes, statuses, given = _sampling_facts(session, compound, round_id, everyone)
+        before = dict(statuses)
+        at = now()
+        errors: list[dict[str, Any]] = []
+        repeated: list[str] = []
+        recorded: list[dict[str, Any]] = []
+        twice = listed_twice(tube_ids)
+        for index, (item, people) in enumerate(zip(body.tubes, wanted, strict=True)):
+            if index in twice:
+                errors.append(_refused(index, "tubes", item.tube, "tube-twice", f"tube {item.tube} is listed twice"))
+                continue
+            tube = loaded[tube_ids[index]]
+            if tube.already_holds(round_id, people):
+                repeated.append(item.tube)
+                continue
+            unknown = [local_id(resident) for resident in people if resident not in homes]
+            if unknown:
+                message = f"residents {', '.join(unknown)} are not registered"
+                errors.append(_refused(index, "tubes", item.tube, "resident-unknown", message, residents=unknown))
+                continue
+            try:
+                for resident in people:
+                    household, building = homes[resident]
+                    tube.collect(
+                        round_id,
+                        resident,
+                        household,
+                        building,
+                        status=statuses.get(resident),
+                        round_kind=chosen.kind,
+                        pool_size=chosen.pool_size,
+                        attempt=given.get(resident, 0) + 1,
+                        at=at,
+                        point=global_id(compound, point) if point else None,
+                        door_to_door=body.door_to_door,
+                    )
+                    # Later tubes of the upload see this sample, as the next request would.
+                    statuses[resident] = status_after(statuses.get(resident), "SampleCollected")  # type: ignore[assignment]
+                    given[resident] = given.get(resident, 0) + 1
+            except DomainRuleViolation as exc:
+                errors.append(_refused(index, "tubes", item.tube, exc.code, str(exc)))
+                continue
+            recorded.append({"tube": item.tube, "kind": tube.kind, "samples_in_tube": len(tube.samples)})
+        if errors:
+            raise Problem(
+                422,
+                f"{len(errors)} of {len(body.tubes)} tubes were refused; nothing was recorded",
+                "tubes-refused",
+                errors=errors,
+            )
+        newly = [r for people in wanted for r in people if not tested(before.get(r)) and tested(statuses.get(r))]
+        _report_progress(command, round_id, list(dict.fromkeys(newly)), homes)
+    return {
+        "round": round,
+        "point": point,
+        "recorded": recorded,
+        "samples": sum(len(loaded[global_id(compound, t["tube"])].samples) for t in recorded),
+        "repeated": repeated,
+    }
+
+
 def _report_progress(
     command: Command, round_id: str, newly_tested: list[str], homes: dict[str, tuple[str, str]]
 ) -> None:
@@ -265,6 +406,68 @@ def tube_result(
         "result": body.result,
         "residents": [local_id(x) for x in found.samples],
         "case": case,
+    }
+
+
+@router.post("/compounds/{compound}/plates/{plate}/results", summary="A lab plate's results (up to 96 tubes)")
+def plate_results(
+    compound: CompoundId, plate: LocalId, body: PlateIn, request: Request, caller: StaffOnly
+) -> dict[str, Any]:
+    """Each tube as its own result would be (negative clears, positive re-tests, invalid re-calls): all or none.
+
+    Every refused tube is listed in the 422 problem (``errors``: index, tube, type, message). Posting the
+    same plate again records nothing new: tubes that already have the result sent are listed in ``repeated``.
+    """
+    caller.require_scope(compound)
+    command = Command(request, caller, compound)
+    tube_ids = [global_id(compound, well.tube) for well in body.results]
+    with command.unit():
+        loaded = command.load_many(Tube, tube_ids)
+        at, today = now(), today_of(request)
+        twice = listed_twice(tube_ids)
+        errors: list[dict[str, Any]] = []
+        repeated: list[str] = []
+        settled: list[tuple[WellIn, Tube]] = []
+        confirmations: dict[str, Confirmation] = {}
+        for index, well in enumerate(body.results):
+            if index in twice:
+                message = f"tube {well.tube} is listed twice (first at index {twice[index]})"
+                errors.append(_refused(index, "results", well.tube, "tube-twice", message))
+                continue
+            tube = loaded[tube_ids[index]]
+            if tube.already_resulted(well.result):
+                repeated.append(well.tube)
+                continue
+            try:
+                confirmation = tube.record_result(well.result, at=at)
+            except DomainRuleViolation as exc:
+                errors.append(_refused(index, "results", well.tube, exc.code, str(exc)))
+                continue
+            settled.append((well, tube))
+            if confirmation is not None:
+                confirmations.setdefault(confirmation.resident, confirmation)
+        if errors:
+            raise Problem(
+                422,
+                f"{len(errors)} of {len(body.results)} tubes on plate {plate} were refused; nothing was recorded",
+                "plate-refused",
+                plate=plate,
+                errors=errors,
+            )
+        opened = {resident: _open_case(command, found, today) for resident, found in confirmations.items()}
+    return {
+        "plate": plate,
+        "recorded": [
+            {
+                "tube": well.tube,
+                "kind": tube.kind,
+                "result": well.result,
+                "residents": [local_id(x) for x in tube.samples],
+                "case": opened.get(next(iter(tube.samples))) if tube.kind == "individual" else None,
+            }
+            for well, tube in settled
+        ],
+        "repeated": repeated,
     }
 
 
