@@ -1,7 +1,8 @@
 """Kafka → handler, with inbox dedupe and commit-after-effects.
 
-One poll's records are handled in one database transaction, each inside its own savepoint together with
-its inbox row, so a failing record rolls back alone. The Kafka offsets are committed only after that
+One poll's records are handled in one database transaction: first all together (one dedupe query, one
+inbox insert, the handlers), and only when a handler fails again one by one, each inside its own savepoint
+together with its inbox row, so a failing record rolls back alone. The Kafka offsets are committed only after that
 transaction: a crash in between redelivers records whose ids are already in the inbox, and they are
 skipped. A record that cannot be decoded, or whose handler keeps failing, goes to ``<topic>.dlq`` with the
 error in its headers, and the partition moves on. When the database itself is away, nothing is dead-
@@ -21,7 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import Counter
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -58,6 +59,16 @@ DEAD = Counter("juwei_consumer_dead_lettered_total", "Records sent to the dead-l
 
 # Errors that say "the record is bad", not "the world is unwell": no retry helps them.
 POISON = (MalformedEvent, UnknownEventType)
+
+
+class _OneByOne(Exception):
+    """A record of the batch failed: roll the batch back and handle its records one by one."""
+
+
+_SEEN = select(inbox_table.c.event_id).where(
+    inbox_table.c.consumer == bindparam("consumer"), inbox_table.c.event_id.in_(bindparam("ids", expanding=True))
+)
+_INSERT_INBOX = insert(inbox_table).returning(inbox_table.c.seq, sort_by_parameter_order=True)
 
 
 class DatabaseAway(Exception):
@@ -146,22 +157,85 @@ class EventConsumer:
 
     def _handle(self, records: list[Any]) -> list[tuple[Any, BaseException]]:
         dead: list[tuple[Any, BaseException]] = []
+        decoded: list[tuple[Any, Envelope]] = []
+        for record in records:
+            try:
+                decoded.append((record, Envelope.from_kafka(record.value, record.headers or [])))
+            except MalformedEvent as exc:
+                dead.append((record, exc))
         try:
-            with self.database.unit_of_work() as session:
-                lock_appends(session)  # a rebuild must not interleave with received events
-                for record in records:
-                    error = self._handle_one(session, record)
-                    if error is not None:
-                        dead.append((record, error))
+            try:
+                self._handle_together(decoded)
+            except _OneByOne as exc:
+                log.info("consumer.one_by_one", group=self.group, records=len(decoded), cause=repr(exc.__cause__))
+                with self.database.unit_of_work() as session:
+                    lock_appends(session)  # a rebuild must not interleave with received events
+                    for record, envelope in decoded:
+                        error = self._handle_one(session, record, envelope)
+                        if error is not None:
+                            dead.append((record, error))
         except (OperationalError, DBAPIError) as exc:
             raise DatabaseAway(str(exc)) from exc
         return dead
 
-    def _handle_one(self, session: Session, record: Any) -> BaseException | None:
-        try:
-            envelope = Envelope.from_kafka(record.value, record.headers or [])
-        except MalformedEvent as exc:
-            return exc
+    def _handle_together(self, decoded: list[tuple[Any, Envelope]]) -> None:
+        """The whole poll in one go: a savepoint, a dedupe query and an inbox insert per record were most of a
+        consumer's time. Any failure of a record raises ``_OneByOne`` and rolls everything back."""
+        if not decoded:
+            return
+        handled: dict[str, int] = {}
+        with self.database.unit_of_work() as session:
+            lock_appends(session)  # a rebuild must not interleave with received events
+            connection = session.connection()
+            seen = set(
+                connection.execute(_SEEN, {"consumer": self.group, "ids": [env.id for _r, env in decoded]}).scalars()
+            )
+            fresh: list[tuple[Any, Envelope]] = []
+            for record, envelope in decoded:
+                if envelope.id in seen:
+                    SKIPPED.labels(self.group).inc()
+                    continue
+                seen.add(envelope.id)  # the same event twice in one poll: the second is a duplicate
+                fresh.append((record, envelope))
+            if not fresh:
+                return
+            now = utcnow()
+            try:
+                seqs = (
+                    connection.execute(
+                        _INSERT_INBOX,
+                        [
+                            {
+                                "consumer": self.group,
+                                "event_id": envelope.id,
+                                "type": envelope.type,
+                                "envelope": dump_json(envelope.to_cloudevent()).decode(),
+                                "received_at": now,
+                            }
+                            for _record, envelope in fresh
+                        ],
+                    )
+                    .scalars()
+                    .all()
+                )
+            except IntegrityError as exc:  # another member took some of them during a rebalance
+                raise _OneByOne from exc
+            for (record, envelope), seq in zip(fresh, seqs, strict=True):
+                # Events the handler appends continue the trace of the event that caused them.
+                token = current_traceparent.set(valid_traceparent(envelope.traceparent))
+                try:
+                    self.handler(session, Delivery(envelope, seq, record.topic))
+                except OperationalError:
+                    raise
+                except Exception as exc:
+                    raise _OneByOne from exc
+                finally:
+                    current_traceparent.reset(token)
+                handled[record.topic] = handled.get(record.topic, 0) + 1
+        for topic, count in handled.items():
+            HANDLED.labels(self.group, topic).inc(count)
+
+    def _handle_one(self, session: Session, record: Any, envelope: Envelope) -> BaseException | None:
         seen = session.execute(
             select(inbox_table.c.seq).where(inbox_table.c.consumer == self.group, inbox_table.c.event_id == envelope.id)
         ).first()

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from juwei.aggregate import Repository
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
+from juwei.store import inbox_table
 from tests.conftest import both_databases
 from tests.kernel.harness import runtime, wait_for
 from tests.kernel.sample import Tallied, Tally, board_totals, definitions, desk_totals
@@ -110,6 +111,33 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_ones_are_handled(
     kinds = sorted(h[b"juwei_error_type".decode()].decode() for h in dead)
     assert kinds == ["MalformedEvent", "MalformedEvent", "UnknownEventType", "ValueError"]
     assert all(h["juwei_original_topic"] == desk.topic.encode() for h in dead)
+    # The poll was first tried as a whole and rolled back when the refused one failed: nothing kept twice.
+    with consumer_side.database.reading() as session:
+        received = session.execute(select(inbox_table.c.event_id).order_by(inbox_table.c.seq)).scalars().all()
+    assert received == ["good-1", "good-4"]
+
+    # A poll with no failure is handled as a whole: an event twice in it, and one seen before, count once.
+    again = Envelope(id="good-5", source="/t", type=Tallied.type_name(), subject="tally-1", time=_now(),
+                     data={"building": "1", "amount": 6, "note": ""}, compound="c1", streamversion=5)
+    producer = KafkaProducer(bootstrap_servers=kafka)
+    for envelope in (again, later, again):
+        key, value, headers = envelope.to_kafka()
+        producer.send(desk.topic, key=key, value=value, headers=headers)
+    producer.flush()
+    producer.close()
+    consumer = consumer_side.make_consumer()
+    consumer.consumer_overrides = FAST_GROUP
+    try:
+        wait_for(lambda: (consumer.poll_once(200), _totals(consumer_side, board_totals))[1] == {"1": (15, 3)},
+                 what="the new event to be handled")
+        for _ in range(3):
+            consumer.poll_once(200)
+    finally:
+        consumer.close()
+    with consumer_side.database.reading() as session:
+        received = session.execute(select(inbox_table.c.event_id).order_by(inbox_table.c.seq)).scalars().all()
+    assert received == ["good-1", "good-4", "good-5"]
+    assert _totals(consumer_side, board_totals) == {"1": (15, 3)}
     consumer_side.database.dispose()
 
 
