@@ -384,17 +384,12 @@ class Dispatcher:
         """
         try:
             infos: dict[str, ChannelInfo] = {}
-            for channel in names:
-                if not self._take_lease(channel):
-                    continue
-                info = self._channel(channel)
-                if info is None:
-                    continue
-                if not info.active:
+            for info in self._channels([channel for channel in names if self._take_lease(channel)]).values():
+                if info.active:
+                    infos[info.channel] = info
+                else:
                     self._recover_orphans(info)
                     self._cancel_pending(info)
-                    continue
-                infos[channel] = info
             for channel in self._orphaned(list(infos)):
                 self._recover_orphans(infos[channel])
             claimed = self._claim_together(infos)
@@ -492,6 +487,7 @@ class Dispatcher:
     ) -> None:
         settled: list[Callable[[], None]] = []
         with self.runtime.database.unit_of_work() as session:
+            sent: list[tuple[ChannelInfo, Claimed, Outcome, int]] = []
             for channel, results in rounds:
                 unsent = [item.id for item, outcome, _ in results if outcome is None]
                 if unsent:  # never attempted: back in the queue as they were
@@ -505,10 +501,87 @@ class Dispatcher:
                         .values(status="pending", claimed_by=None, attempts=deliveries.c.attempts - 1)
                     )
                 for item, outcome, elapsed in results:
-                    if outcome is not None:
+                    if outcome is None:
+                        continue
+                    if outcome.kind == "sent":
+                        sent.append((infos[channel], item, outcome, elapsed))
+                    else:
                         settled.append(self._settle(session, infos[channel], item, outcome, elapsed))
+            if sent:
+                settled.append(self._settle_sent(session, sent))
         for committed in settled:
             committed()
+
+    def _settle_sent(
+        self, session: Session, sent: Sequence[tuple[ChannelInfo, Claimed, Outcome, int]]
+    ) -> Callable[[], None]:
+        """``_settle`` for many successes at once: a statement per table, not per delivery (the usual round)."""
+        now = self.clock()
+        by_code: dict[str, list[int]] = {}
+        for _, item, outcome, _ in sent:
+            by_code.setdefault(outcome.code[:60], []).append(item.id)
+        owned: set[int] = set()
+        for code, ids in by_code.items():
+            owned.update(
+                session.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.id.in_(ids),
+                        deliveries.c.claimed_by == self.owner,
+                        deliveries.c.status == "sending",
+                    )
+                    .values(status="sent", sent_at=now, last_code=code, claimed_by=None)
+                    .returning(deliveries.c.id)
+                ).scalars()
+            )
+        session.execute(
+            attempts.insert(),
+            [
+                {
+                    "delivery_id": item.id,
+                    "channel": info.channel,
+                    "attempt": item.attempt,
+                    "at": now,
+                    "outcome": "sent",
+                    "requested": outcome.requested,
+                    "code": outcome.code[:60],
+                    "detail": outcome.detail[:1000],
+                    "duration_ms": elapsed,
+                }
+                for info, item, outcome, elapsed in sent
+            ],
+        )
+        for _, item, _, _ in sent:
+            if item.id not in owned:  # another dispatcher took the channel over (our lease ran out) and settled it
+                log.warning("notify.claim_lost", delivery=item.delivery, outcome="sent")
+        ours = [(info, item) for info, item, _, _ in sent if item.id in owned]
+        self.runtime.store.append_many(
+            session,
+            [
+                (
+                    f"delivery-{item.delivery}",
+                    [
+                        DeliverySent(
+                            delivery=item.delivery,
+                            message=item.message,
+                            channel=info.channel,
+                            building=info.building,
+                            attempt=item.attempt,
+                        )
+                    ],
+                    None,
+                    info.compound,
+                )
+                for info, item in ours
+            ],
+        )
+
+        def committed() -> None:
+            for info, item in ours:
+                OUTCOMES.labels(info.kind, "sent").inc()
+                LATENCY.labels(info.kind).observe(max(0.0, (now - item.created_at).total_seconds()))
+
+        return committed
 
     # --- one delivery -----------------------------------------------------------------------------------
 
@@ -788,19 +861,26 @@ class Dispatcher:
     # --- channels, their secrets and their leases -------------------------------------------------------
 
     def _channel(self, channel: str) -> ChannelInfo | None:
+        return self._channels([channel]).get(channel)
+
+    def _channels(self, names: Sequence[str]) -> dict[str, ChannelInfo]:
+        """The channels named, read in one query (those that no longer exist are left out)."""
+        if not names:
+            return {}
         with self.runtime.database.reading() as session:
-            row = session.execute(
+            rows = session.execute(
                 select(channels, groups.c.number)
                 .select_from(channels.outerjoin(groups, groups.c.building == channels.c.building))
-                .where(channels.c.channel == channel)
-            ).mappings().first()
-        if row is None:
-            return None
-        return ChannelInfo(
-            channel=row["channel"], compound=row["compound"], building=row["building"], kind=row["kind"],
-            language=row["language"], config=row["config"], active=bool(row["active"]),
-            label=building_label(row["number"], row["building"]),
-        )
+                .where(channels.c.channel.in_(list(names)))
+            ).mappings().all()
+        return {
+            row["channel"]: ChannelInfo(
+                channel=row["channel"], compound=row["compound"], building=row["building"], kind=row["kind"],
+                language=row["language"], config=row["config"], active=bool(row["active"]),
+                label=building_label(row["number"], row["building"]),
+            )
+            for row in rows
+        }
 
     def _sender(self, info: ChannelInfo) -> Sender:
         with self._lock:
