@@ -36,7 +36,7 @@ import sqlite3
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -47,15 +47,13 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import text
 
 import juwei.store
 from juwei.database import Database
-from juwei.events import DomainEvent, Envelope, current_traceparent, dump_json, new_event_id, payload, utcnow
-from juwei.store import ConcurrencyError, EventStore, events_table, lock_appends
+from juwei.events import dump_json, new_event_id, payload, utcnow
+from juwei.store import EventStore
 
 PER_APPEND = 5
 
@@ -69,11 +67,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--no-normal", action="store_true", help="skip juwei on SQLite with synchronous=NORMAL")
     parser.add_argument("--profile", action="store_true", help="add a pyinstrument pass and a step breakdown")
-    parser.add_argument(
-        "--proposed-append",
-        action="store_true",
-        help="also measure juwei on SQLite with ProposedEventStore's append (a what-if for juwei/store.py)",
-    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     return parser.parse_args()
 
@@ -94,61 +87,6 @@ class Household(Aggregate):
 
 class SupplyDesk(Application):
     pass
-
-
-# ------------------------------------------------------------------------------------ a proposed change
-
-# Built once: the same statements EventStore.append builds on every call.
-_STREAM_VERSION = select(func.max(events_table.c.version)).where(events_table.c.stream_id == bindparam("stream_id"))
-_INSERT_EVENTS = insert(events_table).returning(events_table.c.position, sort_by_parameter_order=True)
-
-
-class ProposedEventStore(EventStore):
-    """``EventStore.append`` with two changes, nothing else: a what-if for ``juwei/store.py``.
-
-    1. The two statements are module constants (``bindparam`` for the stream) instead of being built per call.
-    2. They run on ``session.connection()`` (the unit of work's connection, same transaction) instead of
-       ``session.execute``, which sends a Core statement through the ORM's execution path (autoflush,
-       ORM compile state, result adaptation) for nothing: juwei maps no ORM classes.
-    """
-
-    def stream_version(self, session: Session, stream_id: str) -> int:
-        return int(session.connection().execute(_STREAM_VERSION, {"stream_id": stream_id}).scalar() or 0)
-
-    def append(
-        self,
-        session: Session,
-        stream_id: str,
-        events: Sequence[DomainEvent],
-        *,
-        expected_version: int | None,
-        compound: str,
-        traceparent: str | None = None,
-        actor: str | None = None,
-    ) -> list[Envelope]:
-        if not events:
-            return []
-        lock_appends(session)
-        connection = session.connection()
-        current = int(connection.execute(_STREAM_VERSION, {"stream_id": stream_id}).scalar() or 0)
-        if expected_version is not None and current != expected_version:
-            raise ConcurrencyError(stream_id, expected_version, current)
-        now = utcnow()
-        traceparent = traceparent or current_traceparent.get()
-        rows: list[dict[str, Any]] = []
-        envelopes: list[Envelope] = []
-        for offset, new in enumerate(events, start=1):
-            envelope = self._new_envelope(new, stream_id, current + offset, compound, now, traceparent)
-            envelopes.append(envelope)
-            rows.append(juwei.store._row(envelope, actor))
-        try:
-            positions = connection.execute(_INSERT_EVENTS, rows).scalars().all()
-        except IntegrityError as exc:
-            raise ConcurrencyError(stream_id, expected_version, current) from exc
-        appended = [env.with_position(pos) for env, pos in zip(envelopes, positions, strict=True)]
-        for hook in self.on_append:
-            hook(session, appended)
-        return appended
 
 
 # --------------------------------------------------------------------------------------------- targets
@@ -447,10 +385,6 @@ def targets(
         config = f"WAL, synchronous={sqlite_synchronous(database)}, pooled"
         config += " (not juwei's setting)" if normal else " (juwei default)"
         yield juwei_target(database, config, args.batch_size, streams)
-    if args.proposed_append:
-        database = benchlib.open_database(benchlib.fresh_sqlite(folder / "juwei_proposed.db"))
-        config = f"WAL, synchronous={sqlite_synchronous(database)}, pooled; ProposedEventStore.append"
-        yield juwei_target(database, config, args.batch_size, streams, ProposedEventStore)
     yield eventsourcing_target(folder / "eventsourcing.db", args.batch_size, streams)
     if not args.no_postgres:
         server = servers["postgres"] = stack.enter_context(benchlib.local_postgres(log))
