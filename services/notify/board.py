@@ -68,8 +68,9 @@ def token_for(session: Session, compound: str, building: str) -> str:
     ).scalar()
     if token is None:
         token = secrets.token_urlsafe(24)
-        session.execute(board_tokens.insert().values(token=token, building=building, compound=compound,
-                                                     created_at=utcnow()))
+        session.execute(
+            board_tokens.insert().values(token=token, building=building, compound=compound, created_at=utcnow())
+        )
     return token
 
 
@@ -101,9 +102,13 @@ def _notices(request: Request, building: str, after: int | None, language: str, 
         if after is None:
             rows = session.execute(query.order_by(board_items.c.position.desc()).limit(limit)).mappings().all()[::-1]
         else:
-            rows = session.execute(
-                query.where(board_items.c.position > after).order_by(board_items.c.position).limit(limit)
-            ).mappings().all()
+            rows = (
+                session.execute(
+                    query.where(board_items.c.position > after).order_by(board_items.c.position).limit(limit)
+                )
+                .mappings()
+                .all()
+            )
     english = language == "en"
     return [
         {
@@ -189,8 +194,11 @@ class BoardLink(BaseModel):
 BoardKeepers = Annotated[Caller, Depends(require(*r.STAFF, r.INFORMATION_OFFICER))]
 
 
-@router.get("/compounds/{compound}/buildings/{building}/board", response_model=BoardLink,
-            summary="The link to a building's board, to post in its group")
+@router.get(
+    "/compounds/{compound}/buildings/{building}/board",
+    response_model=BoardLink,
+    summary="The link to a building's board, to post in its group",
+)
 def board_link(compound: CompoundId, building: LocalId, request: Request, caller: BoardKeepers) -> BoardLink:
     caller.require_scope(compound, building)
     target = global_id(compound, building)
@@ -200,10 +208,14 @@ def board_link(compound: CompoundId, building: LocalId, request: Request, caller
     return BoardLink(building=building, url=f"/boards/{token}")
 
 
-@router.post("/compounds/{compound}/buildings/{building}/board/rotate", response_model=BoardLink,
-             summary="Replace the board's link (the old one stops working)")
-def rotate_board_link(compound: CompoundId, building: LocalId, request: Request,
-                      caller: Annotated[Caller, Depends(require(*r.STAFF))]) -> BoardLink:
+@router.post(
+    "/compounds/{compound}/buildings/{building}/board/rotate",
+    response_model=BoardLink,
+    summary="Replace the board's link (the old one stops working)",
+)
+def rotate_board_link(
+    compound: CompoundId, building: LocalId, request: Request, caller: Annotated[Caller, Depends(require(*r.STAFF))]
+) -> BoardLink:
     caller.require_scope(compound, building)
     target = global_id(compound, building)
     with _runtime(request).database.unit_of_work() as session:

@@ -352,8 +352,9 @@ class Dispatcher:
         sender = self._sender(info)
         digests = [d for d, is_digest in due if is_digest]  # already merged: they always go alone
         room = limit.long_budget(requested, now)
-        alone, merged = plan_batch([d for d, is_digest in due if not is_digest],
-                                   None if room is None else max(0, room - len(digests)))
+        alone, merged = plan_batch(
+            [d for d, is_digest in due if not is_digest], None if room is None else max(0, room - len(digests))
+        )
         batch = [*digests, *alone]
         if merged:
             batch.append(self._digest(info, merged, sender.max_bytes))
@@ -448,9 +449,7 @@ class Dispatcher:
                 session.execute(
                     update(deliveries)
                     .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
-                    .values(
-                        status="sending", attempts=deliveries.c.attempts + 1, claimed_by=self.owner, claimed_at=now
-                    )
+                    .values(status="sending", attempts=deliveries.c.attempts + 1, claimed_by=self.owner, claimed_at=now)
                     .returning(deliveries.c.id)
                 ).scalars()
             )
@@ -731,8 +730,9 @@ class Dispatcher:
         return committed
 
     def _append(self, session: Session, info: ChannelInfo, delivery: str, event: DomainEvent) -> None:
-        self.runtime.store.append(session, f"delivery-{delivery}", [event], expected_version=None,
-                                  compound=info.compound)
+        self.runtime.store.append(
+            session, f"delivery-{delivery}", [event], expected_version=None, compound=info.compound
+        )
 
     # --- digests ----------------------------------------------------------------------------------------
 
@@ -768,8 +768,16 @@ class Dispatcher:
             priority = max((row.priority for row in rows), key=PRIORITIES.index, default="normal")
             key = f"digest|{info.channel}|{rows[0].id if rows else ids[0]}"
             queue(
-                session, info.compound, key, None, info.building, info.channel, priority, now,
-                digest_title=texts.title(info.language), digest_body=texts.body(info.language),
+                session,
+                info.compound,
+                key,
+                None,
+                info.building,
+                info.channel,
+                priority,
+                now,
+                digest_title=texts.title(info.language),
+                digest_body=texts.body(info.language),
             )
             digest = session.execute(
                 select(deliveries.c.id, deliveries.c.delivery).where(deliveries.c.delivery_key == key)
@@ -781,14 +789,28 @@ class Dispatcher:
             for row in rows:
                 session.execute(
                     attempts.insert().values(
-                        delivery_id=row.id, channel=info.channel, attempt=0, at=now, outcome="digested",
-                        requested=False, code="", detail=f"merged into digest {digest.delivery}", duration_ms=0,
+                        delivery_id=row.id,
+                        channel=info.channel,
+                        attempt=0,
+                        at=now,
+                        outcome="digested",
+                        requested=False,
+                        code="",
+                        detail=f"merged into digest {digest.delivery}",
+                        duration_ms=0,
                     )
                 )
-            self._append(session, info, digest.delivery, DigestComposed(
-                delivery=digest.delivery, channel=info.channel, building=info.building,
-                merged=[row.delivery for row in rows],
-            ))
+            self._append(
+                session,
+                info,
+                digest.delivery,
+                DigestComposed(
+                    delivery=digest.delivery,
+                    channel=info.channel,
+                    building=info.building,
+                    merged=[row.delivery for row in rows],
+                ),
+            )
         log.info("notify.digested", channel=info.channel, merged=len(rows))
         return Due(digest.id, priority, digest.id)
 
@@ -833,8 +855,14 @@ class Dispatcher:
             for delivery_id in ids:
                 session.execute(
                     attempts.insert().values(
-                        delivery_id=delivery_id, channel=info.channel, attempt=0, at=now, outcome="deferred",
-                        requested=False, code="quiet-hours", detail=f"held until {until.isoformat()}",
+                        delivery_id=delivery_id,
+                        channel=info.channel,
+                        attempt=0,
+                        at=now,
+                        outcome="deferred",
+                        requested=False,
+                        code="quiet-hours",
+                        detail=f"held until {until.isoformat()}",
                         duration_ms=0,
                     )
                 )
@@ -868,15 +896,24 @@ class Dispatcher:
         if not names:
             return {}
         with self.runtime.database.reading() as session:
-            rows = session.execute(
-                select(channels, groups.c.number)
-                .select_from(channels.outerjoin(groups, groups.c.building == channels.c.building))
-                .where(channels.c.channel.in_(list(names)))
-            ).mappings().all()
+            rows = (
+                session.execute(
+                    select(channels, groups.c.number)
+                    .select_from(channels.outerjoin(groups, groups.c.building == channels.c.building))
+                    .where(channels.c.channel.in_(list(names)))
+                )
+                .mappings()
+                .all()
+            )
         return {
             row["channel"]: ChannelInfo(
-                channel=row["channel"], compound=row["compound"], building=row["building"], kind=row["kind"],
-                language=row["language"], config=row["config"], active=bool(row["active"]),
+                channel=row["channel"],
+                compound=row["compound"],
+                building=row["building"],
+                kind=row["kind"],
+                language=row["language"],
+                config=row["config"],
+                active=bool(row["active"]),
                 label=building_label(row["number"], row["building"]),
             )
             for row in rows
@@ -1006,27 +1043,51 @@ class Dispatcher:
                 session.execute(
                     update(deliveries)
                     .where(deliveries.c.id == row.id, deliveries.c.status == "sending")
-                    .values(status="pending" if again else "uncertain", claimed_by=None, last_code="orphaned",
-                            next_attempt_at=now)
+                    .values(
+                        status="pending" if again else "uncertain",
+                        claimed_by=None,
+                        last_code="orphaned",
+                        next_attempt_at=now,
+                    )
                 )
                 session.execute(
                     attempts.insert().values(
-                        delivery_id=row.id, channel=info.channel, attempt=row.attempts, at=now,
+                        delivery_id=row.id,
+                        channel=info.channel,
+                        attempt=row.attempts,
+                        at=now,
                         # It most likely reached the platform: it counts against the rate limit.
-                        outcome="transient" if again else "uncertain", requested=True, code="orphaned",
+                        outcome="transient" if again else "uncertain",
+                        requested=True,
+                        code="orphaned",
                         detail="the process sending it died before recording the outcome"
                         + ("; sent again (the receiver dedupes)" if again else "; not sent again"),
                         duration_ms=0,
                     )
                 )
                 if not again:
-                    self._append(session, info, row.delivery, DeliveryUncertain(
-                        delivery=row.delivery, message=row.message, channel=info.channel, building=info.building,
-                        attempt=row.attempts, code="orphaned",
-                    ))
+                    self._append(
+                        session,
+                        info,
+                        row.delivery,
+                        DeliveryUncertain(
+                            delivery=row.delivery,
+                            message=row.message,
+                            channel=info.channel,
+                            building=info.building,
+                            attempt=row.attempts,
+                            code="orphaned",
+                        ),
+                    )
         for row in rows:
-            self.alert(what="delivery orphaned by a dead process", delivery=row.delivery, channel=info.channel,
-                       kind=info.kind, code="orphaned", resent=info.kind in IDEMPOTENT_CHANNELS)
+            self.alert(
+                what="delivery orphaned by a dead process",
+                delivery=row.delivery,
+                channel=info.channel,
+                kind=info.kind,
+                code="orphaned",
+                resent=info.kind in IDEMPOTENT_CHANNELS,
+            )
 
     def _cancel_pending(self, info: ChannelInfo) -> None:
         with self.runtime.database.unit_of_work() as session:

@@ -317,8 +317,10 @@ def digest_text(items: Sequence[DigestItem], language: str, max_bytes: int, boar
     lang = "en" if language == "en" else "zh"
     title = DIGEST_HEADINGS[lang].format(n=len(items))
     more = DIGEST_MORE[lang] + (f": {board_url}" if board_url else "")
-    lines = [f"{n}. {item.title}" + (f"：{item.body}" if lang == "zh" else f": {item.body}") for n, item in
-             enumerate(items, start=1)]
+    lines = [
+        f"{n}. {item.title}" + (f"：{item.body}" if lang == "zh" else f": {item.body}")
+        for n, item in enumerate(items, start=1)
+    ]
     full = "\n".join(lines)
     if len((title + "\n" + full).encode()) <= max_bytes:
         return Texts(title, full, title, full)
@@ -390,8 +392,33 @@ class Answer(Aggregate):
 
 # Words nearly every question shares ("when", "please", "we", particles): removed so that what is asked about decides.
 _FILLERS = (
-    "什么时候", "啥时候", "几时", "什么", "怎么办", "怎么", "为什么", "能不能", "可不可以", "可以", "请问", "你好",
-    "您好", "我们", "我家", "咱们", "一下", "一个", "这个", "那个", "的", "了", "吗", "呢", "吧", "啊", "呀",
+    "什么时候",
+    "啥时候",
+    "几时",
+    "什么",
+    "怎么办",
+    "怎么",
+    "为什么",
+    "能不能",
+    "可不可以",
+    "可以",
+    "请问",
+    "你好",
+    "您好",
+    "我们",
+    "我家",
+    "咱们",
+    "一下",
+    "一个",
+    "这个",
+    "那个",
+    "的",
+    "了",
+    "吗",
+    "呢",
+    "吧",
+    "啊",
+    "呀",
 )
 _PUNCT = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -475,4 +502,3 @@ def building_label(number: str | None, building_id: str) -> str:
     if number and _BUILDING_NUMBER.match(number) and not re.search(r"[0-9]{5,}", number):
         return number
     return local if _BUILDING_NUMBER.match(local) else "?"
-

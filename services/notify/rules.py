@@ -140,16 +140,20 @@ def zone_status_changed(event: Any, envelope: Envelope, directory: Directory) ->
 
 @rule("juwei.testing.CaseConfirmed.v1")
 def case_confirmed(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
-    """"One new positive case in building 12" — never who, never which floor."""
+    """ "One new positive case in building 12" — never who, never which floor."""
     params = {"place": directory.label(event.building), "on": day(event.confirmed_on)}
     return [Notice("case_confirmed", [event.building], params, "important")]
 
 
 @rule("juwei.testing.BuildingTestingProgress.v1")
 def testing_progress(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
-    """"Building 7: 150 of 200 tested" at a quarter, half, three quarters and everyone: counts only."""
-    params = {"place": directory.label(event.building), "tested": int(event.tested),
-              "residents": int(event.residents), "remaining": max(0, int(event.residents) - int(event.tested))}
+    """ "Building 7: 150 of 200 tested" at a quarter, half, three quarters and everyone: counts only."""
+    params = {
+        "place": directory.label(event.building),
+        "tested": int(event.tested),
+        "residents": int(event.residents),
+        "remaining": max(0, int(event.residents) - int(event.tested)),
+    }
     return [Notice("testing_progress", [event.building], params, "normal")]
 
 
@@ -184,8 +188,10 @@ def round_scheduled(event: Any, envelope: Envelope, directory: Directory) -> lis
 def unit_called(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """Floors called down to a sampling point now: time-bound, so it rings even in quiet hours."""
     low, high = event.lowest_floor, event.highest_floor
-    floors = Localized(zh=f" {low} 层" if low == high else f" {low}–{high} 层",
-                       en=f"floor {low}" if low == high else f"floors {low}–{high}")
+    floors = Localized(
+        zh=f" {low} 层" if low == high else f" {low}–{high} 层",
+        en=f"floor {low}" if low == high else f"floors {low}–{high}",
+    )
     rooms = [int(r) for r in event.rooms]
     room_text = Localized(
         zh=("（仅 " + "、".join(f"{r} 室" for r in rooms) + "）") if rooms else "",
@@ -217,9 +223,20 @@ def case_transferred(event: Any, envelope: Envelope, directory: Directory) -> li
 
 # Common areas by the words staff use; anything else is "other common areas" (free text is never copied).
 AREAS = {
-    "电梯": "lifts", "电梯厅": "lift lobby", "楼道": "corridors", "走廊": "corridors", "楼梯": "stairs",
-    "大堂": "lobby", "门厅": "entrance hall", "单元门": "entrance door", "垃圾房": "bin room", "信箱": "mailboxes",
-    "扶手": "handrails", "车库": "garage", "地下车库": "underground garage", "公共区域": "common areas",
+    "电梯": "lifts",
+    "电梯厅": "lift lobby",
+    "楼道": "corridors",
+    "走廊": "corridors",
+    "楼梯": "stairs",
+    "大堂": "lobby",
+    "门厅": "entrance hall",
+    "单元门": "entrance door",
+    "垃圾房": "bin room",
+    "信箱": "mailboxes",
+    "扶手": "handrails",
+    "车库": "garage",
+    "地下车库": "underground garage",
+    "公共区域": "common areas",
 }
 
 
@@ -238,10 +255,14 @@ PHOTO_BASE_URL = os.environ.get("JUWEI_NOTIFY_PHOTO_BASE_URL", "").rstrip("/")
 def disinfection_recorded(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """Photos of disinfection build trust (item 7): the count always, links where the photos are served."""
     disinfection = str(event.disinfection).split(":", 1)[-1]
-    links = [
-        f"{PHOTO_BASE_URL}/compounds/{envelope.compound}/disinfections/{disinfection}/photos/{photo.photo}"
-        for photo in event.photos
-    ] if PHOTO_BASE_URL else []
+    links = (
+        [
+            f"{PHOTO_BASE_URL}/compounds/{envelope.compound}/disinfections/{disinfection}/photos/{photo.photo}"
+            for photo in event.photos
+        ]
+        if PHOTO_BASE_URL
+        else []
+    )
     params = {
         "place": directory.label(event.building),
         "areas": _areas(event.areas),
@@ -311,15 +332,23 @@ def delivery_progress(event: Any, envelope: Envelope, directory: Directory) -> l
     """Progress once, when half the building has its supplies (every door would flood the group)."""
     if not event.households or event.delivered != (event.households + 1) // 2 or event.households < 4:
         return []
-    params = {"place": directory.label(event.building), "delivered": int(event.delivered),
-              "households": int(event.households), "follow_ups": int(event.follow_ups)}
+    params = {
+        "place": directory.label(event.building),
+        "delivered": int(event.delivered),
+        "households": int(event.households),
+        "follow_ups": int(event.follow_ups),
+    }
     return [Notice("delivery_progress", [event.building], params, "normal")]
 
 
 @rule("juwei.supplies.BuildingDelivered.v1")
 def building_delivered(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
-    params = {"place": directory.label(event.building), "delivered": int(event.delivered),
-              "households": int(event.households), "follow_ups": int(event.follow_ups)}
+    params = {
+        "place": directory.label(event.building),
+        "delivered": int(event.delivered),
+        "households": int(event.households),
+        "follow_ups": int(event.follow_ups),
+    }
     return [Notice("building_delivered", [event.building], params, "normal")]
 
 
@@ -332,8 +361,10 @@ def donation_ledger(event: Any, envelope: Envelope, directory: Directory) -> lis
     accepted = envelope.type.startswith("juwei.supplies.DonationAccepted")
     params = {
         "accepted": accepted,
-        "verdict": Localized(zh="收到防疫物资捐赠" if accepted else "谢绝一笔捐赠",
-                             en="epidemic-prevention supplies donated" if accepted else "a donation declined"),
+        "verdict": Localized(
+            zh="收到防疫物资捐赠" if accepted else "谢绝一笔捐赠",
+            en="epidemic-prevention supplies donated" if accepted else "a donation declined",
+        ),
         "on": day(event.received_on),
         "items": _items([(i.item, i.quantity, i.unit) for i in event.items]),
     }
@@ -382,8 +413,10 @@ def render(template: str, params: Mapping[str, Any], language: str) -> tuple[str
             values[key] = value[language]
         elif isinstance(value, date):
             values[key] = value.isoformat()
-    text = _environment(language).get_template(f"{template}.j2").render(
-        zone_names=ZONE_NAMES[language], zone_rules=ZONE_RULES[language], **values
+    text = (
+        _environment(language)
+        .get_template(f"{template}.j2")
+        .render(zone_names=ZONE_NAMES[language], zone_rules=ZONE_RULES[language], **values)
     )
     lines = [line.rstrip() for line in text.strip().splitlines()]
     title, body = lines[0], "\n".join(line for line in lines[1:] if line)

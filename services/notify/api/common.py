@@ -28,7 +28,11 @@ Anyone = Annotated[
     Caller,
     Depends(
         require(
-            *r.STAFF, r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER, r.SAMPLING_VOLUNTEER, r.HOUSEHOLD,
+            *r.STAFF,
+            r.INFORMATION_OFFICER,
+            r.LOGISTICS_VOLUNTEER,
+            r.SAMPLING_VOLUNTEER,
+            r.HOUSEHOLD,
             r.SUBDISTRICT_STAFF,
         )
     ),

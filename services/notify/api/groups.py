@@ -43,9 +43,11 @@ class ChannelIn(BaseModel):
     kind: Kind
     language: Literal["zh", "en"] = "zh"
     label: str = Field("", max_length=100)
-    config: dict[str, Any] = Field(description="by kind: bots {url, secret?}; webhook {url, secret}; "
-                                               "email {host, port, sender, recipients, username?, password?, "
-                                               "starttls?, ssl?}. Never returned.")
+    config: dict[str, Any] = Field(
+        description="by kind: bots {url, secret?}; webhook {url, secret}; "
+        "email {host, port, sender, recipients, username?, password?, "
+        "starttls?, ssl?}. Never returned."
+    )
 
 
 class ChannelUpdate(BaseModel):
@@ -116,7 +118,8 @@ def list_groups(compound: CompoundId, request: Request, caller: StaffOnly) -> di
         )
         homes = dict(
             session.execute(
-                select(households.c.building, func.count()).where(households.c.compound == compound)
+                select(households.c.building, func.count())
+                .where(households.c.compound == compound)
                 .group_by(households.c.building)
             ).all()
         )
@@ -172,8 +175,12 @@ def get_group(compound: CompoundId, building: LocalId, request: Request, caller:
     }
 
 
-@router.post("/compounds/{compound}/groups/{building}/channels", status_code=201, response_model=ChannelOut,
-             summary="Attach a channel to a building group")
+@router.post(
+    "/compounds/{compound}/groups/{building}/channels",
+    status_code=201,
+    response_model=ChannelOut,
+    summary="Attach a channel to a building group",
+)
 def attach_channel(
     compound: CompoundId, building: LocalId, body: ChannelIn, request: Request, caller: StaffOnly
 ) -> ChannelOut:
@@ -191,34 +198,50 @@ def attach_channel(
         return _channel_out(session, runtime, row)
 
 
-@router.get("/compounds/{compound}/groups/{building}/channels", response_model=list[ChannelOut],
-            summary="The channels of a building group (without their secrets)")
+@router.get(
+    "/compounds/{compound}/groups/{building}/channels",
+    response_model=list[ChannelOut],
+    summary="The channels of a building group (without their secrets)",
+)
 def list_channels(compound: CompoundId, building: LocalId, request: Request, caller: StaffOnly) -> list[ChannelOut]:
     caller.require_scope(compound, building)
     runtime = runtime_of(request)
     with runtime.database.reading() as session:
         target = require_group(session, compound, building)
-        rows = session.execute(
-            select(channels).where(channels.c.building == target).order_by(channels.c.attached_at)
-        ).mappings().all()
+        rows = (
+            session.execute(select(channels).where(channels.c.building == target).order_by(channels.c.attached_at))
+            .mappings()
+            .all()
+        )
         return [_channel_out(session, runtime, row) for row in rows]
 
 
 def _own_channel(session: Session, compound: str, building: str, channel: str) -> Any:
-    row = session.execute(
-        select(channels).where(
-            channels.c.channel == global_id(compound, channel), channels.c.building == global_id(compound, building)
+    row = (
+        session.execute(
+            select(channels).where(
+                channels.c.channel == global_id(compound, channel), channels.c.building == global_id(compound, building)
+            )
         )
-    ).mappings().first()
+        .mappings()
+        .first()
+    )
     if row is None or not row["active"]:
         raise Problem(404, f"building {building} has no channel {channel}", "not-found")
     return row
 
 
-@router.put("/compounds/{compound}/groups/{building}/channels/{channel}", response_model=ChannelOut,
-            summary="New configuration for a channel (key rotation, the fix after a bad signature)")
+@router.put(
+    "/compounds/{compound}/groups/{building}/channels/{channel}",
+    response_model=ChannelOut,
+    summary="New configuration for a channel (key rotation, the fix after a bad signature)",
+)
 def reconfigure_channel(
-    compound: CompoundId, building: LocalId, channel: LocalId, body: ChannelUpdate, request: Request,
+    compound: CompoundId,
+    building: LocalId,
+    channel: LocalId,
+    body: ChannelUpdate,
+    request: Request,
     caller: StaffOnly,
 ) -> ChannelOut:
     caller.require_scope(compound, building)
@@ -231,16 +254,20 @@ def reconfigure_channel(
         command.load(Channel, channel).reconfigure(sealed, body.language)
         # Fixed: the dispatcher may use it again at once.
         command.session.execute(
-            update(channel_state).where(channel_state.c.channel == row["channel"]).values(broken=None,
-                                                                                          blocked_until=None)
+            update(channel_state)
+            .where(channel_state.c.channel == row["channel"])
+            .values(broken=None, blocked_until=None)
         )
     with runtime.database.reading() as session:
         fresh = session.execute(select(channels).where(channels.c.channel == row["channel"])).mappings().one()
         return _channel_out(session, runtime, fresh)
 
 
-@router.delete("/compounds/{compound}/groups/{building}/channels/{channel}", status_code=204,
-               summary="Detach a channel: its secrets are shredded, what was still queued for it is cancelled")
+@router.delete(
+    "/compounds/{compound}/groups/{building}/channels/{channel}",
+    status_code=204,
+    summary="Detach a channel: its secrets are shredded, what was still queued for it is cancelled",
+)
 def detach_channel(
     compound: CompoundId, building: LocalId, channel: LocalId, request: Request, caller: StaffOnly
 ) -> None:
@@ -281,5 +308,4 @@ def get_quiet_hours(compound: CompoundId, request: Request, caller: Anyone) -> d
     runtime = runtime_of(request)
     with runtime.database.reading() as session:
         row = session.execute(select(quiet_hours).where(quiet_hours.c.compound == compound)).first()
-    return {"start": row.start if row else None, "end": row.end if row else None,
-            "timezone": runtime.settings.timezone}
+    return {"start": row.start if row else None, "end": row.end if row else None, "timezone": runtime.settings.timezone}

@@ -54,14 +54,19 @@ class Composed(BaseModel):
     deliveries: int
 
 
-@router.post("/compounds/{compound}/announcements", status_code=201, response_model=Composed,
-             summary="Broadcast a policy or notice to chosen buildings or the whole compound")
+@router.post(
+    "/compounds/{compound}/announcements",
+    status_code=201,
+    response_model=Composed,
+    summary="Broadcast a policy or notice to chosen buildings or the whole compound",
+)
 def announce(compound: CompoundId, body: AnnouncementIn, request: Request, caller: StaffOnly) -> Composed:
     caller.require_scope(compound)
     for text in (body.title, body.body, body.title_en, body.body_en):
         if has_id_number(text):
-            raise Problem(422, "the text contains what looks like an ID-card number: never broadcast one",
-                          "identity-in-text")
+            raise Problem(
+                422, "the text contains what looks like an ID-card number: never broadcast one", "identity-in-text"
+            )
     local = f"a-{uuid.uuid4().hex[:12]}"
     command = Command(request, caller, compound)
     with command.unit():
@@ -181,18 +186,23 @@ def get_message(compound: CompoundId, message: LocalId, request: Request, caller
         row = session.execute(select(messages).where(messages.c.message == target)).mappings().first()
         if row is None:
             raise Problem(404, f"no message {message}", "not-found")
-        rows = session.execute(
-            select(deliveries, channels.c.kind)
-            .select_from(deliveries.join(channels, channels.c.channel == deliveries.c.channel))
-            .where(deliveries.c.message == target)
-            .order_by(deliveries.c.building, deliveries.c.channel)
-        ).mappings().all()
+        rows = (
+            session.execute(
+                select(deliveries, channels.c.kind)
+                .select_from(deliveries.join(channels, channels.c.channel == deliveries.c.channel))
+                .where(deliveries.c.message == target)
+                .order_by(deliveries.c.building, deliveries.c.channel)
+            )
+            .mappings()
+            .all()
+        )
         digests = {d for d in (r["digest"] for r in rows) if d is not None}
         digest_rows = {
             d.id: d
             for d in session.execute(
-                select(deliveries.c.id, deliveries.c.delivery, deliveries.c.status, deliveries.c.sent_at)
-                .where(deliveries.c.id.in_(digests))
+                select(deliveries.c.id, deliveries.c.delivery, deliveries.c.status, deliveries.c.sent_at).where(
+                    deliveries.c.id.in_(digests)
+                )
             )
         }
         logs = _attempts_of(session, [r["id"] for r in rows] + list(digests))
@@ -206,8 +216,10 @@ def get_message(compound: CompoundId, message: LocalId, request: Request, caller
     return {**_message_out(row), "delivery_log": out}
 
 
-@router.get("/compounds/{compound}/deliveries", summary="Deliveries by status: dead letters and uncertain ones "
-                                                          "are what an operator must look at")
+@router.get(
+    "/compounds/{compound}/deliveries",
+    summary="Deliveries by status: dead letters and uncertain ones are what an operator must look at",
+)
 def list_deliveries(
     compound: CompoundId,
     request: Request,
@@ -218,13 +230,17 @@ def list_deliveries(
     caller.require_scope(compound)
     wanted = [s for s in status.split(",") if s]
     with runtime_of(request).database.reading() as session:
-        rows = session.execute(
-            select(deliveries, channels.c.kind)
-            .select_from(deliveries.join(channels, channels.c.channel == deliveries.c.channel))
-            .where(deliveries.c.compound == compound, deliveries.c.status.in_(wanted))
-            .order_by(deliveries.c.id.desc())
-            .limit(limit)
-        ).mappings().all()
+        rows = (
+            session.execute(
+                select(deliveries, channels.c.kind)
+                .select_from(deliveries.join(channels, channels.c.channel == deliveries.c.channel))
+                .where(deliveries.c.compound == compound, deliveries.c.status.in_(wanted))
+                .order_by(deliveries.c.id.desc())
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
         logs = _attempts_of(session, [r["id"] for r in rows])
     return {"deliveries": [_delivery_out(r, logs.get(r["id"], [])) for r in rows]}
 
@@ -235,34 +251,58 @@ class Requeued(BaseModel):
     next_attempt_at: datetime
 
 
-@router.post("/compounds/{compound}/deliveries/{delivery}/requeue", response_model=Requeued,
-             summary="Send a dead-lettered or uncertain delivery again (after fixing the channel)")
-def requeue(compound: CompoundId, delivery: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")], request: Request,
-            caller: StaffOnly) -> Requeued:
+@router.post(
+    "/compounds/{compound}/deliveries/{delivery}/requeue",
+    response_model=Requeued,
+    summary="Send a dead-lettered or uncertain delivery again (after fixing the channel)",
+)
+def requeue(
+    compound: CompoundId,
+    delivery: Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$")],
+    request: Request,
+    caller: StaffOnly,
+) -> Requeued:
     caller.require_scope(compound)
     now = utcnow()
     runtime = runtime_of(request)
     with runtime.database.unit_of_work() as session:
-        row = session.execute(
-            select(deliveries).where(deliveries.c.delivery == delivery, deliveries.c.compound == compound)
-        ).mappings().first()
+        row = (
+            session.execute(
+                select(deliveries).where(deliveries.c.delivery == delivery, deliveries.c.compound == compound)
+            )
+            .mappings()
+            .first()
+        )
         if row is None:
             raise Problem(404, f"no delivery {delivery}", "not-found")
         if row["status"] not in ("dead", "uncertain"):
-            raise Problem(409, f"delivery {delivery} is {row['status']}: only dead or uncertain ones are requeued",
-                          "not-requeueable")
+            raise Problem(
+                409,
+                f"delivery {delivery} is {row['status']}: only dead or uncertain ones are requeued",
+                "not-requeueable",
+            )
         session.execute(
             update(deliveries).where(deliveries.c.id == row["id"]).values(status="pending", next_attempt_at=now)
         )
         session.execute(
             attempts.insert().values(
-                delivery_id=row["id"], channel=row["channel"], attempt=row["attempts"], at=now, outcome="requeued",
-                requested=False, code="", detail=f"requeued by key {caller.key_id}", duration_ms=0,
+                delivery_id=row["id"],
+                channel=row["channel"],
+                attempt=row["attempts"],
+                at=now,
+                outcome="requeued",
+                requested=False,
+                code="",
+                detail=f"requeued by key {caller.key_id}",
+                duration_ms=0,
             )
         )
         runtime.store.append(
-            session, f"delivery-{delivery}",
+            session,
+            f"delivery-{delivery}",
             [DeliveryRequeued(delivery=delivery, channel=row["channel"], building=row["building"])],
-            expected_version=None, compound=compound, actor=caller.key_id,
+            expected_version=None,
+            compound=compound,
+            actor=caller.key_id,
         )
     return Requeued(delivery=delivery, status="pending", next_attempt_at=now)

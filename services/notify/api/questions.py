@@ -49,8 +49,12 @@ class QuestionOut(BaseModel):
     faq: list[dict[str, Any]] = Field(default_factory=list, description="answers already given to similar questions")
 
 
-@router.post("/compounds/{compound}/buildings/{building}/questions", status_code=201, response_model=QuestionOut,
-             summary="Pass on a resident's question from a building")
+@router.post(
+    "/compounds/{compound}/buildings/{building}/questions",
+    status_code=201,
+    response_model=QuestionOut,
+    summary="Pass on a resident's question from a building",
+)
 def submit_question(
     compound: CompoundId, building: LocalId, body: QuestionIn, request: Request, caller: Officers
 ) -> QuestionOut:
@@ -65,9 +69,7 @@ def submit_question(
             select(questions.c.question_group).where(questions.c.question == global_id(compound, local))
         ).scalar_one()
         answered = session.execute(select(faq).where(faq.c.compound == compound)).mappings().all()
-    similar = sorted(
-        ((similarity(body.text, row["question"]), row) for row in answered), key=lambda pair: -pair[0]
-    )
+    similar = sorted(((similarity(body.text, row["question"]), row) for row in answered), key=lambda pair: -pair[0])
     return QuestionOut(
         question=local,
         building=building,
@@ -105,8 +107,7 @@ def ranked_groups(
         if text not in examples.setdefault(group, []) and len(examples[group]) < 5:
             examples[group].append(text)
     ranked = sorted(
-        rows, key=lambda row: (-row["size"], -len(per_group.get(row["question_group"], {})),
-                               -_stamp(row["last_at"]))
+        rows, key=lambda row: (-row["size"], -len(per_group.get(row["question_group"], {})), -_stamp(row["last_at"]))
     )
     return {
         "groups": [
@@ -155,16 +156,19 @@ class Answered(BaseModel):
     questions: int
 
 
-@router.post("/compounds/{compound}/question-groups/{group}/answer", status_code=201, response_model=Answered,
-             summary="Answer a group of questions: the answer goes to every building that asked, and to the FAQ")
-def answer_group(
-    compound: CompoundId, group: LocalId, body: AnswerIn, request: Request, caller: StaffOnly
-) -> Answered:
+@router.post(
+    "/compounds/{compound}/question-groups/{group}/answer",
+    status_code=201,
+    response_model=Answered,
+    summary="Answer a group of questions: the answer goes to every building that asked, and to the FAQ",
+)
+def answer_group(compound: CompoundId, group: LocalId, body: AnswerIn, request: Request, caller: StaffOnly) -> Answered:
     caller.require_scope(compound)
     for text in (body.question, body.answer, *body.policy_points):
         if has_id_number(text):
-            raise Problem(422, "the text contains what looks like an ID-card number: never broadcast one",
-                          "identity-in-text")
+            raise Problem(
+                422, "the text contains what looks like an ID-card number: never broadcast one", "identity-in-text"
+            )
     target = global_id(compound, group)
     local = f"ans-{uuid.uuid4().hex[:12]}"
     message_local = f"m-{handlers.derived_id(target, local)}"
@@ -177,25 +181,42 @@ def answer_group(
         if row.answer is not None:
             raise Problem(409, f"question group {group} was already answered", "already-answered")
         asked = session.execute(
-            select(questions.c.question, questions.c.building)
-            .where(questions.c.question_group == target, questions.c.answer.is_(None))
+            select(questions.c.question, questions.c.building).where(
+                questions.c.question_group == target, questions.c.answer.is_(None)
+            )
         ).all()
         buildings = sorted({building for _, building in asked})
         for building in buildings:
             require_group(session, compound, local_id(building))
         command.load(Answer, local).give(
-            [q for q, _ in asked], buildings, global_id(compound, message_local), body.question, body.answer,
+            [q for q, _ in asked],
+            buildings,
+            global_id(compound, message_local),
+            body.question,
+            body.answer,
             body.policy_points,
         )
-        params = {"question": body.question, "answer": body.answer,
-                  "points": [p for p in body.policy_points if p.strip()], "buildings": len(buildings)}
+        params = {
+            "question": body.question,
+            "answer": body.answer,
+            "points": [p for p in body.policy_points if p.strip()],
+            "buildings": len(buildings),
+        }
         handlers.compose(
-            command.runtime, session, compound, message_id=global_id(compound, message_local), kind="answer",
-            priority=body.priority, buildings=buildings, texts=render_texts("answer", params), template="answer",
+            command.runtime,
+            session,
+            compound,
+            message_id=global_id(compound, message_local),
+            kind="answer",
+            priority=body.priority,
+            buildings=buildings,
+            texts=render_texts("answer", params),
+            template="answer",
             actor=caller.key_id,
         )
-    return Answered(answer=local, message=message_local, buildings=[local_id(b) for b in buildings],
-                    questions=len(asked))
+    return Answered(
+        answer=local, message=message_local, buildings=[local_id(b) for b in buildings], questions=len(asked)
+    )
 
 
 def _faq_out(row: Any) -> dict[str, Any]:
@@ -214,7 +235,11 @@ def _faq_out(row: Any) -> dict[str, Any]:
 def list_faq(compound: CompoundId, request: Request, caller: Anyone) -> dict[str, Any]:
     caller.require_scope(compound)
     with runtime_of(request).database.reading() as session:
-        rows = session.execute(
-            select(faq).where(faq.c.compound == compound).order_by(faq.c.asked.desc(), faq.c.answered_at.desc())
-        ).mappings().all()
+        rows = (
+            session.execute(
+                select(faq).where(faq.c.compound == compound).order_by(faq.c.asked.desc(), faq.c.answered_at.desc())
+            )
+            .mappings()
+            .all()
+        )
     return {"faq": [_faq_out(row) for row in rows]}
