@@ -40,8 +40,9 @@ FAST = DispatchPolicy(
 def make_notify(
     database_url: str, data_dir: Path, kafka: str = "127.0.0.1:1", definition: ServiceDefinition = service
 ) -> Runtime:
-    runtime = Runtime(definition, Settings(kafka_bootstrap=kafka, today=TODAY, data_dir=data_dir),
-                      database_url=database_url)
+    runtime = Runtime(
+        definition, Settings(kafka_bootstrap=kafka, today=TODAY, data_dir=data_dir), database_url=database_url
+    )
     runtime.migrate()
     return runtime
 
@@ -83,14 +84,31 @@ def compound_events(compound: str, buildings: int = 3, households: int = 4) -> l
     out = []
     for b in range(1, buildings + 1):
         building = f"{compound}:{b}"
-        out.append(envelope(BuildingRegistered(building=building, number=str(b), floors=18, rooms_per_floor=4,
-                                               lifts=2, lift_capacity=10), compound, subject=f"building-{building}"))
+        out.append(
+            envelope(
+                BuildingRegistered(
+                    building=building, number=str(b), floors=18, rooms_per_floor=4, lifts=2, lift_capacity=10
+                ),
+                compound,
+                subject=f"building-{building}",
+            )
+        )
         for h in range(1, households + 1):
             household = f"{compound}:h{b}-{h}"
-            out.append(envelope(HouseholdRegistered(household=household, building=building, floor=h, room=1),
-                                compound, subject=f"household-{household}"))
-            out.append(envelope(RepresentativeChosen(household=household, resident=f"{compound}:r{b}-{h}",
-                                                     building=building), compound, subject=f"household-{household}"))
+            out.append(
+                envelope(
+                    HouseholdRegistered(household=household, building=building, floor=h, room=1),
+                    compound,
+                    subject=f"household-{household}",
+                )
+            )
+            out.append(
+                envelope(
+                    RepresentativeChosen(household=household, resident=f"{compound}:r{b}-{h}", building=building),
+                    compound,
+                    subject=f"household-{household}",
+                )
+            )
     return out
 
 
@@ -104,8 +122,15 @@ class Notify:
         with self.runtime.database.unit_of_work() as session:
             return {"X-API-Key": issue_key(session, role, compound, buildings).key}
 
-    def attach(self, building: str, kind: str, config: dict[str, Any], compound: str = "c1",
-               language: str = "zh", headers: dict[str, str] | None = None) -> str:
+    def attach(
+        self,
+        building: str,
+        kind: str,
+        config: dict[str, Any],
+        compound: str = "c1",
+        language: str = "zh",
+        headers: dict[str, str] | None = None,
+    ) -> str:
         answer = self.client.post(
             f"/compounds/{compound}/groups/{building}/channels",
             json={"kind": kind, "config": config, "language": language, "label": f"{building}号楼{kind}"},
@@ -114,8 +139,14 @@ class Notify:
         assert answer.status_code == 201, answer.text
         return answer.json()["channel"]
 
-    def announce(self, title: str, buildings: list[str] | None = None, priority: str = "normal",
-                 body: str = "", compound: str = "c1") -> dict[str, Any]:
+    def announce(
+        self,
+        title: str,
+        buildings: list[str] | None = None,
+        priority: str = "normal",
+        body: str = "",
+        compound: str = "c1",
+    ) -> dict[str, Any]:
         answer = self.client.post(
             f"/compounds/{compound}/announcements",
             json={"title": title, "body": body, "buildings": buildings, "priority": priority},

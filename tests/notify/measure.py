@@ -33,8 +33,10 @@ def main(url: str | None) -> None:
         made.dispatcher.drain(timeout=600)
         elapsed = time.perf_counter() - started
         received = sum(len(bot.received) for bot in platforms.bots.values())
-        print(f"throughput: {received}/{queued} deliveries in {elapsed:.1f}s = {received / elapsed:.0f}/s "
-              f"({made.runtime.database.dialect}, {made.dispatcher.policy.workers} workers)")
+        print(
+            f"throughput: {received}/{queued} deliveries in {elapsed:.1f}s = {received / elapsed:.0f}/s "
+            f"({made.runtime.database.dialect}, {made.dispatcher.policy.workers} workers)"
+        )
 
         # Latency: the service's own periodic dispatcher (default tick), one announcement every 50 ms.
         live = platforms.bot("webhook", "live", "w" * 32)
@@ -46,8 +48,9 @@ def main(url: str | None) -> None:
         composed: dict[str, float] = {}
         for n in range(200):
             title = f"延迟测试 {n}"
-            answer = made.client.post("/compounds/c1/announcements", json={"title": title, "buildings": ["1"]},
-                                      headers=staff)
+            answer = made.client.post(
+                "/compounds/c1/announcements", json={"title": title, "buildings": ["1"]}, headers=staff
+            )
             assert answer.status_code == 201
             composed[title] = time.time()
             time.sleep(0.05)
@@ -57,8 +60,10 @@ def main(url: str | None) -> None:
         waits = sorted(entry["at"] - composed[entry["body"]["title"]] for entry in live.received)
         p50 = statistics.median(waits)
         p99 = waits[int(len(waits) * 0.99) - 1]
-        print(f"latency announcement→platform over {len(waits)} messages: p50 {p50 * 1000:.0f} ms, "
-              f"p99 {p99 * 1000:.0f} ms (tick {made.runtime.definition.periodic[0][0]} s)")
+        print(
+            f"latency announcement→platform over {len(waits)} messages: p50 {p50 * 1000:.0f} ms, "
+            f"p99 {p99 * 1000:.0f} ms (tick {made.runtime.definition.periodic[0][0]} s)"
+        )
         made.runtime.stop()
     finally:
         platforms.stop()

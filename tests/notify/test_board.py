@@ -35,8 +35,13 @@ class LiveServer:
     """The notify app served by uvicorn in a thread, on a fixed port (so that it can come back on it)."""
 
     def __init__(self, notify: Notify, port: int) -> None:
-        config = uvicorn.Config(create_app(notify.runtime, background=False, migrate_on_start=False),
-                                host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            create_app(notify.runtime, background=False, migrate_on_start=False),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{port}"
@@ -107,10 +112,20 @@ class Browser:
     def __init__(self, profile: Path) -> None:
         assert Path(CHROMIUM).exists(), "apt-get install -y chromium (Debian's package) is needed for this test"
         self.process = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
-             "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         port_file = profile / "DevToolsActivePort"
         wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=30, what="chromium to start")
@@ -151,20 +166,36 @@ def test_the_board_in_headless_chromium_shows_a_message_published_after_it_loade
         browser.call("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=2, mobile=True)
         with LiveServer(notify, port) as live:
             browser.call("Page.navigate", url=f"{live.url}{url}")
-            wait_for(lambda: browser.evaluate("document.body && document.body.dataset.state") == "live",
-                     timeout=30, what="the board to connect")
+            wait_for(
+                lambda: browser.evaluate("document.body && document.body.dataset.state") == "live",
+                timeout=30,
+                what="the board to connect",
+            )
             assert "已有的通知" in browser.evaluate("document.getElementById('messages').innerText")
-            notify.announce("今晚 20:00 楼道消杀，请关好门窗", buildings=["1"], priority="important",
-                            body="消杀后一小时内请勿开窗。")
-            wait_for(lambda: "今晚 20:00 楼道消杀" in browser.evaluate("document.getElementById('messages').innerText"),
-                     timeout=20, what="the new message on the page")
+            notify.announce(
+                "今晚 20:00 楼道消杀，请关好门窗",
+                buildings=["1"],
+                priority="important",
+                body="消杀后一小时内请勿开窗。",
+            )
+            wait_for(
+                lambda: "今晚 20:00 楼道消杀" in browser.evaluate("document.getElementById('messages').innerText"),
+                timeout=20,
+                what="the new message on the page",
+            )
         # The server went away: the page says so, and comes back by itself when the server does.
-        wait_for(lambda: browser.evaluate("document.body.dataset.state") == "reconnecting", timeout=20,
-                 what="the page to notice the drop")
+        wait_for(
+            lambda: browser.evaluate("document.body.dataset.state") == "reconnecting",
+            timeout=20,
+            what="the page to notice the drop",
+        )
         notify.announce("恢复连接后的通知", buildings=["1"])
         with LiveServer(notify, port):
-            wait_for(lambda: "恢复连接后的通知" in browser.evaluate("document.getElementById('messages').innerText"),
-                     timeout=30, what="the page to resume after the drop")
+            wait_for(
+                lambda: "恢复连接后的通知" in browser.evaluate("document.getElementById('messages').innerText"),
+                timeout=30,
+                what="the page to resume after the drop",
+            )
             titles = browser.evaluate("Array.from(document.querySelectorAll('article h2')).map(h => h.innerText)")
             assert titles == ["恢复连接后的通知", "重要今晚 20:00 楼道消杀，请关好门窗", "已有的通知"]  # once each
             shot = browser.call("Page.captureScreenshot", format="png")

@@ -29,12 +29,15 @@ def test_channel_secrets_are_sealed_never_shown_and_shredded_on_detach(notify: N
     staff = notify.key("committee-staff")
     ding = platforms.bot("dingtalk", KEY, SECRET)
     channel = notify.attach("1", "dingtalk", platforms.config(ding))
-    mail = notify.attach("1", "email", {**mailbox.config(["resident@example.org"]), "username": "u",
-                                        "password": PASSWORD})
+    mail = notify.attach(
+        "1", "email", {**mailbox.config(["resident@example.org"]), "username": "u", "password": PASSWORD}
+    )
     shown = notify.client.get("/compounds/c1/groups/1/channels", headers=staff)
     assert shown.status_code == 200
-    assert {c["endpoint"] for c in shown.json()} == {f"127.0.0.1:{platforms.port}",
-                                                      f"smtp://127.0.0.1:{mailbox.port} (1 recipients)"}
+    assert {c["endpoint"] for c in shown.json()} == {
+        f"127.0.0.1:{platforms.port}",
+        f"smtp://127.0.0.1:{mailbox.port} (1 recipients)",
+    }
     group = notify.client.get("/compounds/c1/groups/1", headers=staff).text
     stored = _dump(notify)
     for secret in (SECRET, KEY, PASSWORD, "resident@example.org"):
@@ -54,13 +57,16 @@ def test_channel_secrets_are_sealed_never_shown_and_shredded_on_detach(notify: N
     assert notify.client.delete(f"/compounds/c1/groups/1/channels/{channel}", headers=staff).status_code == 204
     with notify.runtime.database.reading() as session:
         assert notify.runtime.vault.unseal(session, f"c1:{channel}", sealed) is None
-        statuses = dict(session.execute(
-            select(deliveries.c.message, deliveries.c.status).where(deliveries.c.channel == f"c1:{channel}")
-        ).all())
+        statuses = dict(
+            session.execute(
+                select(deliveries.c.message, deliveries.c.status).where(deliveries.c.channel == f"c1:{channel}")
+            ).all()
+        )
     assert sorted(statuses.values()) == ["cancelled", "sent"]
     assert notify.client.delete(f"/compounds/c1/groups/1/channels/{channel}", headers=staff).status_code == 404
-    assert [c["channel"] for c in notify.client.get("/compounds/c1/groups/1", headers=staff).json()["channels"]] \
-        == [mail]
+    assert [c["channel"] for c in notify.client.get("/compounds/c1/groups/1", headers=staff).json()["channels"]] == [
+        mail
+    ]
 
 
 def test_read_models_rebuild_to_the_same_answers(notify: Notify, platforms) -> None:
@@ -69,8 +75,12 @@ def test_read_models_rebuild_to_the_same_answers(notify: Notify, platforms) -> N
     notify.client.put("/compounds/c1/quiet-hours", json={"start": "22:00", "end": "07:00"}, headers=staff)
     notify.announce("一", buildings=["1", "2"])
     notify.announce("二")
-    views = ["/compounds/c1/groups", "/compounds/c1/groups/1/channels", "/compounds/c1/messages",
-             "/compounds/c1/quiet-hours"]
+    views = [
+        "/compounds/c1/groups",
+        "/compounds/c1/groups/1/channels",
+        "/compounds/c1/messages",
+        "/compounds/c1/quiet-hours",
+    ]
     before = [notify.client.get(v, headers=staff).json() for v in views]
     assert notify.runtime.projector.rebuild() > 0
     assert [notify.client.get(v, headers=staff).json() for v in views] == before

@@ -47,8 +47,7 @@ def _spawn(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 def _kill_at(process: subprocess.Popen[bytes], marker: Path) -> None:
     try:
-        wait_for(lambda: marker.exists() or process.poll() is not None, timeout=90,
-                 what=f"{marker.name} to be reached")
+        wait_for(lambda: marker.exists() or process.poll() is not None, timeout=90, what=f"{marker.name} to be reached")
     except AssertionError:
         process.kill()
         raise AssertionError(process.stderr.read().decode()[-4000:] if process.stderr else "") from None
@@ -82,22 +81,38 @@ def test_killed_mid_fan_out_and_restarted_every_message_reaches_every_channel_ex
         for b in range(1, BUILDINGS + 1):
             for kind, secret in (("wecom", None), ("dingtalk", f"SEC{b}"), ("webhook", "w" * 32)):
                 bot = bots[(b, kind)] = platforms.bot(kind, f"{kind}-{b}", secret)
-                answer = client.post(f"/compounds/{compound}/groups/{b}/channels",
-                                     json={"kind": kind, "config": platforms.config(bot)}, headers=staff)
+                answer = client.post(
+                    f"/compounds/{compound}/groups/{b}/channels",
+                    json={"kind": kind, "config": platforms.config(bot)},
+                    headers=staff,
+                )
                 assert answer.status_code == 201, answer.text
 
     # Three compound-wide zone changes (every group) and a case in each building: 4 messages per group.
     events = [
-        envelope(ZoneStatusChanged(scope="compound", zone=zone, previous=before, reason="x", days_since_last_case=days),
-                 compound, subject=f"zone-{compound}")
-        for zone, before, days in (("sealed", "precaution", 0), ("controlled", "sealed", 7), ("precaution",
-                                                                                             "controlled", 14))
+        envelope(
+            ZoneStatusChanged(scope="compound", zone=zone, previous=before, reason="x", days_since_last_case=days),
+            compound,
+            subject=f"zone-{compound}",
+        )
+        for zone, before, days in (
+            ("sealed", "precaution", 0),
+            ("controlled", "sealed", 7),
+            ("precaution", "controlled", 14),
+        )
     ]
     cases = [
         envelope(
-            CaseConfirmed(case=f"{compound}:case{b}", resident=f"{compound}:r{b}-1",
-                          household=f"{compound}:h{b}-1", building=f"{compound}:{b}", confirmed_on="2022-04-10"),
-            compound, "testing", subject=f"case-{b}",
+            CaseConfirmed(
+                case=f"{compound}:case{b}",
+                resident=f"{compound}:r{b}-1",
+                household=f"{compound}:h{b}-1",
+                building=f"{compound}:{b}",
+                confirmed_on="2022-04-10",
+            ),
+            compound,
+            "testing",
+            subject=f"case-{b}",
         )
         for b in range(1, BUILDINGS + 1)
     ]
@@ -139,8 +154,11 @@ def test_killed_mid_fan_out_and_restarted_every_message_reaches_every_channel_ex
         # 3: finishes.
         third = _spawn(env)
         running.append(third)
-        wait_for(lambda: not ({"pending", "sending"} & set(_statuses(runtime))), timeout=120,
-                 what="every delivery to be settled")
+        wait_for(
+            lambda: not ({"pending", "sending"} & set(_statuses(runtime))),
+            timeout=120,
+            what="every delivery to be settled",
+        )
     finally:
         for process in running:
             if process.poll() is None:
@@ -157,15 +175,17 @@ def test_killed_mid_fan_out_and_restarted_every_message_reaches_every_channel_ex
     final = _statuses(runtime)
     assert final["sent"] + final["uncertain"] == BUILDINGS * 4 * 3 and final["uncertain"] <= orphaned
     with runtime.database.reading() as session:
-        assert session.execute(select(func.count()).select_from(inbox_table)).scalar() == \
-            len(compound_events(compound, buildings=BUILDINGS, households=2)) + len(events) + len(cases)
+        assert session.execute(select(func.count()).select_from(inbox_table)).scalar() == len(
+            compound_events(compound, buildings=BUILDINGS, households=2)
+        ) + len(events) + len(cases)
 
     # What notify publishes about all this on its own topic: ids and codes, never a message's words.
     relay = runtime.make_relay()
     published = relay.publish_once()
     relay.close()
-    reader = KafkaConsumer(variant.topic, bootstrap_servers=kafka, auto_offset_reset="earliest",
-                           consumer_timeout_ms=4000)
+    reader = KafkaConsumer(
+        variant.topic, bootstrap_servers=kafka, auto_offset_reset="earliest", consumer_timeout_ms=4000
+    )
     records = list(reader)
     reader.close()
     assert len(records) == published > BUILDINGS * 4 * 3

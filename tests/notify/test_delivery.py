@@ -156,8 +156,9 @@ def test_a_permanent_error_dead_letters_alerts_and_a_bad_signature_pauses_the_ch
     assert ding.texts == ["第二条", "第一条"]
     outcomes = [a["outcome"] for e in _log(notify, first["message"]) if e["kind"] == "dingtalk" for a in e["log"]]
     assert outcomes == ["permanent", "requeued", "sent"]
-    assert notify.client.post(f"/compounds/c1/deliveries/{letter['delivery']}/requeue",
-                              headers=staff).status_code == 409
+    assert (
+        notify.client.post(f"/compounds/c1/deliveries/{letter['delivery']}/requeue", headers=staff).status_code == 409
+    )
     assert _log(notify, second["message"])
 
 
@@ -181,8 +182,12 @@ def test_quiet_hours_hold_everything_but_critical_messages_to_phones(notify: Not
     notify.attach("1", "wecom", platforms.config(wecom))
     notify.attach("1", "webhook", platforms.config(hook))
     staff = notify.key(STAFF)
-    assert notify.client.put("/compounds/c1/quiet-hours", json={"start": "22:00", "end": "07:00"},
-                             headers=staff).status_code == 200
+    assert (
+        notify.client.put(
+            "/compounds/c1/quiet-hours", json={"start": "22:00", "end": "07:00"}, headers=staff
+        ).status_code
+        == 200
+    )
     assert notify.client.put("/compounds/c1/quiet-hours", json={"start": "22:00"}, headers=staff).status_code == 422
     shanghai = ZoneInfo("Asia/Shanghai")
     tomorrow = datetime.now(shanghai).date() + timedelta(days=1)
@@ -210,8 +215,16 @@ def test_a_redelivered_event_queues_nothing_twice(notify: Notify, platforms) -> 
     wecom = platforms.bot("wecom", "wk")
     notify.attach("2", "wecom", platforms.config(wecom))
     change = envelope(
-        ZoneStatusChanged(scope="building", building="c1:2", zone="sealed", previous="precaution", reason="case",
-                          days_since_last_case=0, next_zone="controlled", next_change_on="2022-04-17"),
+        ZoneStatusChanged(
+            scope="building",
+            building="c1:2",
+            zone="sealed",
+            previous="precaution",
+            reason="case",
+            days_since_last_case=0,
+            next_zone="controlled",
+            next_change_on="2022-04-17",
+        ),
         "c1",
     )
     receive(notify.runtime, change)
@@ -237,17 +250,29 @@ def test_channels_are_checked_before_they_are_sealed(notify: Notify) -> None:
         ("pager", {"url": "https://example.org"}),
     ]
     for kind, config in bad:
-        answer = notify.client.post("/compounds/c1/groups/1/channels", json={"kind": kind, "config": config},
-                                    headers=staff)
+        answer = notify.client.post(
+            "/compounds/c1/groups/1/channels", json={"kind": kind, "config": config}, headers=staff
+        )
         assert answer.status_code == 422, (kind, answer.text)
-    unknown = notify.client.post("/compounds/c1/groups/99/channels",
-                                 json={"kind": "wecom", "config": {"url": "https://x.example/?key=1"}}, headers=staff)
+    unknown = notify.client.post(
+        "/compounds/c1/groups/99/channels",
+        json={"kind": "wecom", "config": {"url": "https://x.example/?key=1"}},
+        headers=staff,
+    )
     assert unknown.status_code == 404
     officer = notify.key("information-officer", buildings=["1"])
-    assert notify.client.post("/compounds/c1/groups/1/channels", json={"kind": "wecom", "config": {"url": "https://x"}},
-                              headers=officer).status_code == 403
-    assert notify.client.post("/compounds/c2/groups/1/channels", json={"kind": "wecom", "config": {"url": "https://x"}},
-                              headers=staff).status_code == 403
+    assert (
+        notify.client.post(
+            "/compounds/c1/groups/1/channels", json={"kind": "wecom", "config": {"url": "https://x"}}, headers=officer
+        ).status_code
+        == 403
+    )
+    assert (
+        notify.client.post(
+            "/compounds/c2/groups/1/channels", json={"kind": "wecom", "config": {"url": "https://x"}}, headers=staff
+        ).status_code
+        == 403
+    )
 
 
 def test_groups_follow_the_residents_register(notify: Notify) -> None:
@@ -259,8 +284,18 @@ def test_groups_follow_the_residents_register(notify: Notify) -> None:
     receive(
         notify.runtime,
         envelope(ResidentErased(resident="c1:r1-1", household="c1:h1-1", building="c1:1"), "c1"),
-        envelope(ResidentMoved(resident="c1:r1-2", from_household="c1:h1-2", from_building="c1:1",
-                               to_household="c1:h2-1", building="c1:2", floor=1, room=1), "c1"),
+        envelope(
+            ResidentMoved(
+                resident="c1:r1-2",
+                from_household="c1:h1-2",
+                from_building="c1:1",
+                to_household="c1:h2-1",
+                building="c1:2",
+                floor=1,
+                room=1,
+            ),
+            "c1",
+        ),
         *compound_events("c2", buildings=1, households=1),
     )
     group = notify.client.get("/compounds/c1/groups/1", headers=staff).json()

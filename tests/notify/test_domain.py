@@ -69,8 +69,9 @@ def test_quiet_hours_span_midnight() -> None:
     assert window is not None and window.covers(time(23, 30)) and window.covers(time(6, 59))
     assert not window.covers(time(7, 0)) and not window.covers(time(12, 0))
     shanghai = ZoneInfo("Asia/Shanghai")
-    assert window.ends_after(datetime(2022, 4, 10, 23, 0, tzinfo=shanghai)) == datetime(2022, 4, 11, 7, 0,
-                                                                                         tzinfo=shanghai)
+    assert window.ends_after(datetime(2022, 4, 10, 23, 0, tzinfo=shanghai)) == datetime(
+        2022, 4, 11, 7, 0, tzinfo=shanghai
+    )
     assert QuietWindow.parse(None, None) is None
     hours = QuietHours("c1")
     with pytest.raises(DomainRuleViolation):
@@ -151,10 +152,20 @@ def test_building_labels_never_carry_odd_text() -> None:
 
 def test_every_rule_names_a_catalogued_type_and_renders_in_both_languages() -> None:
     assert set(RULES) <= set(CATALOGUE.classes)
-    title, body = render("zone_status_changed", {
-        "place": "12", "zone": "controlled", "previous": "sealed", "on": date(2022, 4, 17), "days": 7,
-        "next_zone": "precaution", "next_change_on": date(2022, 4, 24), "by_authority": False,
-    }, "zh")
+    title, body = render(
+        "zone_status_changed",
+        {
+            "place": "12",
+            "zone": "controlled",
+            "previous": "sealed",
+            "on": date(2022, 4, 17),
+            "days": 7,
+            "next_zone": "precaution",
+            "next_change_on": date(2022, 4, 24),
+            "by_authority": False,
+        },
+        "zh",
+    )
     assert title == "12号楼防控状态：管控区"
     assert "距最近一例阳性已 7 天" in body and "预计 2022-04-24 起转为防范区" in body
     title, body = render("case_confirmed", {"place": "12", "on": date(2022, 4, 10)}, "en")

@@ -43,14 +43,19 @@ def test_questions_are_ranked_and_an_answer_reaches_every_building_that_asked_an
         notify.attach(building, "wecom", platforms.config(bot))
     for building, text in ASKED:
         officer = notify.key("information-officer", buildings=[building])
-        answer = notify.client.post(f"/compounds/c1/buildings/{building}/questions", json={"text": text},
-                                    headers=officer)
+        answer = notify.client.post(
+            f"/compounds/c1/buildings/{building}/questions", json={"text": text}, headers=officer
+        )
         assert answer.status_code == 201, answer.text
     officer = notify.key("information-officer", buildings=["1"])
-    assert notify.client.post("/compounds/c1/buildings/2/questions", json={"text": "x"},
-                              headers=officer).status_code == 403  # only for their own building
-    assert notify.client.post("/compounds/c1/buildings/1/questions", json={"text": "？？"},
-                              headers=officer).status_code == 422
+    assert (
+        notify.client.post("/compounds/c1/buildings/2/questions", json={"text": "x"}, headers=officer).status_code
+        == 403
+    )  # only for their own building
+    assert (
+        notify.client.post("/compounds/c1/buildings/1/questions", json={"text": "？？"}, headers=officer).status_code
+        == 422
+    )
 
     staff = notify.key("committee-staff")
     ranked = notify.client.get("/compounds/c1/question-groups", headers=staff).json()["groups"]
@@ -80,17 +85,25 @@ def test_questions_are_ranked_and_an_answer_reaches_every_building_that_asked_an
         text = bot.texts[0]
         assert text.startswith("答疑：楼里的阳性病例什么时候转运？\n转运由区里统一安排")
         assert "1. 阳性病例转运由区疫情防控指挥部统一调度" in text and "3 个楼栋的居民提出了这个问题" in text
-    again = notify.client.post(f"/compounds/c1/question-groups/{ranked[0]['question_group']}/answer",
-                               json={"question": "q", "answer": "a"}, headers=staff)
+    again = notify.client.post(
+        f"/compounds/c1/question-groups/{ranked[0]['question_group']}/answer",
+        json={"question": "q", "answer": "a"},
+        headers=staff,
+    )
     assert again.status_code == 409
 
     faq = notify.client.get("/compounds/c1/faq", headers=notify.key("household")).json()["faq"]
     assert [(f["question"], f["asked"], f["buildings"]) for f in faq] == [("楼里的阳性病例什么时候转运？", 4, 3)]
-    assert [g["asked"] for g in notify.client.get("/compounds/c1/question-groups", headers=staff).json()["groups"]] \
-        == [2, 1]
+    assert [g["asked"] for g in notify.client.get("/compounds/c1/question-groups", headers=staff).json()["groups"]] == [
+        2,
+        1,
+    ]
     # A new question like an answered one starts a new group and is pointed at the FAQ.
-    later = notify.client.post("/compounds/c1/buildings/3/questions", json={"text": "阳性病例啥时候转运？"},
-                               headers=notify.key("information-officer", buildings=["3"])).json()
+    later = notify.client.post(
+        "/compounds/c1/buildings/3/questions",
+        json={"text": "阳性病例啥时候转运？"},
+        headers=notify.key("information-officer", buildings=["3"]),
+    ).json()
     assert later["faq"] and later["faq"][0]["question"] == "楼里的阳性病例什么时候转运？"
     # Rebuilt from the log, the grouping comes out the same.
     before = notify.client.get("/compounds/c1/question-groups", params={"status": "all"}, headers=staff).json()
