@@ -611,6 +611,18 @@ def _(ctx: Ctx) -> Req:
     return Req(f"{C}/tubes/{ctx.tube()}/result", {"json": {"result": "negative"}})
 
 
+@case("testing", "POST", P + "/rounds/{round}/tubes")
+def _(ctx: Ctx) -> Req:
+    tube = {"tube": ctx.pool.fresh("TX"), "residents": [ctx.seeded.households["h1-0102"][0]]}
+    return Req(f"{C}/rounds/{ctx.round()}/tubes", {"json": {"point": "p1", "tubes": [tube]}}, point="p1")
+
+
+@case("testing", "POST", P + "/plates/{plate}/results")
+def _(ctx: Ctx) -> Req:
+    plate = {"results": [{"tube": ctx.tube(), "result": "negative", "well": "A1"}]}
+    return Req(f"{C}/plates/{ctx.pool.fresh('PL')}/results", {"json": plate})
+
+
 @case("testing", "POST", P + "/rounds/{round}/residents/{resident}/result")
 def _(ctx: Ctx) -> Req:
     round_, person = "R1", ctx.seeded.households["h1-0102"][0]
