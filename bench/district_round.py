@@ -8,8 +8,11 @@ a process (``python -m juwei.cli serve testing``) on the bench broker, on SQLite
    the residents relay) and testing's consumer takes them in (inbox row + register projection per event);
    done when its group's lag is 0;
 2. round: compound after compound, six points and round r1 are opened, every resident is sampled ten to
-   a tube (``POST .../samples``) and every tube's result is posted (``POST .../tubes/<t>/result``), by
-   ``--clients`` threads; testing's relay publishes all the while;
+   a tube and every tube's result is posted, by ``--clients`` threads; testing's relay publishes all the
+   while. ``--mode batch`` (the default): each point uploads its tubes 100 to a request
+   (``POST .../rounds/r1/tubes``) and the lab posts plates of 96 (``POST .../plates/<p>/results``);
+   ``--mode per-tube``: a request per tube (``POST .../samples``, ``POST .../tubes/<t>/result``);
+   ``--mode both``: compounds alternate between the two, and each mode's seconds per resident is reported;
 3. published: testing's relay backlog is 0.
 
 Memory is sampled every half second (``VmRSS`` of testing, of this process and of the broker) to show
@@ -17,6 +20,7 @@ whether it stays flat; the peaks are reported with the kernel's own high-water m
 
     .venv/bin/python bench/district_round.py                       # 10,000 residents (2 compounds), ~2 min
     .venv/bin/python bench/district_round.py --residents 700000    # the district (see bench/README.md)
+    .venv/bin/python bench/district_round.py --residents 20000 --mode both   # batch vs per tube in one run
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="client threads posting samples and results")
     parser.add_argument("--pool-size", type=int, default=10, help="samples per pooled tube (default 10)")
     parser.add_argument(
+        "--mode",
+        choices=("batch", "per-tube", "both"),
+        default="batch",
+        help="batch: uploads of 100 tubes and plates of 96; per-tube: a request per tube; both: alternate compounds",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="run testing under py-spy and print where its time went (slower)"
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -79,6 +89,8 @@ def main() -> int:
     names = [f"d{tag}c{n + 1:03d}" for n in range(len(sizes))]
     stages: dict[str, float] = {}
     counts: dict[str, int] = {"residents_events": 0, "sample_requests": 0, "result_requests": 0}
+    modes = [("per-tube" if n % 2 == 0 else "batch") if args.mode == "both" else args.mode for n in range(len(sizes))]
+    by_mode: dict[str, dict[str, float]] = {}  # seconds and residents of the round stage per mode
     env = {"JUWEI_TODAY": "2022-04-12"}
     profile = ["testing"] if args.profile else []
     with running_suite(["testing"], env=env, profile=profile, log=log) as suite:
@@ -112,13 +124,22 @@ def main() -> int:
             log(f"register: taken in after {stages['register: taken in by testing']:.1f} s")
 
             round_started = time.perf_counter()
-            for number, name in enumerate(names, start=1):
+            for number, (name, size, mode) in enumerate(zip(names, sizes, modes, strict=True), start=1):
+                compound_started = time.perf_counter()
                 roundlib.open_round(suite, name, pool_size=args.pool_size)
                 tubes = roundlib.pools(people_of.pop(name), args.pool_size)
-                roundlib.sample(suite, name, tubes, workers=args.clients)
-                counts["sample_requests"] += len(tubes)
-                roundlib.tube_results(suite, name, [(tube, "negative") for tube, _ in tubes], workers=args.clients)
-                counts["result_requests"] += len(tubes)
+                results = [(tube, "negative") for tube, _ in tubes]
+                if mode == "batch":
+                    counts["sample_requests"] += roundlib.upload(suite, name, tubes, workers=args.clients)
+                    counts["result_requests"] += roundlib.plates(suite, name, results, workers=args.clients)
+                else:
+                    roundlib.sample(suite, name, tubes, workers=args.clients)
+                    counts["sample_requests"] += len(tubes)
+                    roundlib.tube_results(suite, name, results, workers=args.clients)
+                    counts["result_requests"] += len(tubes)
+                spent = by_mode.setdefault(mode, {"seconds": 0.0, "residents": 0.0})
+                spent["seconds"] += time.perf_counter() - compound_started
+                spent["residents"] += size
                 if number % 5 == 0 or number == len(names):
                     resident_set = rss.samples[-1][1]["testing"] if rss.samples else 0.0
                     log(
@@ -153,6 +174,15 @@ def main() -> int:
         | {"testing_vmhwm": round(peaks["testing"], 1)},
         "rss_series_mib": {name: rss.series(name) for name in watched},
         "load_average": [load_start, load_end],
+        "mode": args.mode,
+        "round_by_mode": {
+            mode: {
+                "seconds": round(spent["seconds"], 1),
+                "residents": int(spent["residents"]),
+                "ms_per_resident": round(spent["seconds"] / spent["residents"] * 1000, 3),
+            }
+            for mode, spent in by_mode.items()
+        },
         "folder": str(suite.folder),
     }
     if args.profile:
@@ -182,11 +212,17 @@ def main() -> int:
     console.print(
         f"{counts['residents_events']:,} residents events taken in at "
         f"{result['rates']['residents_events_per_s_taken_in']:,.0f}/s; "
-        f"round: {counts['sample_requests']:,} sample and {counts['result_requests']:,} result requests at "
+        f"round ({args.mode}): {counts['sample_requests']:,} sample and {counts['result_requests']:,} result "
+        f"requests at "
         f"{result['rates']['requests_per_s_round']:,.0f}/s; {status['head_position']:,} testing events published. "
         f"Goal < {GOAL_SECONDS:.0f} s for this size: {verdict} ({total:,.1f} s). At this rate {DISTRICT:,} residents "
         f"would take {result['extrapolated_district_s']:,.0f} s. Load average {load_start:.2f} → {load_end:.2f}."
     )
+    for mode, spent in result["round_by_mode"].items():
+        console.print(
+            f"round, {mode}: {spent['residents']:,} residents sampled and resulted in {spent['seconds']:,.1f} s "
+            f"({spent['ms_per_resident']:.3f} ms per resident, register not included)"
+        )
     if "profile" in result:
         console.print("testing under py-spy (these figures are slowed by the profiler):")
         console.print(result["profile"], markup=False, highlight=False)

@@ -25,6 +25,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 ROUND = "r1"
 POINTS = 6
+UPLOAD_TUBES = 100  # the most tubes one upload may carry (testing's MAX_UPLOAD_TUBES)
+PLATE_WELLS = 96
 
 
 def in_parallel(work: Callable[[T], R], items: Iterable[T], workers: int = 8) -> list[R]:
@@ -156,6 +158,32 @@ def sample(suite: Suite, c: str, tubes: Sequence[tuple[str, list[str]]], workers
         )
 
     in_parallel(collect, list(enumerate(tubes)), workers=workers)
+
+
+def upload(suite: Suite, c: str, tubes: Sequence[tuple[str, list[str]]], workers: int = 8) -> int:
+    """The same tubes as ``sample`` (same points), each point uploading up to 100 tubes a request; requests sent."""
+    by_point: dict[str, list[dict[str, Any]]] = {}
+    for number, (tube, people) in enumerate(tubes):
+        by_point.setdefault(f"p{number % POINTS + 1}", []).append({"tube": tube, "residents": people})
+    uploads = [
+        {"point": point, "tubes": listed[start : start + UPLOAD_TUBES]}
+        for point, listed in by_point.items()
+        for start in range(0, len(listed), UPLOAD_TUBES)
+    ]
+    in_parallel(lambda body: suite.post("testing", f"/compounds/{c}/rounds/{ROUND}/tubes", body), uploads, workers)
+    return len(uploads)
+
+
+def plates(suite: Suite, c: str, results: Sequence[tuple[str, str]], workers: int = 8) -> int:
+    """The same results as ``tube_results``, 96 tubes to a lab plate; requests sent."""
+    bodies = [
+        (f"L{n + 1:05d}", {"results": [{"tube": t, "result": x} for t, x in results[start : start + PLATE_WELLS]]})
+        for n, start in enumerate(range(0, len(results), PLATE_WELLS))
+    ]
+    in_parallel(
+        lambda item: suite.post("testing", f"/compounds/{c}/plates/{item[0]}/results", item[1]), bodies, workers
+    )
+    return len(bodies)
 
 
 def pools(people: Sequence[str], size: int, prefix: str = "T") -> list[tuple[str, list[str]]]:
