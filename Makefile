@@ -41,9 +41,14 @@ lint: venv
 format: venv
 	$(BIN)/ruff format juwei tests bench
 
+## make bench — issue 8's benchmarks at their default sizes (~20 min; bench/README.md has each command and the figures).
 bench: venv
 	$(BIN)/python bench/relay_throughput.py
 	$(BIN)/python bench/append_rate.py
+	$(BIN)/python bench/rebuild_rate.py
+	$(BIN)/python bench/seed_round.py
+	$(BIN)/python bench/result_latency.py
+	$(BIN)/python bench/district_round.py
 
 broker: venv
 	$(BIN)/juwei broker start
