@@ -408,23 +408,23 @@ class Dispatcher:
         if not infos:
             return {}
         now, cap = self.clock(), self.policy.per_tick
-        ready = and_(
-            deliveries.c.channel.in_(list(infos)),
-            deliveries.c.status == "pending",
-            deliveries.c.next_attempt_at <= now,
-            channel_state.c.broken.is_(None),
-            or_(channel_state.c.blocked_until.is_(None), channel_state.c.blocked_until <= now),
-        )
-        ranked = (
-            select(
-                deliveries.c.id,
-                func.row_number().over(partition_by=deliveries.c.channel, order_by=deliveries.c.id).label("rank"),
-            )
-            .select_from(deliveries.outerjoin(channel_state, channel_state.c.channel == deliveries.c.channel))
-            .where(ready)
-            .subquery()
-        )
         with self.runtime.database.unit_of_work() as session:
+            held, until = self._renew_lease(session, list(infos), now)
+            ranked = (
+                select(
+                    deliveries.c.id,
+                    func.row_number().over(partition_by=deliveries.c.channel, order_by=deliveries.c.id).label("rank"),
+                )
+                .select_from(deliveries.outerjoin(channel_state, channel_state.c.channel == deliveries.c.channel))
+                .where(
+                    deliveries.c.channel.in_(held),
+                    deliveries.c.status == "pending",
+                    deliveries.c.next_attempt_at <= now,
+                    channel_state.c.broken.is_(None),
+                    or_(channel_state.c.blocked_until.is_(None), channel_state.c.blocked_until <= now),
+                )
+                .subquery()
+            )
             rows = session.execute(
                 select(deliveries.c.id, deliveries.c.channel, *_CLAIM_COLUMNS)
                 .select_from(
@@ -443,18 +443,21 @@ class Dispatcher:
                 else:
                     self.more_due = True
             ids = [row.id for batch in taken.values() for row in batch]
-            if not ids:
-                return {}
-            won = set(
-                session.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
-                    .values(status="sending", attempts=deliveries.c.attempts + 1, claimed_by=self.owner, claimed_at=now)
-                    .returning(deliveries.c.id)
-                ).scalars()
+            won = (
+                set(
+                    session.execute(
+                        update(deliveries)
+                        .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
+                        .values(
+                            status="sending", attempts=deliveries.c.attempts + 1, claimed_by=self.owner, claimed_at=now
+                        )
+                        .returning(deliveries.c.id)
+                    ).scalars()
+                )
+                if ids
+                else set()
             )
-            until = self._renew_lease(session, list(taken), now)
-        self._hold(list(taken), until)
+        self._hold(list(infos), held, until)
         claimed = {
             channel: [_claimed(infos[channel], row, now) for row in batch if row.id in won]
             for channel, batch in taken.items()
@@ -617,24 +620,26 @@ class Dispatcher:
 
     def _claim(self, info: ChannelInfo, delivery_id: int) -> Claimed | None:
         now = self.clock()
+        row: Any = None
         with self.runtime.database.unit_of_work() as session:
-            row = session.execute(
-                select(deliveries.c.id, *_CLAIM_COLUMNS)
-                .select_from(deliveries.outerjoin(messages, messages.c.message == deliveries.c.message))
-                .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
-            ).first()
-            if row is None:
-                return None
-            claimed = session.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
-                .values(status="sending", attempts=deliveries.c.attempts + 1, claimed_by=self.owner, claimed_at=now)
-            ).rowcount
-            if not claimed:
-                return None
-            until = self._renew_lease(session, [info.channel], now)
-        self._hold([info.channel], until)
-        return _claimed(info, row, now)
+            held, until = self._renew_lease(session, [info.channel], now)
+            if held:  # still ours: nobody took the channel over while we were away
+                row = session.execute(
+                    select(deliveries.c.id, *_CLAIM_COLUMNS)
+                    .select_from(deliveries.outerjoin(messages, messages.c.message == deliveries.c.message))
+                    .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
+                ).first()
+            if (
+                row is not None
+                and not session.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == delivery_id, deliveries.c.status == "pending")
+                    .values(status="sending", attempts=deliveries.c.attempts + 1, claimed_by=self.owner, claimed_at=now)
+                ).rowcount
+            ):
+                row = None
+        self._hold([info.channel], held, until)
+        return None if row is None else _claimed(info, row, now)
 
     def _record(self, info: ChannelInfo, claimed: Claimed, outcome: Outcome, elapsed_ms: int) -> None:
         with self.runtime.database.unit_of_work() as session:
@@ -984,21 +989,27 @@ class Dispatcher:
         except IntegrityError:
             return False  # another dispatcher created the row first: it holds the lease
 
-    def _renew_lease(self, session: Session, channels_held: Sequence[str], now: datetime) -> datetime:
-        """Push our leases on ``channels_held`` on; ``_hold`` the returned moment once the session committed."""
-        until = now + timedelta(seconds=self.policy.lease_seconds)
-        session.execute(
-            update(channel_state)
-            .where(channel_state.c.channel.in_(list(channels_held)), channel_state.c.lease_owner == self.owner)
-            .values(lease_until=until)
-        )
-        return until
+    def _renew_lease(self, session: Session, wanted: Sequence[str], now: datetime) -> tuple[list[str], datetime]:
+        """Push on our leases among ``wanted``; returns the channels still ours and the new end of their lease.
 
-    def _hold(self, channels_held: Sequence[str], until: datetime) -> None:
+        Claims are made only for the channels returned; ``_hold`` them once the session has committed.
+        """
+        until = now + timedelta(seconds=self.policy.lease_seconds)
+        held = session.execute(
+            update(channel_state)
+            .where(channel_state.c.channel.in_(list(wanted)), channel_state.c.lease_owner == self.owner)
+            .values(lease_until=until)
+            .returning(channel_state.c.channel)
+        ).scalars()
+        return list(held), until
+
+    def _hold(self, wanted: Sequence[str], held: Sequence[str], until: datetime) -> None:
+        """Note what a committed renewal gave: ``held`` are ours until ``until``, the rest of ``wanted`` are not."""
         with self._lock:
-            for channel in channels_held:
-                if channel in self._held:
-                    self._held[channel] = until
+            for channel in wanted:
+                self._held.pop(channel, None)
+            for channel in held:
+                self._held[channel] = until
 
     def _release_leases(self) -> None:
         """On the way out: let another notify process take our channels at once instead of after the lease."""

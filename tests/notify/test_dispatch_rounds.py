@@ -15,7 +15,7 @@ from juwei.events import utcnow
 from juwei.service import create_app
 from services.notify import dispatch
 from services.notify.app import service
-from services.notify.views import attempts, channel_state, deliveries
+from services.notify.views import attempts, channel_state, channels, deliveries
 from tests.conftest import both_databases
 from tests.kernel.harness import wait_for
 from tests.notify.conftest import FAST, Notify, compound_events, make_notify, open_notify, receive
@@ -136,3 +136,38 @@ def test_webhook_deliveries_claimed_together_and_never_recorded_are_sent_again_b
     assert logged["orphaned"] == 12
     crashed.client.__exit__(None, None, None)
     crashed.runtime.database.dispose()
+
+
+@both_databases
+def test_a_dispatcher_whose_lease_was_taken_over_claims_nothing_though_it_thinks_it_holds_it(
+    notify: Notify, platforms
+) -> None:
+    first = notify.dispatcher
+    hook = platforms.bot("webhook", "stolen-hook", "w" * 32)
+    wecom = platforms.bot("wecom", "stolen-wecom")
+    hook_channel = notify.attach("1", "webhook", platforms.config(hook))
+    wecom_channel = notify.attach("1", "wecom", platforms.config(wecom))
+    notify.announce("第一条", buildings=["1"])
+    assert first.drain() == 2
+    # The first dispatcher stalls past its lease; another process takes both channels over and serves them.
+    second = dispatch.Dispatcher(
+        notify.runtime, FAST, clock=lambda: utcnow() + timedelta(seconds=FAST.lease_seconds + 1)
+    )
+    try:
+        notify.announce("第二条", buildings=["1"])
+        assert second.drain() == 2
+        notify.announce("第三条", buildings=["1"])
+        assert first.run_once() == 0  # its own note says the lease is fresh; the database says otherwise
+        with notify.runtime.database.reading() as session:
+            full = dict(session.execute(select(channels.c.kind, channels.c.channel)).all())
+        # Even between its read of what is due and its claim (served directly here), it claims nothing.
+        assert first.serve_together([full["webhook"]]) == 0
+        assert first.serve(full["wecom"]) == 0
+        assert _statuses(notify)["pending"] == 2
+        for channel in (hook_channel, wecom_channel):
+            assert _lease_owner(notify, channel) == second.owner
+        assert second.drain() == 2
+    finally:
+        second.close()
+    assert wecom.texts == ["第一条", "第二条", "第三条"]
+    assert len(hook.received) == 3
