@@ -27,6 +27,7 @@ stop: venv
 ## make test — from nothing: packages, PostgreSQL (Debian package, local cluster), the Kafka broker, the suite.
 test: venv browser
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	mkdir -p .local
 	$(BIN)/pytest --basetemp=.local/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -36,10 +37,10 @@ browser:
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check juwei tests
+	$(BIN)/ruff format --check .
 
 format: venv
-	$(BIN)/ruff format juwei tests bench
+	$(BIN)/ruff format .
 
 ## make bench — issue 8's benchmarks at their default sizes (~20 min; bench/README.md has each command and the figures).
 bench: venv

@@ -193,9 +193,7 @@ class Projector:
         log.info("projection.rebuilt", projections=[p.name for p in chosen], events=replayed)
         return replayed
 
-    def _runs(
-        self, history: Iterable[tuple[str, int, Envelope]]
-    ) -> Iterator[tuple[str, list[tuple[int, Envelope]]]]:
+    def _runs(self, history: Iterable[tuple[str, int, Envelope]]) -> Iterator[tuple[str, list[tuple[int, Envelope]]]]:
         """Consecutive events of one origin (own or received), at most a chunk: the order between runs is kept."""
         kind: str | None = None
         run: list[tuple[int, Envelope]] = []

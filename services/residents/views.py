@@ -111,8 +111,6 @@ identity_reads = Table(
 FLAGS = ("elderly", "regular_medication", "mobility_impaired", "bedridden", "pregnant", "infant")
 
 
-
-
 class Register(Projection):
     """Buildings, households and residents as the committee sees them."""
 

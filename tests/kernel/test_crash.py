@@ -100,8 +100,10 @@ def test_relay_killed_between_commit_and_publish_loses_nothing(
         assert _records_on(desk.topic, kafka) == 0
         procs.start("relay", "desk")
         procs.start("consume", "board")
-        wait_for(lambda: _totals(board_side, board_totals) == _totals(desk_side, desk_totals),
-                 what="the board to catch up after the relay's restart")
+        wait_for(
+            lambda: _totals(board_side, board_totals) == _totals(desk_side, desk_totals),
+            what="the board to catch up after the relay's restart",
+        )
     finally:
         procs.stop_all()
     assert _records_on(desk.topic, kafka) == EVENTS
@@ -122,8 +124,12 @@ def test_relay_killed_after_publish_before_checkpoint_republishes_and_effects_ha
         procs.start("relay", "desk")
         wait_for(lambda: _records_on(desk.topic, kafka) == 2 * EVENTS, what="the re-publish")
         procs.start("consume", "board")
-        wait_for(lambda: _inbox(board_side) == EVENTS and _totals(board_side, board_totals)
-                 == _totals(desk_side, desk_totals), what="the board to absorb the duplicates")
+        wait_for(
+            lambda: (
+                _inbox(board_side) == EVENTS and _totals(board_side, board_totals) == _totals(desk_side, desk_totals)
+            ),
+            what="the board to absorb the duplicates",
+        )
     finally:
         procs.stop_all()
     assert sum(events for _, events in _totals(board_side, board_totals).values()) == EVENTS

@@ -40,8 +40,13 @@ def test_concurrent_writers_never_leave_a_reader_behind_and_the_relay_publishes_
         try:
             for i in range(PER_WRITER):
                 with made.database.unit_of_work() as session:
-                    store.append(session, f"tally-w{number}", [Tallied(building=str(number), amount=1, note=str(i))],
-                                 expected_version=i, compound="c1")
+                    store.append(
+                        session,
+                        f"tally-w{number}",
+                        [Tallied(building=str(number), amount=1, note=str(i))],
+                        expected_version=i,
+                        compound="c1",
+                    )
                     if rng.random() < 0.05:
                         time.sleep(0.002)  # keep the transaction open after drawing a position
         except BaseException as exc:
@@ -87,8 +92,9 @@ def test_concurrent_writers_never_leave_a_reader_behind_and_the_relay_publishes_
     # The walking reader saw every committed position, once, in order: nothing was skipped behind it.
     assert seen == everything
 
-    reader_consumer = KafkaConsumer(desk.topic, bootstrap_servers=kafka, auto_offset_reset="earliest",
-                                    consumer_timeout_ms=5000)
+    reader_consumer = KafkaConsumer(
+        desk.topic, bootstrap_servers=kafka, auto_offset_reset="earliest", consumer_timeout_ms=5000
+    )
     per_stream: dict[str, list[int]] = {}
     for record in reader_consumer:
         envelope = Envelope.from_kafka(record.value, record.headers)

@@ -24,7 +24,11 @@ TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "juwei.cli", *args],
-        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT), **env), capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -48,8 +52,9 @@ def test_juwei_replay_and_keys_work_from_the_command_line(new_database, suffix: 
     with made.database.reading() as session:
         assert sorted(row.total for row in session.execute(select(desk_totals))) == [20, 20, 20]
 
-    created = _cli("keys", "create", "--role", "staff", "--compound", "c1", "--service",
-                   "tests.kernel.sample:desk", env=env)
+    created = _cli(
+        "keys", "create", "--role", "staff", "--compound", "c1", "--service", "tests.kernel.sample:desk", env=env
+    )
     assert created.returncode == 0, created.stderr
     secret = created.stdout.strip()
     with TestClient(create_app(made, background=False)) as client:
@@ -67,10 +72,12 @@ def test_a_request_traceparent_follows_into_the_events_it_appends(new_database, 
     made = runtime(desk, new_database())
     secret = key(made)
     with TestClient(create_app(made, background=False)) as client:
-        traced = client.post("/compounds/c1/tallies/1", json={"amount": 1},
-                             headers={"X-API-Key": secret, "traceparent": TRACE})
-        junk = client.post("/compounds/c1/tallies/1", json={"amount": 1},
-                           headers={"X-API-Key": secret, "traceparent": "x\n{forged}"})
+        traced = client.post(
+            "/compounds/c1/tallies/1", json={"amount": 1}, headers={"X-API-Key": secret, "traceparent": TRACE}
+        )
+        junk = client.post(
+            "/compounds/c1/tallies/1", json={"amount": 1}, headers={"X-API-Key": secret, "traceparent": "x\n{forged}"}
+        )
         events = client.get("/events", headers={"X-API-Key": secret}).json()["events"]
     assert traced.headers["traceparent"] == TRACE
     assert events[0]["traceparent"] == TRACE
@@ -115,8 +122,11 @@ def test_juwei_run_detached_starts_the_broker_and_juwei_stop_stops_it(tmp_path) 
     from juwei.broker import LocalBroker
 
     port = 19592
-    env = {"JUWEI_DATA_DIR": str(tmp_path / "data"), "JUWEI_KAFKA_PORT": str(port),
-           "JUWEI_KAFKA_CONTROLLER_PORT": str(port + 1)}
+    env = {
+        "JUWEI_DATA_DIR": str(tmp_path / "data"),
+        "JUWEI_KAFKA_PORT": str(port),
+        "JUWEI_KAFKA_CONTROLLER_PORT": str(port + 1),
+    }
     started = _cli("run", "--detach", env=env)
     broker = LocalBroker(tmp_path / "data" / "kafka", port=port, controller_port=port + 1)
     try:

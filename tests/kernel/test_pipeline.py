@@ -47,16 +47,26 @@ def test_events_flow_from_the_desk_to_the_board_read_model(new_database, suffix:
     try:
         assert relay.publish_once() == 60
         assert relay.backlog() == 0
-        wait_for(lambda: (consumer.poll_once(200), _totals(consumer_side, board_totals))[1]
-                 == _totals(producer_side, desk_totals), what="the board to match the desk")
+        wait_for(
+            lambda: (
+                (consumer.poll_once(200), _totals(consumer_side, board_totals))[1]
+                == _totals(producer_side, desk_totals)
+            ),
+            what="the board to match the desk",
+        )
     finally:
         relay.close()
         consumer.close()
     assert sum(total for total, _ in _totals(consumer_side, board_totals).values()) == sum(range(1, 61))
 
     # The records on Kafka are CloudEvents in binary mode, keyed by building, in stream order per key.
-    reader = KafkaConsumer(desk.topic, bootstrap_servers=kafka, auto_offset_reset="earliest",
-                           consumer_timeout_ms=3000, enable_auto_commit=False)
+    reader = KafkaConsumer(
+        desk.topic,
+        bootstrap_servers=kafka,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+        enable_auto_commit=False,
+    )
     by_key: dict[bytes, list[int]] = {}
     for record in reader:
         envelope = Envelope.from_kafka(record.value, record.headers)
@@ -77,14 +87,46 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_ones_are_handled(
     dlq = dead_letter_topic(desk.topic)
     if broker is not None:
         broker.create_topics([desk.topic, dlq])
-    good = Envelope(id="good-1", source="/t", type=Tallied.type_name(), subject="tally-1", time=_now(),
-                    data={"building": "1", "amount": 4, "note": ""}, compound="c1", streamversion=1)
-    refused = Envelope(id="bad-2", source="/t", type=Tallied.type_name(), subject="tally-1", time=_now(),
-                       data={"building": "1", "amount": 9, "note": "poison"}, compound="c1", streamversion=2)
-    unknown = Envelope(id="bad-3", source="/t", type="juwei.sample.Nothing.v1", subject="tally-1", time=_now(),
-                       data={}, compound="c1", streamversion=3)
-    later = Envelope(id="good-4", source="/t", type=Tallied.type_name(), subject="tally-1", time=_now(),
-                     data={"building": "1", "amount": 5, "note": ""}, compound="c1", streamversion=4)
+    good = Envelope(
+        id="good-1",
+        source="/t",
+        type=Tallied.type_name(),
+        subject="tally-1",
+        time=_now(),
+        data={"building": "1", "amount": 4, "note": ""},
+        compound="c1",
+        streamversion=1,
+    )
+    refused = Envelope(
+        id="bad-2",
+        source="/t",
+        type=Tallied.type_name(),
+        subject="tally-1",
+        time=_now(),
+        data={"building": "1", "amount": 9, "note": "poison"},
+        compound="c1",
+        streamversion=2,
+    )
+    unknown = Envelope(
+        id="bad-3",
+        source="/t",
+        type="juwei.sample.Nothing.v1",
+        subject="tally-1",
+        time=_now(),
+        data={},
+        compound="c1",
+        streamversion=3,
+    )
+    later = Envelope(
+        id="good-4",
+        source="/t",
+        type=Tallied.type_name(),
+        subject="tally-1",
+        time=_now(),
+        data={"building": "1", "amount": 5, "note": ""},
+        compound="c1",
+        streamversion=4,
+    )
     producer = KafkaProducer(bootstrap_servers=kafka)
     for envelope in (good, refused):
         key, value, headers = envelope.to_kafka()
@@ -100,8 +142,10 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_ones_are_handled(
     consumer = consumer_side.make_consumer()
     consumer.consumer_overrides = FAST_GROUP
     try:
-        wait_for(lambda: (consumer.poll_once(200), _totals(consumer_side, board_totals))[1] == {"1": (9, 2)},
-                 what="the good events to be handled")
+        wait_for(
+            lambda: (consumer.poll_once(200), _totals(consumer_side, board_totals))[1] == {"1": (9, 2)},
+            what="the good events to be handled",
+        )
     finally:
         consumer.close()
     reader = KafkaConsumer(dlq, bootstrap_servers=kafka, auto_offset_reset="earliest", consumer_timeout_ms=5000)
@@ -117,8 +161,16 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_ones_are_handled(
     assert received == ["good-1", "good-4"]
 
     # A poll with no failure is handled as a whole: an event twice in it, and one seen before, count once.
-    again = Envelope(id="good-5", source="/t", type=Tallied.type_name(), subject="tally-1", time=_now(),
-                     data={"building": "1", "amount": 6, "note": ""}, compound="c1", streamversion=5)
+    again = Envelope(
+        id="good-5",
+        source="/t",
+        type=Tallied.type_name(),
+        subject="tally-1",
+        time=_now(),
+        data={"building": "1", "amount": 6, "note": ""},
+        compound="c1",
+        streamversion=5,
+    )
     producer = KafkaProducer(bootstrap_servers=kafka)
     for envelope in (again, later, again):
         key, value, headers = envelope.to_kafka()
@@ -128,8 +180,10 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_ones_are_handled(
     consumer = consumer_side.make_consumer()
     consumer.consumer_overrides = FAST_GROUP
     try:
-        wait_for(lambda: (consumer.poll_once(200), _totals(consumer_side, board_totals))[1] == {"1": (15, 3)},
-                 what="the new event to be handled")
+        wait_for(
+            lambda: (consumer.poll_once(200), _totals(consumer_side, board_totals))[1] == {"1": (15, 3)},
+            what="the new event to be handled",
+        )
         for _ in range(3):
             consumer.poll_once(200)
     finally:

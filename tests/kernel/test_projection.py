@@ -45,8 +45,10 @@ def test_rebuild_of_own_and_received_events_equals_the_live_read_models(
     relay.close()
     consumer = board_side.make_consumer()
     consumer.consumer_overrides = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
-    wait_for(lambda: (consumer.poll_once(200), _rows(board_side, board_totals))[1] == _rows(desk_side, desk_totals),
-             what="the board to catch up")
+    wait_for(
+        lambda: (consumer.poll_once(200), _rows(board_side, board_totals))[1] == _rows(desk_side, desk_totals),
+        what="the board to catch up",
+    )
     consumer.close()
     live_desk, live_board = _rows(desk_side, desk_totals), _rows(board_side, board_totals)
 

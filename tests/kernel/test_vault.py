@@ -35,8 +35,13 @@ def test_shredding_a_subject_makes_its_sealed_data_unreadable_but_keeps_the_log(
     with made.database.unit_of_work() as session:
         for person in ("p1", "p2"):
             token = vault.seal(session, person, {"name": f"张三{person}", "phone": "13800138000"})
-            store.append(session, f"person-{person}", [PersonNoted(person=person, building="3", identity=token)],
-                         expected_version=0, compound="c1")
+            store.append(
+                session,
+                f"person-{person}",
+                [PersonNoted(person=person, building="3", identity=token)],
+                expected_version=0,
+                compound="c1",
+            )
     with made.database.reading() as session:
         raw = session.execute(select(events_table.c.data, events_table.c.private)).all()
         envelope = store.read_stream(session, "person-p1")[0]

@@ -31,8 +31,9 @@ class Residents:
 
 
 def make_residents(database_url: str, data_dir: Path, kafka: str = "127.0.0.1:1", today: date = TODAY) -> Runtime:
-    runtime = Runtime(service, Settings(kafka_bootstrap=kafka, today=today, data_dir=data_dir),
-                      database_url=database_url)
+    runtime = Runtime(
+        service, Settings(kafka_bootstrap=kafka, today=today, data_dir=data_dir), database_url=database_url
+    )
     runtime.migrate()
     return runtime
 
