@@ -52,6 +52,8 @@ class Delivery:
 
 
 Handler = Callable[[Session, Delivery], None]
+# Takes a whole poll's new deliveries at once, in order (read models written set-based); optional.
+BatchHandler = Callable[[Session, list[Delivery]], None]
 
 HANDLED = Counter("juwei_consumer_handled_total", "Events handled", ["group", "topic"])
 SKIPPED = Counter("juwei_consumer_duplicates_total", "Redelivered events skipped by the inbox", ["group"])
@@ -109,6 +111,7 @@ class EventConsumer:
     attempts: int = 3
     retry_pause: float = 0.05
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
+    handle_many: BatchHandler | None = None
 
     def __post_init__(self) -> None:
         self._consumer: KafkaConsumer | None = None
@@ -220,18 +223,26 @@ class EventConsumer:
                 )
             except IntegrityError as exc:  # another member took some of them during a rebalance
                 raise _OneByOne from exc
-            for (record, envelope), seq in zip(fresh, seqs, strict=True):
-                # Events the handler appends continue the trace of the event that caused them.
-                token = current_traceparent.set(valid_traceparent(envelope.traceparent))
-                try:
-                    self.handler(session, Delivery(envelope, seq, record.topic))
-                except OperationalError:
-                    raise
-                except Exception as exc:
-                    raise _OneByOne from exc
-                finally:
-                    current_traceparent.reset(token)
-                handled[record.topic] = handled.get(record.topic, 0) + 1
+            deliveries = [
+                Delivery(envelope, seq, record.topic) for (record, envelope), seq in zip(fresh, seqs, strict=True)
+            ]
+            for delivery in deliveries:
+                handled[delivery.topic] = handled.get(delivery.topic, 0) + 1
+            try:
+                if self.handle_many is not None:
+                    self.handle_many(session, deliveries)
+                else:
+                    for delivery in deliveries:
+                        # Events the handler appends continue the trace of the event that caused them.
+                        token = current_traceparent.set(valid_traceparent(delivery.envelope.traceparent))
+                        try:
+                            self.handler(session, delivery)
+                        finally:
+                            current_traceparent.reset(token)
+            except OperationalError:
+                raise
+            except Exception as exc:
+                raise _OneByOne from exc
         for topic, count in handled.items():
             HANDLED.labels(self.group, topic).inc(count)
 

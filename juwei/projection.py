@@ -123,6 +123,12 @@ class Projector:
         self._apply(session, envelope, self.projections)
         self._progress(session, inbox=inbox_seq)
 
+    def apply_received_many(self, session: Session, received: Sequence[tuple[Envelope, int]]) -> None:
+        """A consumer's poll: (envelope, inbox sequence) in the order they were received."""
+        self._apply_run(session, [envelope for envelope, _seq in received], self.projections)
+        if received:
+            self._progress(session, inbox=max(seq for _envelope, seq in received))
+
     def _apply(self, session: Session, envelope: Envelope, projections: Iterable[Projection]) -> None:
         for projection in projections:
             if projection.handles(envelope):

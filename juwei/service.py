@@ -124,6 +124,14 @@ class Runtime:
             self.definition.on_received(self, session, delivery)
         self.projector.apply_received(session, delivery.envelope, delivery.inbox_seq)
 
+    def handle_received_many(self, session: Session, deliveries: list[Delivery]) -> None:
+        """A poll's deliveries at once: only for services with no ``on_received`` (it may read the views)."""
+        catalogue = self.definition.catalogue
+        if catalogue is not None:
+            for delivery in deliveries:
+                catalogue.decode(delivery.envelope.type, delivery.envelope.data)
+        self.projector.apply_received_many(session, [(d.envelope, d.inbox_seq) for d in deliveries])
+
     def make_relay(self) -> Relay:
         return Relay(
             self.database,
@@ -140,6 +148,7 @@ class Runtime:
             list(self.definition.consumes),
             self.handle_received,
             self.settings.bootstrap,
+            handle_many=self.handle_received_many if self.definition.on_received is None else None,
             consumer_overrides={
                 "session_timeout_ms": self.settings.kafka_session_timeout_ms,
                 "heartbeat_interval_ms": max(500, self.settings.kafka_session_timeout_ms // 6),

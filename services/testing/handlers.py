@@ -6,25 +6,14 @@ from datetime import datetime
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from juwei.aggregate import Repository
-from juwei.consumer import Delivery
 from juwei.events import utcnow
 from juwei.service import Runtime
-from services.residents.events import registry as residents_catalogue
 from services.testing.domain import CallQueue
 from services.testing.views import calls, rounds, utc
 
 log = structlog.get_logger("testing.handlers")
-
-
-def on_received(_runtime: Runtime, _session: Session, delivery: Delivery) -> None:
-    """A payload that does not match the published catalogue is poison: dead-letter it at once.
-
-    The register projection (``views.Register``) then copies who lives where into testing's own tables.
-    """
-    residents_catalogue.decode(delivery.envelope.type, delivery.envelope.data)
 
 
 def advance_call_plans(runtime: Runtime, at: datetime | None = None) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import select
 
@@ -79,10 +81,13 @@ def test_events_flow_from_the_desk_to_the_board_read_model(new_database, suffix:
     consumer_side.database.dispose()
 
 
+@pytest.mark.parametrize("whole_polls", [False, True], ids=["per-event-handler", "whole-poll-projection"])
 def test_poison_messages_go_to_the_dead_letter_topic_and_later_ones_are_handled(
-    new_database, suffix: str, kafka: str, broker
+    new_database, suffix: str, kafka: str, broker, whole_polls: bool
 ) -> None:
     desk, board = definitions(suffix)
+    if whole_polls:  # without an on_received hook the consumer hands whole polls to the projections
+        board = dataclasses.replace(board, on_received=None)
     consumer_side = runtime(board, new_database("board"), kafka)
     dlq = dead_letter_topic(desk.topic)
     if broker is not None:
