@@ -284,8 +284,8 @@ class EventStore:
         query = select(*_ENVELOPE_COLUMNS).where(events_table.c.position > position)
         if compound is not None:
             query = query.where(events_table.c.compound == compound)
-        # Plain tuples on the transaction's connection: the ORM's Session.execute and mapping rows cost
-        # a few µs an event on a replay, for nothing (juwei maps no classes).
+        # Plain tuples on the transaction's connection: mapping rows through the ORM's Session.execute cost
+        # more per row, for nothing (juwei maps no classes).
         rows = session.connection().execute(query.order_by(events_table.c.position).limit(limit))
         source, loads, upcast, upcasters = self.source, json.loads, self.registry.upcast, self.registry.upcasters
         read: list[Envelope] = []
