@@ -35,8 +35,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from juwei.aggregate import DomainRuleViolation
-from juwei.events import DomainEvent, Envelope
-from juwei.projection import Projection, upsert
+from juwei.events import DomainEvent, Envelope, parse_time
+from juwei.projection import Projection, replaying, upsert, write_many
 from services.residents.events import registry as residents_catalogue
 from services.roles import local_id
 from services.testing import events as ev
@@ -262,6 +262,8 @@ def utc(moment: datetime | None) -> datetime | None:
     """UTC, tz-aware: SQLite hands back naive datetimes, and every stored time is UTC."""
     if moment is None:
         return None
+    if moment.tzinfo is UTC:  # parse_time's "Z": nothing to convert (astimezone is a call per row)
+        return moment
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -284,7 +286,7 @@ def bulk_upsert(session: Session, table: Table, keys: tuple[str, ...], rows: lis
         statement = _BULK_UPSERTS[(dialect, table.name)] = proposed.on_conflict_do_update(
             index_elements=list(keys), set_={name: proposed.excluded[name] for name in others}
         )
-    session.execute(statement, rows)
+    write_many(session, statement, rows)
 
 
 def _types(*classes: type[DomainEvent]) -> frozenset[str]:
@@ -313,15 +315,22 @@ class Register(Projection):
         self.apply_many(session, [envelope])
 
     def apply_many(self, session: Session, envelopes: Sequence[Envelope]) -> None:
-        """Rows kept in memory for the run (the last event about a row wins), then one executemany per shape."""
+        """Rows kept in memory for the run (the last event about a row wins), then one executemany per shape.
+
+        Reads the payloads as they came (``EventRegistry.trusted``); live, each is validated first, so an
+        event that breaks the catalogue is refused with its poll (and its inbox row) as before.
+        """
         built: dict[str, dict[str, Any]] = {}
         homes: dict[str, dict[str, Any]] = {}
         people: dict[str, dict[str, Any]] = {}
         changed: dict[str, dict[str, Any]] = {}  # residents registered before this run: only some columns change
+        validate = not replaying(session)
+        classes = residents_catalogue.classes
         for envelope in envelopes:
-            event = residents_catalogue.decode(envelope.type, envelope.data)
-            data = event.model_dump()
-            kind = type(event).__name__
+            if validate:
+                residents_catalogue.decode(envelope.type, envelope.data)
+            type_name, data = residents_catalogue.trusted(envelope.type, envelope.data)
+            kind = classes[type_name].__name__
             compound = envelope.compound
             if kind == "BuildingRegistered":
                 built[data["building"]] = {
@@ -351,7 +360,7 @@ class Register(Projection):
                 if kind == "ResidentMoved":
                     values = {"household": data["to_household"], "building": data["building"]}
                 elif kind == "ResidentNeedsChanged":
-                    values = {"bedridden": data["bedridden"]}
+                    values = {"bedridden": bool(data["bedridden"])}
                 else:
                     values = {"present": False}
                 row = people.get(data["resident"])
@@ -366,7 +375,7 @@ class Register(Projection):
         for resident, values in changed.items():
             shapes.setdefault(tuple(sorted(values)), []).append({"b_resident": resident, **values})
         for shape, rows in shapes.items():
-            session.execute(_resident_update(shape), rows)
+            write_many(session, _resident_update(shape), rows)
 
 
 _RESIDENT_UPDATES: dict[tuple[str, ...], Any] = {}
@@ -540,63 +549,63 @@ class Results(Projection):
         """Set-based: what the run needs is read once, statuses, tubes and counts change in memory, written once.
 
         The rows equal those of applying the events one by one (each sample an INSERT, each status read and
-        upserted, each tube's samples counted): the tests rebuild full rounds both ways and compare.
+        upserted, each tube's samples counted): the tests rebuild full rounds both ways and compare. It reads
+        the payloads as they were appended (``EventRegistry.trusted``: own events, validated when appended).
         """
-        decoded = [(envelope.compound, ev.registry.decode(envelope.type, envelope.data)) for envelope in envelopes]
-        run = _ResultsRun(session, [event for _compound, event in decoded])
-        for compound, event in decoded:
-            if isinstance(event, ev.SampleCollected):
-                run.sampled(compound, event)
-            elif isinstance(event, ev.TubeResulted):
-                run.tube_result(event.tube, event.result, event.resulted_at)
-                for resident, household, building in run.tube_samples.get(event.tube, ()):
-                    run.status(
-                        compound,
-                        event.round,
-                        resident,
-                        household,
-                        building,
-                        "TubeResulted",
-                        event.result,
-                        event.resulted_at,
-                    )
-            elif isinstance(event, ev.IndividualResultRecorded):
-                run.tube_result(event.tube, event.result, event.resulted_at)
+        classes = ev.registry.classes
+        run_events: list[tuple[str, str, dict[str, Any]]] = []
+        for envelope in envelopes:
+            type_name, data = ev.registry.trusted(envelope.type, envelope.data)
+            run_events.append((envelope.compound, classes[type_name].__name__, data))
+        run = _ResultsRun(session, run_events)
+        for compound, kind, data in run_events:
+            if kind == "SampleCollected":
+                run.sampled(compound, data)
+            elif kind == "TubeResulted":
+                at = parse_time(data["resulted_at"])
+                run.tube_result(data["tube"], data["result"], at)
+                for resident, household, building in run.tube_samples.get(data["tube"], ()):
+                    run.status(compound, data["round"], resident, household, building, kind, data["result"], at)
+            elif kind == "IndividualResultRecorded":
+                at = parse_time(data["resulted_at"])
+                run.tube_result(data["tube"], data["result"], at)
                 run.status(
                     compound,
-                    event.round,
-                    event.resident,
-                    event.household,
-                    event.building,
-                    "IndividualResultRecorded",
-                    event.result,
-                    event.resulted_at,
+                    data["round"],
+                    data["resident"],
+                    data["household"],
+                    data["building"],
+                    kind,
+                    data["result"],
+                    at,
                 )
-            elif isinstance(event, ev.AntigenReported):
-                run.antigen[(event.round, event.resident)] = {
-                    "round": event.round,
-                    "resident": event.resident,
+            elif kind == "AntigenReported":
+                at = parse_time(data["reported_at"])
+                run.antigen[(data["round"], data["resident"])] = {
+                    "round": data["round"],
+                    "resident": data["resident"],
                     "compound": compound,
-                    "household": event.household,
-                    "building": event.building,
-                    "result": event.result,
-                    "photo": event.photo,
-                    "reported_at": utc(event.reported_at),
+                    "household": data["household"],
+                    "building": data["building"],
+                    "result": data["result"],
+                    "photo": data["photo"],
+                    "reported_at": utc(at),
                 }
                 run.status(
                     compound,
-                    event.round,
-                    event.resident,
-                    event.household,
-                    event.building,
-                    "AntigenReported",
-                    event.result,
-                    event.reported_at,
+                    data["round"],
+                    data["resident"],
+                    data["household"],
+                    data["building"],
+                    kind,
+                    data["result"],
+                    at,
                 )
         run.write()
 
 
 _IN_CHUNK = 500  # ids per IN (…): well under SQLite's bound-parameter limit
+_INSERT_SAMPLES = samples.insert()
 _TUBE_RESULT = (
     update(tubes)
     .where(tubes.c.tube == bindparam("b_tube"))
@@ -624,19 +633,20 @@ def _chunks(items: list[str]) -> Iterator[list[str]]:
 class _ResultsRun:
     """One run of result events: the rows they touch, read before and written after."""
 
-    def __init__(self, session: Session, events: list[DomainEvent]) -> None:
+    def __init__(self, session: Session, events: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """``events``: (compound, event class name, payload) of the run, in order."""
         self.session = session
         self.samples: list[dict[str, Any]] = []
         self.statuses: dict[tuple[str, str], dict[str, Any]] = {}
         self.tubes: dict[str, dict[str, Any]] = {}  # tubes sampled in the run: whole rows
         self.results: dict[str, dict[str, Any]] = {}  # tubes sampled before the run: only the result changes
         self.antigen: dict[tuple[str, str], dict[str, Any]] = {}
-        sampled = list(dict.fromkeys(e.tube for e in events if isinstance(e, ev.SampleCollected)))
-        resulted = list(dict.fromkeys(e.tube for e in events if isinstance(e, ev.TubeResulted)))
+        sampled = list(dict.fromkeys(data["tube"] for _c, kind, data in events if kind == "SampleCollected"))
+        resulted = list(dict.fromkeys(data["tube"] for _c, kind, data in events if kind == "TubeResulted"))
         people: dict[str, set[str]] = {}
-        for event in events:
-            for resident in _concerned(event):
-                people.setdefault(event.round, set()).add(resident)  # type: ignore[attr-defined]
+        for _compound, kind, data in events:
+            concerned = data["residents"] if kind == "TubeResulted" else (data["resident"],)
+            people.setdefault(data["round"], set()).update(concerned)
         # Read before anything of the run is written: what follows is kept in memory on top of it.
         self.counts: dict[str, int] = {}
         for chunk in _chunks(sampled):
@@ -652,42 +662,35 @@ class _ResultsRun:
                 for resident, status in session.execute(_STATUSES, {"round": round_id, "people": chunk}):
                     self.current[(round_id, resident)] = status
 
-    def sampled(self, compound: str, event: ev.SampleCollected) -> None:
+    def sampled(self, compound: str, data: dict[str, Any]) -> None:
+        tube, resident, household, building = data["tube"], data["resident"], data["household"], data["building"]
+        at = parse_time(data["collected_at"])
         self.samples.append(
             {
-                "round": event.round,
-                "resident": event.resident,
-                "attempt": event.attempt,
+                "round": data["round"],
+                "resident": resident,
+                "attempt": data["attempt"],
                 "compound": compound,
-                "tube": event.tube,
-                "kind": event.kind,
-                "point": event.point,
-                "household": event.household,
-                "building": event.building,
-                "door_to_door": event.door_to_door,
-                "collected_at": utc(event.collected_at),
+                "tube": tube,
+                "kind": data["kind"],
+                "point": data["point"],
+                "household": household,
+                "building": building,
+                "door_to_door": data["door_to_door"],
+                "collected_at": utc(at),
             }
         )
-        self.tube_samples.setdefault(event.tube, []).append((event.resident, event.household, event.building))
-        self.status(
-            compound,
-            event.round,
-            event.resident,
-            event.household,
-            event.building,
-            "SampleCollected",
-            None,
-            event.collected_at,
-        )
-        self.counts[event.tube] = self.counts.get(event.tube, 0) + 1
-        self.results.pop(event.tube, None)  # the tube's upsert clears the result anyway
-        self.tubes[event.tube] = {
-            "tube": event.tube,
+        self.tube_samples.setdefault(tube, []).append((resident, household, building))
+        self.status(compound, data["round"], resident, household, building, "SampleCollected", None, at)
+        self.counts[tube] = self.counts.get(tube, 0) + 1
+        self.results.pop(tube, None)  # the tube's upsert clears the result anyway
+        self.tubes[tube] = {
+            "tube": tube,
             "compound": compound,
-            "round": event.round,
-            "kind": event.kind,
-            "point": event.point,
-            "samples": self.counts[event.tube],
+            "round": data["round"],
+            "kind": data["kind"],
+            "point": data["point"],
+            "samples": self.counts[tube],
             "result": None,
             "resulted_at": None,
         }
@@ -725,20 +728,12 @@ class _ResultsRun:
 
     def write(self) -> None:
         if self.samples:
-            self.session.execute(samples.insert(), self.samples)
+            write_many(self.session, _INSERT_SAMPLES, self.samples)
         bulk_upsert(self.session, round_residents, ("round", "resident"), list(self.statuses.values()))
         bulk_upsert(self.session, tubes, ("tube",), list(self.tubes.values()))
         if self.results:
-            self.session.execute(_TUBE_RESULT, list(self.results.values()))
+            write_many(self.session, _TUBE_RESULT, list(self.results.values()))
         bulk_upsert(self.session, antigen, ("round", "resident"), list(self.antigen.values()))
-
-
-def _concerned(event: DomainEvent) -> list[str]:
-    """Residents whose status in the round this event may change (a pooled result: read from the tube)."""
-    if isinstance(event, ev.TubeResulted):
-        return list(event.residents)
-    resident = getattr(event, "resident", None)
-    return [resident] if resident is not None else []
 
 
 class Cases(Projection):
