@@ -6,8 +6,10 @@ Three layers, each at three sizes of the log (the same database grows between si
 * kernel: a projection that takes every event and does nothing with it: what the replay itself costs
   (reading the log in chunks, decoding each row into an ``Envelope``, merging own events with the inbox,
   handing each to the projection, all in one transaction under the append lock);
-* counter: one small read model fed by every event (an UPDATE, and an INSERT the first time, per event),
-  the shape of most read models;
+* counter: one small read model fed by every event, written as juwei's read models are (``apply_many``:
+  counts kept in memory for a run, then one upsert per household touched, ``write_many``);
+* counter-per-event (only when asked for): the same read model with an UPDATE built and run per event
+  (an INSERT the first time), for comparison;
 * testing: the testing service's own projections (register, points, rounds, results, cases,
   disinfections) over a round's log: residents' events in the inbox (as its consumer stores them) and
   the round's own events (every resident's SampleCollected, every pool's TubeResulted).
@@ -32,7 +34,7 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -42,11 +44,12 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Column, Integer, MetaData, String, func, insert, select, update
 from sqlalchemy import Table as SqlTable
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from juwei.events import Envelope, dump_json, utcnow
 from juwei.observability import configure_logging
-from juwei.projection import Projection, Projector
+from juwei.projection import Projection, Projector, write_many
 from juwei.service import Runtime
 from juwei.settings import Settings
 from juwei.store import events_table, inbox_table
@@ -75,7 +78,9 @@ def parse_args() -> argparse.Namespace:
         "--repeats", type=int, default=2, help="kernel rebuilds per size, the best kept (the slower layers run once)"
     )
     parser.add_argument(
-        "--layers", default="kernel,counter,testing", help="which layers to run (comma-separated; default all three)"
+        "--layers",
+        default="kernel,counter,testing",
+        help="which layers to run (comma-separated): kernel, counter, counter-per-event, testing",
     )
     parser.add_argument("--profile", action="store_true", help="a pyinstrument pass per layer at the middle size")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -92,10 +97,46 @@ class Nothing(Projection):
         return None
 
 
+# Add a run's counts to a household's row, or start it: one executemany per run (SQLite's dialect, as the bench's).
+_ADD_COUNTS = sqlite_insert(household_counts)
+_ADD_COUNTS = _ADD_COUNTS.on_conflict_do_update(
+    index_elements=["household"],
+    set_={
+        "deliveries": household_counts.c.deliveries + _ADD_COUNTS.excluded.deliveries,
+        "items": household_counts.c["items"] + _ADD_COUNTS.excluded["items"],
+    },
+)
+
+
 class Counter(Projection):
-    """Deliveries and items per household: one UPDATE (an INSERT the first time) per event."""
+    """Deliveries and items per household, as a juwei read model is written: counts kept in memory for a run
+    of events (a rebuild's chunk, one unit of work's events live), then one upsert per household touched."""
 
     name = "bench_counter"
+    tables: ClassVar = (household_counts,)
+    types = frozenset({benchlib.SupplyDelivered.type_name()})
+
+    def apply(self, session: Session, envelope: Envelope) -> None:
+        self.apply_many(session, [envelope])
+
+    def apply_many(self, session: Session, envelopes: Sequence[Envelope]) -> None:
+        counts: dict[str, list[int]] = {}
+        for envelope in envelopes:
+            data = envelope.data  # own events, validated when appended
+            household = counts.setdefault(data["household"], [0, 0])
+            household[0] += 1
+            household[1] += data["items"]
+        write_many(
+            session,
+            _ADD_COUNTS,
+            [{"household": key, "deliveries": n, "items": items} for key, (n, items) in counts.items()],
+        )
+
+
+class CounterPerEvent(Projection):
+    """The same read model written the naive way: an UPDATE built per event (an INSERT the first time)."""
+
+    name = "bench_counter_per_event"
     tables: ClassVar = (household_counts,)
     types = frozenset({benchlib.SupplyDelivered.type_name()})
 
@@ -108,6 +149,12 @@ class Counter(Projection):
         ).rowcount
         if not changed:
             session.execute(insert(household_counts).values(household=household, deliveries=1, items=items))
+
+
+def household_rows(database: Any) -> list[tuple[Any, ...]]:
+    """The counter's read model, to check that both ways of writing it agree."""
+    with database.reading() as session:
+        return [tuple(row) for row in session.execute(select(household_counts).order_by(household_counts.c.household))]
 
 
 def peak_rss_mib() -> float:
@@ -233,6 +280,7 @@ def main() -> int:
         layers: list[tuple[str, Callable[[], Projector]]] = [
             ("kernel", lambda: Projector(database, store, [Nothing()])),
             ("counter", lambda: Projector(database, store, [Counter()])),
+            ("counter-per-event", lambda: Projector(database, store, [CounterPerEvent()])),
         ]
         projectors = {name: make() for name, make in layers if name in chosen}
         households = benchlib.Households(4000)
@@ -241,12 +289,17 @@ def main() -> int:
             fill_seconds = benchlib.fill(database, store, size - filled, households=households)
             log(f"log: {size:,} events ({fill_seconds:.1f} s to append the last {size - filled:,})")
             filled = size
+            counted: dict[str, list[tuple[Any, ...]]] = {}
             for name, projector in projectors.items():
                 replayed, seconds, cpu = timed_rebuild(projector, args.repeats if name == "kernel" else 1)
+                if name.startswith("counter"):
+                    counted[name] = household_rows(database)
+                    if len(set(map(tuple, counted.values()))) > 1:
+                        raise SystemExit(f"the counter's layers disagree at {size:,} events")
                 row = {"layer": name, "events": replayed, "seconds": round(seconds, 3), "cpu": round(cpu, 3)}
                 results.append({**row, "peak_rss_mib": round(peak_rss_mib())})
                 log(
-                    f"{name:8s} {replayed:>9,} events in {seconds:6.2f} s = {replayed / seconds:>9,.0f} events/s "
+                    f"{name:17s} {replayed:>9,} events in {seconds:6.2f} s = {replayed / seconds:>9,.0f} events/s "
                     f"({replayed / cpu:,.0f} per CPU-second)"
                 )
                 if args.profile and index == len(sizes) // 2:
@@ -271,7 +324,7 @@ def main() -> int:
             row = {"layer": "testing", "events": replayed, "seconds": round(seconds, 3), "cpu": round(cpu, 3)}
             results.append({**row, "residents": residents, "peak_rss_mib": round(peak_rss_mib())})
             log(
-                f"testing  {replayed:>9,} events in {seconds:6.2f} s = {replayed / seconds:>9,.0f} events/s "
+                f"{'testing':17s} {replayed:>9,} events in {seconds:6.2f} s = {replayed / seconds:>9,.0f} events/s "
                 f"({replayed / cpu:,.0f} per CPU-second)"
             )
             if args.profile and index == len(testing_sizes) // 2:
