@@ -34,7 +34,7 @@ __all__ = ["Command", "LocalIdText", "global_id", "local_id", "runtime_of", "tod
 LocalIdText = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
 # Every event of the named streams, stream by stream in version order: many aggregates in one read.
 _STREAMS = (
-    select(events_table.c.stream_id, events_table.c.type, events_table.c.data)
+    select(events_table.c.stream_id, events_table.c.type, events_table.c.data, events_table.c.private)
     .where(events_table.c.stream_id.in_(bindparam("streams", expanding=True)))
     .order_by(events_table.c.stream_id, events_table.c.version)
 )
@@ -119,11 +119,27 @@ class Command:
         by_stream = {kind.stream_id(id): aggregate for id, aggregate in found.items()}
         registry = self.runtime.store.registry
         streams = list(by_stream)
+        # Core on the transaction's connection: Session.execute's ORM path cost more than the query itself.
+        connection = self.session.connection()
         for start in range(0, len(streams), 500):  # IN lists far below every parameter limit
-            for stream_id, type_name, data in self.session.execute(_STREAMS, {"streams": streams[start : start + 500]}):
-                by_stream[stream_id].replay([registry.decode(type_name, json.loads(data))])
+            for stream_id, type_name, data, private in connection.execute(
+                _STREAMS, {"streams": streams[start : start + 500]}
+            ):
+                fields = {**json.loads(data), **json.loads(private)} if private else json.loads(data)
+                by_stream[stream_id].replay([registry.decode(type_name, fields)])
         self._batched.extend(found.values())
         return found
+
+    def create(self, kind: type[A], id: str) -> A:
+        """An aggregate whose id was just drawn (no stream can hold it yet): nothing to read, saved in the batch.
+
+        Its stream must be empty when saved (expected version 0): a clash is a 409 like any other conflict.
+        """
+        assert self.session is not None, "create inside `with command.unit()`"
+        assert not kind.snapshot_every, "created aggregates are saved with the batch"
+        aggregate = kind(id)
+        self._batched.append(aggregate)
+        return aggregate
 
     def _save_batched(self, session: Session) -> None:
         pending = [aggregate for aggregate in self._batched if aggregate.pending()]

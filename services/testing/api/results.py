@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from juwei.aggregate import DomainRuleViolation
@@ -369,18 +369,14 @@ def _settle(command: Command, tube: Tube, result: str, today: Any) -> str | None
 def _open_case(command: Command, confirmation: Confirmation, today: Any) -> str | None:
     session = command.session
     assert session is not None
-    open_case = session.execute(
-        select(cases.c.case).where(cases.c.resident == confirmation.resident, cases.c.status != "closed")
-    ).scalar()
+    connection = session.connection()  # Core statements built once: the ORM path cost more than SQLite's work
+    open_case = connection.execute(_OPEN_CASE, {"resident": confirmation.resident}).scalar()
     if open_case is not None:
         return local_id(open_case)
     case_id = global_id(command.compound, f"case-{secrets.token_hex(5)}")
-    members = session.execute(
-        select(residents.c.resident).where(
-            residents.c.household == confirmation.household, residents.c.present.is_(True)
-        )
-    ).scalars()
-    command.load(Case, case_id).confirm(
+    members = connection.execute(_MEMBERS, {"household": confirmation.household}).scalars()
+    # A new case's stream is empty: nothing to read; it is appended with the tube's events in one go.
+    command.create(Case, case_id).confirm(
         confirmation.resident,
         confirmation.household,
         confirmation.building,
@@ -390,6 +386,25 @@ def _open_case(command: Command, confirmation: Confirmation, today: Any) -> str 
     return local_id(case_id)
 
 
+# A resident's open case, if any; the present members of a household; a resident's individual sample whose
+# tube awaits its result (the newest attempt first).
+_OPEN_CASE = select(cases.c.case).where(cases.c.resident == bindparam("resident"), cases.c.status != "closed")
+_MEMBERS = select(residents.c.resident).where(
+    residents.c.household == bindparam("household"), residents.c.present.is_(True)
+)
+_WAITING = (
+    select(samples.c.tube)
+    .join(tubes, tubes.c.tube == samples.c.tube)
+    .where(
+        samples.c["round"] == bindparam("round"),
+        samples.c.resident == bindparam("resident"),
+        samples.c.kind == "individual",
+        tubes.c.result.is_(None),
+    )
+    .order_by(samples.c.attempt.desc())
+)
+
+
 @router.post("/compounds/{compound}/tubes/{tube}/result", summary="The lab's result for a tube")
 def tube_result(
     compound: CompoundId, tube: LocalId, body: ResultIn, request: Request, caller: StaffOnly
@@ -397,8 +412,9 @@ def tube_result(
     """Negative clears the pool; positive asks each of them to stay home for a re-test; invalid re-calls."""
     caller.require_scope(compound)
     command = Command(request, caller, compound)
+    tube_id = global_id(compound, tube)
     with command.unit():
-        found = command.load(Tube, global_id(compound, tube))
+        found = command.load_many(Tube, [tube_id])[tube_id]  # saved with a case it opens in one append
         case = _settle(command, found, body.result, today_of(request))
     return {
         "tube": tube,
@@ -482,20 +498,11 @@ def individual_result(
     command = Command(request, caller, compound)
     with command.unit():
         assert command.session is not None
-        waiting = command.session.execute(
-            select(samples.c.tube)
-            .join(tubes, tubes.c.tube == samples.c.tube)
-            .where(
-                samples.c["round"] == round_id,
-                samples.c.resident == resident_id,
-                samples.c.kind == "individual",
-                tubes.c.result.is_(None),
-            )
-            .order_by(samples.c.attempt.desc())
-        ).scalar()
+        waiting = command.session.connection().execute(_WAITING, {"round": round_id, "resident": resident_id}).scalar()
         if waiting is None:
             raise Problem(409, f"resident {resident} has no individual sample awaiting a result", "no-sample-waiting")
-        found = command.load(Tube, waiting)
+        # The tube and the case it opens go out in one append (one version check, one insert, one projection run).
+        found = command.load_many(Tube, [waiting])[waiting]
         case = _settle(command, found, body.result, today_of(request))
     return {"resident": resident, "tube": local_id(waiting), "result": body.result, "case": case}
 
