@@ -400,6 +400,7 @@ def _environment(language: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        auto_reload=False,  # templates ship with the code: no stat of the file for every message rendered
     )
 
 
