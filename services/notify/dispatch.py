@@ -55,7 +55,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -187,6 +187,95 @@ _CLAIM_COLUMNS = (
 )
 
 
+# A round's statements, built once and run on the connection: building a statement and Session.execute's ORM
+# path cost more than SQLite's own work, and the dispatcher runs a round for every unit of work that queues.
+_NOW, _OWNER = bindparam("now"), bindparam("owner")
+_LEASE_FREE = or_(
+    channel_state.c.lease_owner.is_(None), channel_state.c.lease_until < _NOW, channel_state.c.lease_owner == _OWNER
+)
+# Channels with due work (or orphans) whose lease is free or ours, with their kind.
+_DUE_KINDS = (
+    select(deliveries.c.channel, channels.c.kind)
+    .select_from(
+        deliveries.outerjoin(channel_state, channel_state.c.channel == deliveries.c.channel).outerjoin(
+            channels, channels.c.channel == deliveries.c.channel
+        )
+    )
+    .where(
+        or_(
+            and_(
+                deliveries.c.status == "pending",
+                deliveries.c.next_attempt_at <= _NOW,
+                channel_state.c.broken.is_(None),
+                or_(channel_state.c.blocked_until.is_(None), channel_state.c.blocked_until <= _NOW),
+            ),
+            deliveries.c.status == "sending",  # orphans of a dead process (checked under the lease)
+        ),
+        or_(channel_state.c.channel.is_(None), _LEASE_FREE),
+    )
+    .distinct()
+)
+_CHANNELS = (
+    select(channels, groups.c.number)
+    .select_from(channels.outerjoin(groups, groups.c.building == channels.c.building))
+    .where(channels.c.channel.in_(bindparam("names", expanding=True)))
+)
+_ORPHANED = (
+    select(deliveries.c.channel)
+    .where(deliveries.c.channel.in_(bindparam("channels", expanding=True)), deliveries.c.status == "sending")
+    .distinct()
+)
+_RENEW = (
+    update(channel_state)
+    .where(channel_state.c.channel.in_(bindparam("wanted", expanding=True)), channel_state.c.lease_owner == _OWNER)
+    .values(lease_until=bindparam("until"))
+    .returning(channel_state.c.channel)
+)
+_RANKED = (
+    select(
+        deliveries.c.id,
+        func.row_number().over(partition_by=deliveries.c.channel, order_by=deliveries.c.id).label("rank"),
+    )
+    .select_from(deliveries.outerjoin(channel_state, channel_state.c.channel == deliveries.c.channel))
+    .where(
+        deliveries.c.channel.in_(bindparam("held", expanding=True)),
+        deliveries.c.status == "pending",
+        deliveries.c.next_attempt_at <= _NOW,
+        channel_state.c.broken.is_(None),
+        or_(channel_state.c.blocked_until.is_(None), channel_state.c.blocked_until <= _NOW),
+    )
+    .subquery()
+)
+# Up to ``take`` due deliveries of each channel, with what sending them needs.
+_DUE_TOGETHER = (
+    select(deliveries.c.id, deliveries.c.channel, *_CLAIM_COLUMNS)
+    .select_from(
+        deliveries.join(_RANKED, _RANKED.c.id == deliveries.c.id).outerjoin(
+            messages, messages.c.message == deliveries.c.message
+        )
+    )
+    .where(_RANKED.c.rank <= bindparam("take"))
+    .order_by(deliveries.c.id)
+)
+_CLAIM_MANY = (
+    update(deliveries)
+    .where(deliveries.c.id.in_(bindparam("ids", expanding=True)), deliveries.c.status == "pending")
+    .values(status="sending", attempts=deliveries.c.attempts + 1, claimed_by=_OWNER, claimed_at=_NOW)
+    .returning(deliveries.c.id)
+)
+_SENT_MANY = (
+    update(deliveries)
+    .where(
+        deliveries.c.id.in_(bindparam("ids", expanding=True)),
+        deliveries.c.claimed_by == _OWNER,
+        deliveries.c.status == "sending",
+    )
+    .values(status="sent", sent_at=_NOW, last_code=bindparam("code"), claimed_by=None)
+    .returning(deliveries.c.id)
+)
+_INSERT_ATTEMPTS = attempts.insert()
+
+
 def _claimed(info: ChannelInfo, row: Any, now: datetime) -> Claimed:
     """A claimed delivery in the channel's language, from a row of ``_CLAIM_COLUMNS`` read before the claim."""
     if row.message is None:
@@ -292,34 +381,8 @@ class Dispatcher:
 
     def _due_kinds(self) -> dict[str, str | None]:
         """Channels with due work (or orphans) whose lease is free or ours, with their kind."""
-        now = self.clock()
-        lease_free = or_(
-            channel_state.c.lease_owner.is_(None),
-            channel_state.c.lease_until < now,
-            channel_state.c.lease_owner == self.owner,
-        )
         with self.runtime.database.reading() as session:
-            rows = session.execute(
-                select(deliveries.c.channel, channels.c.kind)
-                .select_from(
-                    deliveries.outerjoin(channel_state, channel_state.c.channel == deliveries.c.channel).outerjoin(
-                        channels, channels.c.channel == deliveries.c.channel
-                    )
-                )
-                .where(
-                    or_(
-                        and_(
-                            deliveries.c.status == "pending",
-                            deliveries.c.next_attempt_at <= now,
-                            channel_state.c.broken.is_(None),
-                            or_(channel_state.c.blocked_until.is_(None), channel_state.c.blocked_until <= now),
-                        ),
-                        deliveries.c.status == "sending",  # orphans of a dead process (checked under the lease)
-                    ),
-                    or_(channel_state.c.channel.is_(None), lease_free),
-                )
-                .distinct()
-            ).all()
+            rows = session.connection().execute(_DUE_KINDS, {"now": self.clock(), "owner": self.owner}).all()
             return {row.channel: row.kind for row in rows}
 
     def serve(self, channel: str) -> int:
@@ -410,31 +473,9 @@ class Dispatcher:
         now, cap = self.clock(), self.policy.per_tick
         with self.runtime.database.unit_of_work() as session:
             held, until = self._renew_lease(session, list(infos), now)
-            ranked = (
-                select(
-                    deliveries.c.id,
-                    func.row_number().over(partition_by=deliveries.c.channel, order_by=deliveries.c.id).label("rank"),
-                )
-                .select_from(deliveries.outerjoin(channel_state, channel_state.c.channel == deliveries.c.channel))
-                .where(
-                    deliveries.c.channel.in_(held),
-                    deliveries.c.status == "pending",
-                    deliveries.c.next_attempt_at <= now,
-                    channel_state.c.broken.is_(None),
-                    or_(channel_state.c.blocked_until.is_(None), channel_state.c.blocked_until <= now),
-                )
-                .subquery()
-            )
-            rows = session.execute(
-                select(deliveries.c.id, deliveries.c.channel, *_CLAIM_COLUMNS)
-                .select_from(
-                    deliveries.join(ranked, ranked.c.id == deliveries.c.id).outerjoin(
-                        messages, messages.c.message == deliveries.c.message
-                    )
-                )
-                .where(ranked.c.rank <= cap + 1)  # one more than we take: tells whether more is due
-                .order_by(deliveries.c.id)
-            ).all()
+            connection = session.connection()
+            # One more than we take: tells whether more is due.
+            rows = connection.execute(_DUE_TOGETHER, {"held": held, "now": now, "take": cap + 1}).all()
             taken: dict[str, list[Any]] = {}
             for row in rows:
                 batch = taken.setdefault(row.channel, [])
@@ -444,16 +485,7 @@ class Dispatcher:
                     self.more_due = True
             ids = [row.id for batch in taken.values() for row in batch]
             won = (
-                set(
-                    session.execute(
-                        update(deliveries)
-                        .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
-                        .values(
-                            status="sending", attempts=deliveries.c.attempts + 1, claimed_by=self.owner, claimed_at=now
-                        )
-                        .returning(deliveries.c.id)
-                    ).scalars()
-                )
+                set(connection.execute(_CLAIM_MANY, {"ids": ids, "owner": self.owner, "now": now}).scalars())
                 if ids
                 else set()
             )
@@ -523,21 +555,13 @@ class Dispatcher:
         for _, item, outcome, _ in sent:
             by_code.setdefault(outcome.code[:60], []).append(item.id)
         owned: set[int] = set()
+        connection = session.connection()
         for code, ids in by_code.items():
             owned.update(
-                session.execute(
-                    update(deliveries)
-                    .where(
-                        deliveries.c.id.in_(ids),
-                        deliveries.c.claimed_by == self.owner,
-                        deliveries.c.status == "sending",
-                    )
-                    .values(status="sent", sent_at=now, last_code=code, claimed_by=None)
-                    .returning(deliveries.c.id)
-                ).scalars()
+                connection.execute(_SENT_MANY, {"ids": ids, "owner": self.owner, "now": now, "code": code}).scalars()
             )
-        session.execute(
-            attempts.insert(),
+        connection.execute(
+            _INSERT_ATTEMPTS,
             [
                 {
                     "delivery_id": item.id,
@@ -901,15 +925,7 @@ class Dispatcher:
         if not names:
             return {}
         with self.runtime.database.reading() as session:
-            rows = (
-                session.execute(
-                    select(channels, groups.c.number)
-                    .select_from(channels.outerjoin(groups, groups.c.building == channels.c.building))
-                    .where(channels.c.channel.in_(list(names)))
-                )
-                .mappings()
-                .all()
-            )
+            rows = session.connection().execute(_CHANNELS, {"names": list(names)}).mappings().all()
         return {
             row["channel"]: ChannelInfo(
                 channel=row["channel"],
@@ -995,13 +1011,8 @@ class Dispatcher:
         Claims are made only for the channels returned; ``_hold`` them once the session has committed.
         """
         until = now + timedelta(seconds=self.policy.lease_seconds)
-        held = session.execute(
-            update(channel_state)
-            .where(channel_state.c.channel.in_(list(wanted)), channel_state.c.lease_owner == self.owner)
-            .values(lease_until=until)
-            .returning(channel_state.c.channel)
-        ).scalars()
-        return list(held), until
+        held = session.connection().execute(_RENEW, {"wanted": list(wanted), "owner": self.owner, "until": until})
+        return list(held.scalars()), until
 
     def _hold(self, wanted: Sequence[str], held: Sequence[str], until: datetime) -> None:
         """Note what a committed renewal gave: ``held`` are ours until ``until``, the rest of ``wanted`` are not."""
@@ -1030,13 +1041,7 @@ class Dispatcher:
     def _orphaned(self, channels_held: Sequence[str]) -> set[str]:
         """Which of our channels have deliveries in ``sending``: none of ours is in flight between rounds."""
         with self.runtime.database.reading() as session:
-            return set(
-                session.execute(
-                    select(deliveries.c.channel)
-                    .where(deliveries.c.channel.in_(list(channels_held)), deliveries.c.status == "sending")
-                    .distinct()
-                ).scalars()
-            )
+            return set(session.connection().execute(_ORPHANED, {"channels": list(channels_held)}).scalars())
 
     def _recover_orphans(self, info: ChannelInfo) -> None:
         """Deliveries left in ``sending`` by a process that died between claiming and recording."""
