@@ -217,6 +217,9 @@ def main() -> int:
         log(f"settled: {before} messages at the sinks so far (the round announced, sampling progress per building)")
         plan = [Sent(person, building_of[person], 0.0) for person in people]
         load_start = os.getloadavg()[0]
+        # CPU per result of each process: contention stretches wall time but leaves this almost alone.
+        processes = {name: service.process for name, service in suite.services.items()} | {"sink": sink.process}
+        cpu_start = {name: process.cpu_seconds() for name, process in processes.items()}
         sending = drive(suite, compound, plan, args.rate, args.clients)
         errors = [e for e in plan if e.error]
         log(f"sent {len(plan) - len(errors):,} results in {sending:.1f} s ({len(errors)} failed)")
@@ -229,6 +232,7 @@ def main() -> int:
         drained = max(e["at"] for e in sink.received[before:]) - min(e.scheduled for e in plan)
         log(f"last message arrived {waited:.1f} s after the last answer")
         load_end = os.getloadavg()[0]
+        cpu = {name: process.cpu_seconds() - cpu_start[name] for name, process in processes.items()}
         pids = {name: service.process.pid for name, service in suite.services.items()}
         peaks = {name: round(service.process.peak_mib(), 1) for name, service in suite.services.items()}
     rows = matched(suite, compound, plan)
@@ -274,6 +278,7 @@ def main() -> int:
         "windows": windows,
         "first_send_to_last_arrival_s": round(drained, 1),
         "peak_rss_mib": peaks,
+        "cpu_ms_per_result": {name: round(1000 * seconds / max(1, len(plan)), 2) for name, seconds in cpu.items()},
         "pids": pids,
         "load_average": [load_start, load_end],
         "errors": [e.error for e in errors[:5]],
@@ -312,7 +317,8 @@ def main() -> int:
     console.print(
         f"goal p99 < {GOAL_P99_MS:.0f} ms: {verdict}. Target {args.rate:.0f}/s, sent {actual_rate:.1f}/s, "
         f"{len(errors)} failed; first send → last arrival {drained:.1f} s; dispatcher tick {args.dispatch_seconds} s; "
-        f"peak RSS {peaks}; load average {load_start:.2f} → {load_end:.2f}; data in {suite.folder}"
+        f"peak RSS {peaks}; CPU ms per result {result['cpu_ms_per_result']};"
+        f" load average {load_start:.2f} → {load_end:.2f}; data in {suite.folder}"
     )
     for name, text in profiles.items():
         console.print(f"{name} under py-spy (the profiler slows it: these figures are not the benchmark's):")

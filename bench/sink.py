@@ -21,7 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from http.server import BaseHTTPRequestHandler
+
 from demo.sinks import Platforms
+
+# Keep-alive, as the real platforms' HTTPS endpoints do: HTTP/1.0 made every message a new TCP connection
+# (a connect in notify, a thread in this process), a cost of the imitation rather than of notify. Without
+# Nagle: the handler writes headers and body apart, and on a kept connection the body then waited for the
+# client's delayed ACK (44 ms a request instead of 0.4 ms; 1.8 ms with a connection per request).
+BaseHTTPRequestHandler.protocol_version = "HTTP/1.1"
+BaseHTTPRequestHandler.disable_nagle_algorithm = True
 
 
 def main() -> None:

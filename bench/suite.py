@@ -34,6 +34,7 @@ import benchlib
 import httpx
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
+from kafka.errors import CoordinatorLoadInProgressError
 
 from juwei.auth import issue_key
 from juwei.events import Envelope
@@ -69,7 +70,7 @@ def fresh_topics(bootstrap: str, partitions: int = 6, timeout: float = 60) -> No
         doomed = [t for t in TOPICS if t in existing]
         if doomed:
             admin.delete_topics(doomed, timeout_ms=30_000, raise_errors=False)
-        groups = {_group_id(g) for g in admin.list_groups()}
+        groups = {_group_id(g) for g in _groups(admin, time.monotonic() + timeout)}
         if groups & set(GROUPS):
             admin.delete_groups(sorted(groups & set(GROUPS)))
         deadline = time.monotonic() + timeout
@@ -84,6 +85,17 @@ def fresh_topics(bootstrap: str, partitions: int = 6, timeout: float = 60) -> No
             benchlib.create_topics(bootstrap, TOPICS, partitions=partitions)
             return
         except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _groups(admin: KafkaAdminClient, deadline: float) -> list[Any]:
+    """The broker's consumer groups; a broker just started answers "coordinator loading" for a moment."""
+    while True:
+        try:
+            return list(admin.list_groups())
+        except CoordinatorLoadInProgressError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
@@ -184,6 +196,11 @@ class Process:
 
     def rss_mib(self) -> float:
         return _rss_kib(self.pid) / 1024
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the process has used so far (all its threads)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def peak_mib(self) -> float:
         """The kernel's high-water mark of the resident set (``VmHWM``)."""
