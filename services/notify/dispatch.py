@@ -15,7 +15,8 @@ The chat bots and e-mail (no idempotency): for each delivery,
 
 Signed webhooks (their receiver dedupes on ``X-Juwei-Delivery``) and without a rate limit: one
 transaction claims the due deliveries of all such channels of the round, they are sent (channels side by
-side, each channel's in order), and one transaction records every outcome.
+side, each channel's in order), and one transaction records every outcome and, for the channels whose sends
+all went through, claims their next round (up to ``rounds_together`` rounds back to back).
 
 For the bots the window that remains is between 2 and 3: the request has left and its outcome is not yet
 committed — the platform's answer time plus one small commit. A process killed inside it leaves the
@@ -117,6 +118,7 @@ class DispatchPolicy:
     max_attempts: int = 8
     per_tick: int = 25  # sends per channel per tick: keeps a tick short when a Feishu bot paces at 5/s
     workers: int = 4  # channels served side by side
+    rounds_together: int = 8  # rounds of idempotent channels run back to back before due channels are looked up again
     # How long a platform wants us to stop after it said "too fast" (DingTalk blocks a bot for 10 minutes).
     rate_limit_pause: dict[str, float] = field(
         default_factory=lambda: {"wecom": 60.0, "dingtalk": 600.0, "feishu": 60.0, "email": 60.0, "webhook": 30.0}
@@ -441,14 +443,23 @@ class Dispatcher:
     # --- channels served together (idempotent, unpaced: the signed webhook) ---------------------------
 
     def serve_together(self, names: Sequence[str]) -> int:
-        """One round for many channels: one transaction claims their due deliveries, one records the outcomes.
+        """Rounds for many channels: one transaction claims their due deliveries, one records the outcomes.
 
-        Only for channels whose receiver dedupes on our delivery id: a crash between claiming and recording
-        leaves every claimed delivery in ``sending``, and the next holder of the lease sends them all again.
+        The transaction that records a round also claims the next one (up to ``rounds_together`` rounds), on
+        every such channel whose lease we hold except those where a send did not go through: one commit a
+        round instead of two, and no re-reading of which channels are due in between. Only for channels whose receiver dedupes on our delivery id: a
+        crash between claiming and recording leaves every claimed delivery in ``sending``, and the next
+        holder of the lease sends them all again.
         """
         try:
+            asked = set(names)
+            with self._lock:
+                # Channels whose lease we keep join in: what is queued for them during the rounds goes too.
+                candidates = sorted(asked | set(self._held))
             infos: dict[str, ChannelInfo] = {}
-            for info in self._channels([channel for channel in names if self._take_lease(channel)]).values():
+            for info in self._channels([channel for channel in candidates if self._take_lease(channel)]).values():
+                if info.channel not in asked and not self._goes_together(info.kind):
+                    continue  # a paced or non-idempotent channel we hold: served alone
                 if info.active:
                     infos[info.channel] = info
                 else:
@@ -457,11 +468,25 @@ class Dispatcher:
             for channel in self._orphaned(list(infos)):
                 self._recover_orphans(infos[channel])
             claimed = self._claim_together(infos)
-            if not claimed:
-                return 0
-            rounds = list(self.senders.map(lambda channel: self._send_all(infos[channel], claimed[channel]), claimed))
-            self._record_together(infos, rounds)
-            return sum(1 for _, sent in rounds for _, outcome, _ in sent if outcome is not None)
+            total = 0
+            for number in range(1, self.policy.rounds_together + 1):
+                if not claimed:
+                    break
+                rounds = list(self.senders.map(self._send_all, [infos[c] for c in claimed], list(claimed.values())))
+                total += sum(1 for _, sent in rounds for _, outcome, _ in sent if outcome is not None)
+                if number == self.policy.rounds_together:
+                    self._record_together(infos, rounds, {})
+                    self.more_due = True  # maybe more: the next run looks again, with every due channel
+                    break
+                # Go on without the channels where a send did not go through (they wait for their retry).
+                troubled = {
+                    channel
+                    for channel, sent in rounds
+                    if any(outcome is None or outcome.kind != "sent" for _, outcome, _ in sent)
+                }
+                smooth = {channel: info for channel, info in infos.items() if channel not in troubled}
+                claimed = self._record_together(infos, rounds, smooth)
+            return total
         except Exception as exc:  # claimed but unrecorded ones stay in ``sending``: the next round resends them
             log.error("notify.dispatch_failed", channels=len(names), error=repr(exc))
             return 0
@@ -470,31 +495,38 @@ class Dispatcher:
         """Claim up to ``per_tick`` due deliveries of each channel that is neither broken nor blocked."""
         if not infos:
             return {}
-        now, cap = self.clock(), self.policy.per_tick
         with self.runtime.database.unit_of_work() as session:
-            held, until = self._renew_lease(session, list(infos), now)
-            connection = session.connection()
-            # One more than we take: tells whether more is due.
-            rows = connection.execute(_DUE_TOGETHER, {"held": held, "now": now, "take": cap + 1}).all()
-            taken: dict[str, list[Any]] = {}
-            for row in rows:
-                batch = taken.setdefault(row.channel, [])
-                if len(batch) < cap:
-                    batch.append(row)
-                else:
-                    self.more_due = True
-            ids = [row.id for batch in taken.values() for row in batch]
-            won = (
-                set(connection.execute(_CLAIM_MANY, {"ids": ids, "owner": self.owner, "now": now}).scalars())
-                if ids
-                else set()
-            )
+            claimed, held, until = self._claim_in(session, infos)
         self._hold(list(infos), held, until)
+        return claimed
+
+    def _claim_in(
+        self, session: Session, infos: dict[str, ChannelInfo]
+    ) -> tuple[dict[str, list[Claimed]], list[str], datetime]:
+        """The claim, inside ``session``; ``_hold`` (held, until) once it has committed."""
+        now, cap = self.clock(), self.policy.per_tick
+        held, until = self._renew_lease(session, list(infos), now)
+        connection = session.connection()
+        # One more than we take: tells whether more is due.
+        rows = connection.execute(_DUE_TOGETHER, {"held": held, "now": now, "take": cap + 1}).all()
+        taken: dict[str, list[Any]] = {}
+        for row in rows:
+            batch = taken.setdefault(row.channel, [])
+            if len(batch) < cap:
+                batch.append(row)
+            else:
+                self.more_due = True
+        ids = [row.id for batch in taken.values() for row in batch]
+        won = (
+            set(connection.execute(_CLAIM_MANY, {"ids": ids, "owner": self.owner, "now": now}).scalars())
+            if ids
+            else set()
+        )
         claimed = {
             channel: [_claimed(infos[channel], row, now) for row in batch if row.id in won]
             for channel, batch in taken.items()
         }
-        return {channel: batch for channel, batch in claimed.items() if batch}
+        return {channel: batch for channel, batch in claimed.items() if batch}, held, until
 
     def _send_all(
         self, info: ChannelInfo, claimed: Sequence[Claimed]
@@ -517,9 +549,15 @@ class Dispatcher:
         return info.channel, results
 
     def _record_together(
-        self, infos: dict[str, ChannelInfo], rounds: Sequence[tuple[str, list[tuple[Claimed, Outcome | None, int]]]]
-    ) -> None:
+        self,
+        infos: dict[str, ChannelInfo],
+        rounds: Sequence[tuple[str, list[tuple[Claimed, Outcome | None, int]]]],
+        next_round: dict[str, ChannelInfo],
+    ) -> dict[str, list[Claimed]]:
+        """Record a round's outcomes and, in the same transaction, claim the next round of ``next_round``."""
         settled: list[Callable[[], None]] = []
+        claimed: dict[str, list[Claimed]] = {}
+        renewed: tuple[list[str], datetime] | None = None
         with self.runtime.database.unit_of_work() as session:
             sent: list[tuple[ChannelInfo, Claimed, Outcome, int]] = []
             for channel, results in rounds:
@@ -543,8 +581,14 @@ class Dispatcher:
                         settled.append(self._settle(session, infos[channel], item, outcome, elapsed))
             if sent:
                 settled.append(self._settle_sent(session, sent))
+            if next_round:
+                claimed, *lease = self._claim_in(session, next_round)
+                renewed = (lease[0], lease[1])
+        if renewed is not None:
+            self._hold(list(next_round), *renewed)
         for committed in settled:
             committed()
+        return claimed
 
     def _settle_sent(
         self, session: Session, sent: Sequence[tuple[ChannelInfo, Claimed, Outcome, int]]
