@@ -447,9 +447,9 @@ class Dispatcher:
 
         The transaction that records a round also claims the next one (up to ``rounds_together`` rounds), on
         every such channel whose lease we hold except those where a send did not go through: one commit a
-        round instead of two, and no re-reading of which channels are due in between. Only for channels whose receiver dedupes on our delivery id: a
-        crash between claiming and recording leaves every claimed delivery in ``sending``, and the next
-        holder of the lease sends them all again.
+        round instead of two, and no re-reading of which channels are due in between. Only for channels
+        whose receiver dedupes on our delivery id: a crash between claiming and recording leaves every
+        claimed delivery in ``sending``, and the next holder of the lease sends them all again.
         """
         try:
             asked = set(names)
