@@ -138,6 +138,7 @@ class DispatchPolicy:
             retry_base=_env_float("JUWEI_NOTIFY_RETRY_BASE", base.retry_base),
             retry_cap=_env_float("JUWEI_NOTIFY_RETRY_CAP", base.retry_cap),
             max_attempts=int(_env_float("JUWEI_NOTIFY_MAX_ATTEMPTS", base.max_attempts)),
+            workers=max(1, int(_env_float("JUWEI_NOTIFY_WORKERS", base.workers))),
             rate_limit_pause={k: float(pause) for k in base.rate_limit_pause} if pause else base.rate_limit_pause,
             public_url=os.environ.get("JUWEI_NOTIFY_PUBLIC_URL") or None,
         )
