@@ -32,7 +32,7 @@ from juwei.store import (
     inbox_table,
     lock_appends,
     read_checkpoint,
-    write_checkpoint,
+    write_checkpoints,
 )
 
 log = structlog.get_logger("juwei.projection")
@@ -249,11 +249,13 @@ class Projector:
         done: dict[str, int] | None = session.info.pop(_SESSION_KEY, None)
         if not done:
             return
+        moved: dict[str, int] = {}
         for projection in self.projections:
             if "own" in done:
-                write_checkpoint(session, own_checkpoint(projection.name), done["own"])
+                moved[own_checkpoint(projection.name)] = done["own"]
             if "inbox" in done:
-                write_checkpoint(session, inbox_checkpoint(projection.name), done["inbox"])
+                moved[inbox_checkpoint(projection.name)] = done["inbox"]
+        write_checkpoints(session, moved)
 
     def checkpoints(self) -> dict[str, tuple[int, int]]:
         with self.database.reading() as session:
@@ -287,9 +289,9 @@ class Projector:
                         last_own = last
                     else:
                         last_inbox = last
-                for projection in chosen:
-                    write_checkpoint(session, own_checkpoint(projection.name), last_own)
-                    write_checkpoint(session, inbox_checkpoint(projection.name), last_inbox)
+                moved = {own_checkpoint(projection.name): last_own for projection in chosen}
+                moved.update({inbox_checkpoint(projection.name): last_inbox for projection in chosen})
+                write_checkpoints(session, moved)
                 for hook in self.after_rebuild:
                     hook(session)
             finally:

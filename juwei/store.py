@@ -9,7 +9,7 @@ it draws positions, on SQLite the unit of work already holds the database's sing
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,8 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -397,14 +399,32 @@ def envelope_from_row(
     )
 
 
+_READ_CHECKPOINT = select(checkpoints_table.c.position).where(checkpoints_table.c.name == bindparam("name"))
+
+
 def read_checkpoint(session: Session, name: str) -> int:
-    value = session.execute(select(checkpoints_table.c.position).where(checkpoints_table.c.name == name)).scalar()
+    value = session.connection().execute(_READ_CHECKPOINT, {"name": name}).scalar()
     return int(value or 0)
 
 
 def write_checkpoint(session: Session, name: str, position: int) -> None:
-    updated = session.execute(
-        checkpoints_table.update().where(checkpoints_table.c.name == name).values(position=position)
-    ).rowcount
-    if not updated:
-        session.execute(insert(checkpoints_table).values(name=name, position=position))
+    write_checkpoints(session, {name: position})
+
+
+_CHECKPOINT_UPSERTS: dict[str, Any] = {}
+
+
+def write_checkpoints(session: Session, positions: Mapping[str, int]) -> None:
+    """Move several checkpoints with one statement: a projector moves two per projection in every unit of work,
+    and an UPDATE (then INSERT) per checkpoint through the ORM path was ~5 % of a request's CPU."""
+    if not positions:
+        return
+    connection = session.connection()
+    dialect = connection.dialect.name
+    statement = _CHECKPOINT_UPSERTS.get(dialect)
+    if statement is None:
+        proposed = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(checkpoints_table)
+        statement = _CHECKPOINT_UPSERTS[dialect] = proposed.on_conflict_do_update(
+            index_elements=["name"], set_={"position": proposed.excluded.position}
+        )
+    connection.execute(statement, [{"name": name, "position": position} for name, position in positions.items()])
