@@ -16,8 +16,8 @@ Both producers are created and have fetched the topic's metadata before the cloc
 events/s per run, the medians and relay/raw (goal ≥ 0.9); and events per CPU-second of this process (all
 its threads: the caller and kafka-python's sender), which other load on the machine disturbs far less.
 ``--profile`` adds an untimed relay pass under pyinstrument and a pass that times the phases of
-``publish_once``. ``--what-if narrow`` / ``--what-if text-time`` add relay sides that read only the ten
-columns a record needs (and, on SQLite, the time as its stored text), to see what those would change.
+``publish_once``. (The ``--what-if`` sides of earlier runs — ten columns, SQLite's time as text — are how
+the relay itself reads now.)
 
 Run from the repository root:  .venv/bin/python bench/relay_throughput.py [--events 100000] [--postgres]
 """
@@ -34,9 +34,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
-from datetime import datetime
-from operator import attrgetter
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import benchlib
@@ -44,12 +42,9 @@ from benchlib import SOURCE, Runs, fmt_rate
 from kafka import KafkaProducer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Column, MetaData, Text, func, select
-from sqlalchemy import Table as SqlTable
+from sqlalchemy import func, select
 
-import juwei.relay
 from juwei.database import Database
-from juwei.events import iso_time
 from juwei.relay import RecordBuilder, Relay, producer_config, record_from_row
 from juwei.store import events_table
 
@@ -75,14 +70,6 @@ def parse_args() -> argparse.Namespace:
         "--no-old-builder",
         action="store_true",
         help="leave out the relay side that builds its records with record_from_row (before RecordBuilder)",
-    )
-    parser.add_argument(
-        "--what-if",
-        choices=("narrow", "text-time"),
-        action="append",
-        default=[],
-        help="also measure a variant of the relay: narrow = publish_once selects only the ten columns a record "
-        "needs; text-time = the same, with SQLite's stored time text instead of a parsed datetime (repeatable)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     return parser.parse_args()
@@ -125,12 +112,9 @@ def run_relay(
     name: str,
     batch: int | None,
     old_builder: bool = False,
-    text_time: bool = False,
 ) -> tuple[int, float, float]:
     """(events, wall seconds, CPU seconds of this process) of one relay draining the whole table."""
     relay = new_relay(database, bootstrap, topic, name, batch, old_builder)
-    if text_time:
-        relay.build_record = TextTimeRecordBuilder(SOURCE)
     try:
         started, cpu = time.perf_counter(), time.process_time()
         sent = drain(relay)
@@ -159,90 +143,6 @@ def run_raw(
     finally:
         producer.close()
     return elapsed, cpu
-
-
-# ------------------------------------------------------------------------------------ what-ifs
-
-# The ten columns a record is built from, as a table of its own with the same name: ``select(table)`` in
-# ``publish_once`` then reads only these. What ``select(*columns)`` in the relay itself would do.
-RECORD_COLUMNS = (
-    "position",
-    "id",
-    "stream_id",
-    "version",
-    "compound",
-    "type",
-    "building",
-    "time",
-    "data",
-    "traceparent",
-)
-
-
-def record_table(text_time: bool) -> SqlTable:
-    return SqlTable(
-        events_table.name,
-        MetaData(),
-        *(
-            Column(c.name, Text() if text_time and c.name == "time" else c.type, primary_key=c.primary_key)
-            for c in events_table.c
-            if c.name in RECORD_COLUMNS
-        ),
-    )
-
-
-class TextTimeRecordBuilder(RecordBuilder):
-    """``RecordBuilder`` taking the time as SQLite stores it (text) when it comes so: parsed once per time.
-
-    Byte-identical to ``record_from_row`` (checked before it is used): SQLAlchemy parses the very same text
-    into the same naive datetime; here it is parsed only when it differs from the previous row's.
-    """
-
-    def __call__(self, row: Any) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-        position, id_, stream_id, version, compound, type_, building, moment, data, traceparent = _FIELDS(row)
-        last, ce_time = self._last_time
-        if ce_time is None or moment != last:
-            when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-            ce_time = ("ce_time", iso_time(when).encode())
-            self._last_time = (moment, ce_time)
-        headers = [
-            self._spec,
-            ("ce_id", id_.encode()),
-            self._source,
-            ("ce_type", type_.encode()),
-            ("ce_subject", stream_id.encode()),
-            ce_time,
-            self._content_type,
-            ("ce_compound", compound.encode()),
-            ("ce_streamversion", str(version).encode()),
-            ("ce_position", str(position).encode()),
-        ]
-        if building is not None:
-            headers.append(("ce_building", building.encode()))
-        if traceparent is not None:
-            headers.append(("ce_traceparent", traceparent.encode()))
-        return (building or stream_id).encode(), data.encode(), headers
-
-
-_FIELDS = attrgetter(*RECORD_COLUMNS)
-
-
-@contextmanager
-def relay_reads(table: SqlTable) -> Iterator[None]:
-    """Make ``publish_once`` (which looks ``events_table`` up in its module) select from ``table``."""
-    original = juwei.relay.events_table
-    juwei.relay.events_table = table  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        juwei.relay.events_table = original  # type: ignore[attr-defined]
-
-
-def check_text_time_builder(database: Database, records: list[Any]) -> None:
-    with database.reading() as session:
-        rows = session.execute(select(record_table(True)).order_by(events_table.c.position)).all()
-    if [TextTimeRecordBuilder(SOURCE)(row) for row in rows] != records:
-        raise RuntimeError("TextTimeRecordBuilder does not reproduce record_from_row")
 
 
 # ------------------------------------------------------------------------------------ record builders
@@ -362,9 +262,7 @@ def measure_backend(
 
     run_id = uuid.uuid4().hex[:8]
     sides = ["relay"] + ([] if args.no_old_builder else ["relay-old"])
-    sides += [f"relay-{name}" for name in dict.fromkeys(args.what_if)] + ["raw"]
-    if "text-time" in args.what_if and database.dialect == "sqlite":
-        check_text_time_builder(database, records)
+    sides += ["raw"]
     topics = {side: f"juwei-bench-{side}-{backend}-{run_id}" for side in sides}
     topic_w = f"juwei-bench-warmup-{backend}-{run_id}"
     benchlib.create_topics(bootstrap, [*topics.values(), topic_w], partitions=args.partitions)
@@ -381,12 +279,7 @@ def measure_backend(
                 else:
                     old = side == "relay-old"
                     name = f"bench-{side}-{rep}"
-                    text_time = side == "relay-text-time" and database.dialect == "sqlite"
-                    reads = relay_reads(record_table(text_time)) if side.endswith(("narrow", "text-time")) else None
-                    with reads or nullcontext():
-                        sent, seconds, cpu = run_relay(
-                            database, bootstrap, topics[side], name, args.relay_batch, old, text_time
-                        )
+                    sent, seconds, cpu = run_relay(database, bootstrap, topics[side], name, args.relay_batch, old)
                 runs[side].events.append(sent)
                 runs[side].seconds.append(seconds)
                 runs[side].cpu_seconds.append(cpu)
@@ -431,14 +324,6 @@ def measure_backend(
             if "relay-old" in runs
             else {}
         ),
-        **{
-            f"relay_{name.replace('-', '_')}": {
-                **runs[f"relay-{name}"].as_json(),
-                "ratio_over_raw": round(runs[f"relay-{name}"].median / raw_runs.median, 3),
-                "cpu_ratio_over_raw": round(runs[f"relay-{name}"].cpu_median / raw_runs.cpu_median, 3),
-            }
-            for name in dict.fromkeys(args.what_if)
-        },
         **extra,
     }
 
@@ -489,8 +374,6 @@ def main() -> int:
         for key, side in (
             ("relay", "relay (RecordBuilder)"),
             ("relay_old", "relay, record_from_row"),
-            ("relay_narrow", "relay, 10 columns (what-if)"),
-            ("relay_text_time", "relay, 10 columns, time as text (what-if)"),
             ("raw", "raw"),
         ):
             if key not in r:

@@ -21,10 +21,10 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 from prometheus_client import Counter, Gauge
-from sqlalchemy import select
+from sqlalchemy import Text, bindparam, select, type_coerce
 
 from juwei.database import Database
-from juwei.events import CONTENT_TYPE, SPEC_VERSION, binary_headers, iso_time
+from juwei.events import CONTENT_TYPE, SPEC_VERSION, binary_headers, iso_time, parse_time
 from juwei.failpoints import failpoint
 from juwei.store import events_table, read_checkpoint, write_checkpoint
 
@@ -65,13 +65,40 @@ def record_from_row(row: Any, source: str) -> Record:
         "building": row.building,
         "traceparent": row.traceparent,
     }
-    headers = binary_headers(row.id, source, row.type, row.stream_id, row.time, extensions)
+    moment = parse_time(row.time) if isinstance(row.time, str) else row.time  # the relay reads SQLite's as text
+    headers = binary_headers(row.id, source, row.type, row.stream_id, moment, extensions)
     return (row.building or row.stream_id).encode(), row.data.encode(), headers
 
 
 _ROW_FIELDS = attrgetter(
     "position", "id", "stream_id", "version", "compound", "type", "building", "time", "data", "traceparent"
 )
+
+
+def _batch_query(dialect: str) -> Any:
+    """The ten columns a record is built from, after a position. On SQLite the time comes as its stored text:
+    SQLAlchemy would parse every row's (1.1–1.5 µs), while every event of one append shares its time."""
+    moment = type_coerce(events_table.c.time, Text).label("time") if dialect == "sqlite" else events_table.c.time
+    return (
+        select(
+            events_table.c.position,
+            events_table.c.id,
+            events_table.c.stream_id,
+            events_table.c.version,
+            events_table.c.compound,
+            events_table.c.type,
+            events_table.c.building,
+            moment,
+            events_table.c.data,
+            events_table.c.traceparent,
+        )
+        .where(events_table.c.position > bindparam("after"))
+        .order_by(events_table.c.position)
+        .limit(bindparam("limit"))
+    )
+
+
+_BATCH_QUERIES = {dialect: _batch_query(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 class RecordBuilder:
@@ -99,7 +126,8 @@ class RecordBuilder:
         last, ce_time = self._last_time
         # Naive and aware times never compare equal, so a naive time is never given an aware one's text.
         if ce_time is None or moment != last:
-            ce_time = ("ce_time", iso_time(moment).encode())
+            # SQLite's stored text is UTC without an offset, read as SQLAlchemy would read it (naive UTC).
+            ce_time = ("ce_time", iso_time(parse_time(moment) if isinstance(moment, str) else moment).encode())
             self._last_time = (moment, ce_time)
         headers = [
             self._spec,
@@ -180,12 +208,9 @@ class Relay:
         """Publish the next batch; returns how many events went out (0 when caught up)."""
         with self.database.reading() as session:
             done = read_checkpoint(session, self.checkpoint_name)
-            rows = session.execute(
-                select(events_table)
-                .where(events_table.c.position > done)
-                .order_by(events_table.c.position)
-                .limit(self.batch_size)
-            ).all()
+            connection = session.connection()
+            query = _BATCH_QUERIES.get(connection.dialect.name) or _batch_query(connection.dialect.name)
+            rows = connection.execute(query, {"after": done, "limit": self.batch_size}).all()
         if not rows:
             BACKLOG.labels(self.topic).set(0)
             return 0

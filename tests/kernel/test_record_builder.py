@@ -13,7 +13,7 @@ from sqlalchemy import select
 from juwei.database import Database
 from juwei.events import DomainEvent, EventRegistry, binary_headers, current_traceparent
 from juwei.migrate import upgrade
-from juwei.relay import KeyPartitions, RecordBuilder, record_from_row
+from juwei.relay import KeyPartitions, RecordBuilder, _batch_query, record_from_row
 from juwei.store import EventStore, events_table
 from tests.conftest import both_databases
 
@@ -101,10 +101,19 @@ def test_rows_read_back_from_the_table_build_identical_records(new_database) -> 
             store.append(session, "note-2", [Noted(text="traced")], expected_version=0, compound="c2")
     finally:
         current_traceparent.reset(token)
+    with database.unit_of_work() as session:  # a whole second: SQLite stores ".000000", ISO text leaves it out
+        session.execute(
+            events_table.update().where(events_table.c.position == 1).values(time=datetime(2022, 4, 10, 8, tzinfo=UTC))
+        )
     with database.reading() as session:
         rows = session.execute(select(events_table).order_by(events_table.c.position)).all()
+        connection = session.connection()
+        # What the relay itself reads: ten columns, and on SQLite the time as its stored text.
+        read_by_relay = connection.execute(_batch_query(connection.dialect.name), {"after": 0, "limit": 100}).all()
     database.dispose()
 
+    assert [RecordBuilder(SOURCE)(r) for r in read_by_relay] == [record_from_row(r, SOURCE) for r in rows]
+    assert dict(RecordBuilder(SOURCE)(read_by_relay[0])[2])["ce_time"] == b"2022-04-10T08:00:00Z"
     assert len(rows) == 7
     assert {r.building is None for r in rows} == {True, False}
     assert {r.traceparent is None for r in rows} == {True, False}
