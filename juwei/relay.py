@@ -209,7 +209,9 @@ class Relay:
         with self.database.reading() as session:
             done = read_checkpoint(session, self.checkpoint_name)
             connection = session.connection()
-            query = _BATCH_QUERIES.get(connection.dialect.name) or _batch_query(connection.dialect.name)
+            query = _BATCH_QUERIES.get(connection.dialect.name)
+            if query is None:
+                query = _batch_query(connection.dialect.name)
             rows = connection.execute(query, {"after": done, "limit": self.batch_size}).all()
         if not rows:
             BACKLOG.labels(self.topic).set(0)
