@@ -279,6 +279,31 @@ _SENT_MANY = (
 _INSERT_ATTEMPTS = attempts.insert()
 
 
+def _note_unsent(
+    session: Session, info: ChannelInfo, ids: Sequence[int], now: datetime, outcome: str, code: str, detail: str
+) -> None:
+    """One attempt row per delivery the dispatcher handled without a request (digested, deferred)."""
+    if not ids:
+        return
+    session.execute(
+        _INSERT_ATTEMPTS,
+        [
+            {
+                "delivery_id": delivery_id,
+                "channel": info.channel,
+                "attempt": 0,
+                "at": now,
+                "outcome": outcome,
+                "requested": False,
+                "code": code,
+                "detail": detail,
+                "duration_ms": 0,
+            }
+            for delivery_id in ids
+        ],
+    )
+
+
 def _claimed(info: ChannelInfo, row: Any, now: datetime) -> Claimed:
     """A claimed delivery in the channel's language, from a row of ``_CLAIM_COLUMNS`` read before the claim."""
     if row.message is None:
@@ -860,20 +885,7 @@ class Dispatcher:
             session.execute(
                 update(deliveries).where(deliveries.c.id.in_(merged_ids)).values(status="digested", digest=digest.id)
             )
-            for row in rows:
-                session.execute(
-                    attempts.insert().values(
-                        delivery_id=row.id,
-                        channel=info.channel,
-                        attempt=0,
-                        at=now,
-                        outcome="digested",
-                        requested=False,
-                        code="",
-                        detail=f"merged into digest {digest.delivery}",
-                        duration_ms=0,
-                    )
-                )
+            _note_unsent(session, info, merged_ids, now, "digested", "", f"merged into digest {digest.delivery}")
             self._append(
                 session,
                 info,
@@ -926,20 +938,7 @@ class Dispatcher:
                 .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
                 .values(next_attempt_at=until)
             )
-            for delivery_id in ids:
-                session.execute(
-                    attempts.insert().values(
-                        delivery_id=delivery_id,
-                        channel=info.channel,
-                        attempt=0,
-                        at=now,
-                        outcome="deferred",
-                        requested=False,
-                        code="quiet-hours",
-                        detail=f"held until {until.isoformat()}",
-                        duration_ms=0,
-                    )
-                )
+            _note_unsent(session, info, ids, now, "deferred", "quiet-hours", f"held until {until.isoformat()}")
 
     def _quiet_window(self, compound: str) -> QuietWindow | None:
         with self.runtime.database.reading() as session:

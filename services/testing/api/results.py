@@ -171,6 +171,23 @@ def _sampling_facts(
     return homes, statuses, given
 
 
+def _sampled_at(session: Session, caller: Caller, compound: str, point: str | None, door_to_door: bool) -> str | None:
+    """The open point the samples were taken at (a volunteer's own by default), or None for door to door."""
+    own_point = volunteer_point(session, caller, compound)
+    point = point or own_point
+    if own_point is not None and point != own_point:
+        raise HTTPException(status_code=403, detail=f"this key may record samples at point {own_point} only")
+    if point is None and not door_to_door:
+        raise Problem(
+            422, "say at which point the samples were taken, or that they were taken at home", "point-required"
+        )
+    if point is not None:
+        require_point(session, caller, compound, point)
+        if not session.execute(select(points.c.open).where(points.c.point == global_id(compound, point))).scalar():
+            raise Problem(404, f"sampling point {point} is not open", "point-unknown")
+    return point
+
+
 @router.post("/compounds/{compound}/rounds/{round}/samples", status_code=201, summary="Samples collected into a tube")
 def collect(
     compound: CompoundId, round: LocalId, body: SamplesIn, request: Request, caller: Samplers
@@ -183,18 +200,7 @@ def collect(
         assert session is not None
         caller.require_scope(compound)
         lock_appends(session)  # progress milestones are counted from the read model: one sampler at a time
-        own_point = volunteer_point(session, caller, compound)
-        point = body.point or own_point
-        if own_point is not None and point != own_point:
-            raise HTTPException(status_code=403, detail=f"this key may record samples at point {own_point} only")
-        if point is None and not body.door_to_door:
-            raise Problem(
-                422, "say at which point the samples were taken, or that they were taken at home", "point-required"
-            )
-        if point is not None:
-            require_point(session, caller, compound, point)
-            if not session.execute(select(points.c.open).where(points.c.point == global_id(compound, point))).scalar():
-                raise Problem(404, f"sampling point {point} is not open", "point-unknown")
+        point = _sampled_at(session, caller, compound, body.point, body.door_to_door)
         chosen = _round(command, round_id)
         tube = command.load(Tube, global_id(compound, body.tube))
         people = [global_id(compound, local) for local in dict.fromkeys(body.residents)]
@@ -247,18 +253,7 @@ def upload_tubes(
         assert session is not None
         caller.require_scope(compound)
         lock_appends(session)  # progress milestones are counted from the read model: one sampler at a time
-        own_point = volunteer_point(session, caller, compound)
-        point = body.point or own_point
-        if own_point is not None and point != own_point:
-            raise HTTPException(status_code=403, detail=f"this key may record samples at point {own_point} only")
-        if point is None and not body.door_to_door:
-            raise Problem(
-                422, "say at which point the samples were taken, or that they were taken at home", "point-required"
-            )
-        if point is not None:
-            require_point(session, caller, compound, point)
-            if not session.execute(select(points.c.open).where(points.c.point == global_id(compound, point))).scalar():
-                raise Problem(404, f"sampling point {point} is not open", "point-unknown")
+        point = _sampled_at(session, caller, compound, body.point, body.door_to_door)
         chosen = _round(command, round_id)
         tube_ids = [global_id(compound, item.tube) for item in body.tubes]
         loaded = command.load_many(Tube, tube_ids)
