@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from juwei import migrate, observability, problems, retention
+from juwei import docs, migrate, observability, problems, retention
 from juwei.auth import RateLimiter, issue_key, split_key
 from juwei.consumer import Delivery, EventConsumer
 from juwei.database import Database, DatabaseUnavailable
@@ -287,7 +287,11 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
         description=definition.description,
         version=definition.version,
         lifespan=lifespan,
+        # Served from the package by juwei.docs (no CDN); ReDoc has no offline copy here.
+        docs_url=None,
+        redoc_url=None,
     )
+    docs.install(app)
     app.state.runtime = runtime
     app.state.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_second, runtime.settings.rate_limit_burst)
     problems.install(app)

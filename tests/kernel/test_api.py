@@ -196,3 +196,20 @@ def test_sse_tail_delivers_live_events_and_resumes_from_last_event_id(new_databa
         server.should_exit = True
         thread.join(timeout=10)
         made.database.dispose()
+
+
+def test_api_docs_load_nothing_from_the_internet(desk_client) -> None:
+    """/docs works on a network without internet: every asset it names is served by the service itself."""
+    import re
+
+    client, _made = desk_client
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert re.findall(r"https?://", page.text) == []  # no CDN, no validator badge
+    assets = re.findall(r"""(?:src|href)=["'](/[^"']+)["']""", page.text)
+    assert {a.rsplit("/", 1)[-1] for a in assets} >= {"swagger-ui-bundle.js", "swagger-ui.css"}
+    for asset in assets:
+        served = client.get(asset)
+        assert served.status_code == 200 and len(served.content) > 500, asset
+    assert client.get("/openapi.json").json()["openapi"].startswith("3.")
+    assert client.get("/redoc").status_code == 404  # ReDoc would load its script from a CDN
