@@ -4,11 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv run run-detached stop test browser lint format bench broker clean
+.PHONY: venv run run-detached stop test browser lint format bench broker clean lock
 
-$(STAMP): pyproject.toml
+# The locked versions first (the same the service image installs), then Juwei itself and the dev tools.
+$(STAMP): pyproject.toml deploy/requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r deploy/requirements.lock
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -53,6 +55,11 @@ bench: venv
 
 broker: venv
 	$(BIN)/juwei broker start
+
+## make lock — pin the service image's packages (with hashes) after a change to pyproject's dependencies.
+lock: venv
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --output-file deploy/requirements.lock pyproject.toml
 
 clean:
 	rm -rf .local/pytest .local/test

@@ -1,60 +1,34 @@
-"""What the image installs, built the way deploy/Dockerfile builds it (no Docker engine needed).
+"""What the service image installs, built the way `juwei images build` builds it (no Docker engine needed).
 
-The Dockerfile copies a few paths into its build stage and installs the wheel `pip` makes of them. Here the
-same paths are copied, the same wheel is made, and the installed copy must hold every file of the
-packages and be able to load all four services and their migrations, away from the work tree.
+The image installs Juwei's wheel, built on the host from a clean copy of what the wheel is made of. Here the
+same wheel is made by the same function; the installed copy must hold every file of the packages (data such
+as migrations and the offline API docs included) and load all four services, away from the work tree.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+from juwei.images import build_wheel, packaged_paths
 from tests.conftest import ROOT
-from tests.deploy.conftest import DEPLOY
-
-SKIPPED = ("__pycache__",)
-
-
-def build_stage_copies() -> list[str]:
-    """The sources of the COPY instructions of the Dockerfile's build stage."""
-    build = re.split(r"(?m)^FROM ", (DEPLOY / "Dockerfile").read_text())[1]
-    sources: list[str] = []
-    for line in re.findall(r"(?m)^COPY (?!--from)(.+)$", build):
-        sources += line.split()[:-1]
-    return sources
 
 
 def test_the_wheel_the_image_installs_holds_every_file_and_loads_every_service(tmp_path: Path) -> None:
-    context = tmp_path / "context"
-    context.mkdir()
-    copies = build_stage_copies()
-    assert {"pyproject.toml", "juwei", "services"} <= set(copies)
-    for source in copies:
-        origin = ROOT / source
-        if origin.is_dir():
-            shutil.copytree(origin, context / source, ignore=shutil.ignore_patterns(*SKIPPED, "*.pyc"))
-        else:
-            shutil.copy2(origin, context / source)
-    wheels = tmp_path / "wheels"
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels), str(context)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr
-    (wheel,) = wheels.glob("juwei-*.whl")
+    included = {path.name for path in packaged_paths(ROOT)}
+    assert {"pyproject.toml", "README.md", "juwei", "services"} <= included
+    wheel = build_wheel(ROOT, tmp_path / "wheels", tmp_path / "scratch")
     packaged = set(zipfile.ZipFile(wheel).namelist())
     sources = {
-        path.relative_to(context).as_posix()
+        path.relative_to(ROOT).as_posix()
         for package in ("juwei", "services")
-        for path in (context / package).rglob("*")
-        if path.is_file()
+        for path in (ROOT / package).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
     }
     assert sorted(sources - packaged) == [], "files the image would lack: add them to package-data in pyproject.toml"
+    assert "juwei/static/swagger-ui/swagger-ui-bundle.js" in packaged  # /docs without a CDN
 
     target = tmp_path / "installed"
     installed = subprocess.run(
@@ -83,3 +57,25 @@ def test_the_wheel_the_image_installs_holds_every_file_and_loads_every_service(t
         n for n in ("residents", "supplies", "testing", "notify") if (ROOT / "services" / n / "app.py").exists()
     )
     assert names == expected
+
+
+def test_the_lock_pins_every_dependency_of_the_project_with_hashes() -> None:
+    """deploy/requirements.lock covers pyproject's dependencies, each with a version that satisfies it."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lock = (ROOT / "deploy" / "requirements.lock").read_text()
+    pinned: dict[str, str] = {}
+    for block in lock.split("\n"):
+        if block and not block[0].isspace() and not block.startswith("#") and "==" in block:
+            name, _, version = block.split(" ")[0].partition("==")
+            pinned[canonicalize_name(name)] = version
+    assert lock.count("--hash=sha256:") >= len(pinned)  # every pin carries its hashes
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for text in project["dependencies"]:
+        wanted = Requirement(text)
+        name = canonicalize_name(wanted.name)
+        assert name in pinned, f"{wanted.name} is not in deploy/requirements.lock: run `make lock`"
+        assert wanted.specifier.contains(pinned[name], prereleases=True), f"{name}=={pinned[name]} vs {wanted}"
