@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from juwei import stack_cli
 from juwei.settings import Settings, settings
 
 app = typer.Typer(help="Juwei — event-sourced services for a residents' committee.", no_args_is_help=True)
@@ -462,128 +463,10 @@ def _reaped(pid: int) -> bool:
 
 # ---------------------------------------------------------------- the compose stack and `juwei status`
 
-ComposeFileOption = Annotated[
-    Path | None, typer.Option("--file", help="Compose file (default: deploy/compose.yaml)", show_default=False)
-]
-EnvFileOption = Annotated[
-    list[Path] | None, typer.Option("--env-file", help="Env file(s) (default: deploy/.env)", show_default=False)
-]
-ProfileOption = Annotated[
-    list[str] | None,
-    typer.Option("--profile", help="single | cluster | tools (default: COMPOSE_PROFILES of the env file, else single)"),
-]
-
-
-def _stack(file: Path | None, env_file: list[Path] | None, profile: list[str] | None):
-    from juwei.stack import Stack, StackError
-
-    try:
-        return Stack(compose_file=file, env_files=env_file, profiles=profile)
-    except StackError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
-
-
-@app.command()
-def up(
-    file: ComposeFileOption = None,
-    env_file: EnvFileOption = None,
-    profile: ProfileOption = None,
-    build: Annotated[bool, typer.Option(help="Build the Juwei image first")] = True,
-    timeout: Annotated[int, typer.Option(help="Seconds to wait for every container to be healthy")] = 600,
-) -> None:
-    """Start the compose stack, wait until every container is healthy and print where each service answers."""
-    from juwei.stack import Stack, StackError
-    from juwei.status import containers_table
-
-    stack = _stack(file, env_file, profile)
-    console.print(f"profiles: {', '.join(stack.profiles) or '(none: outside Kafka)'}; env: {stack.env_files[0]}")
-    try:
-        containers = stack.up(build=build, wait_timeout=timeout)
-    except StackError as exc:
-        console.print(f"[red]the stack did not become healthy: {exc}[/]")
-        if exc.containers:
-            Console().print(containers_table(exc.containers))
-        console.print("Look at `juwei logs <service>`; `juwei down` stops what runs.")
-        raise typer.Exit(1) from None
-    table = Table(title="Juwei is up (compose)", caption="each service: API docs at /docs, event feed at /events")
-    table.add_column("service")
-    table.add_column("where")
-    table.add_column("health")
-    for name, url in Stack.endpoints(containers).items():
-        health = next((c.health or c.state for c in containers if c.service == name), "?")
-        table.add_row(name, url, health)
-    table.add_row("Kafka (from this host)", Stack.kafka_bootstrap(containers) or "—", "")
-    Console().print(table)
-
-
-@app.command()
-def down(
-    file: ComposeFileOption = None,
-    env_file: EnvFileOption = None,
-    volumes: Annotated[bool, typer.Option("--volumes", help="Also delete the data volumes (all events!)")] = False,
-    timeout: Annotated[int, typer.Option(help="Seconds each container gets to stop")] = 30,
-) -> None:
-    """Stop and remove the compose stack's containers; the data volumes stay unless --volumes."""
-    from juwei.stack import StackError
-
-    stack = _stack(file, env_file, None)
-    try:
-        stack.down(volumes=volumes, timeout=timeout)
-    except StackError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
-    console.print("stack removed; " + ("volumes deleted" if volumes else "volumes kept (--volumes deletes them)"))
-
-
-@app.command()
-def ps(
-    file: ComposeFileOption = None,
-    env_file: EnvFileOption = None,
-    profile: ProfileOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
-) -> None:
-    """The compose stack's containers: state, health and published ports (exit 1 if one is not healthy)."""
-    import json
-
-    from juwei.stack import StackError
-    from juwei.status import containers_table
-
-    stack = _stack(file, env_file, profile)
-    try:
-        containers = stack.ps()
-    except StackError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
-    if as_json:
-        typer.echo(json.dumps([c.as_json() for c in containers], indent=2))
-    else:
-        Console().print(containers_table(containers))
-    if not all(c.ok for c in containers):
-        raise typer.Exit(1)
-
-
-@app.command()
-def logs(
-    services: Annotated[list[str] | None, typer.Argument(help="Compose services (default: all)")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines")] = False,
-    tail: Annotated[str, typer.Option(help="Lines per container to start with ('all' for everything)")] = "200",
-    file: ComposeFileOption = None,
-    env_file: EnvFileOption = None,
-    profile: ProfileOption = None,
-) -> None:
-    """The compose stack's logs (for `juwei run`, the logs are files under the data folder's logs/)."""
-    from juwei.stack import StackError
-
-    stack = _stack(file, env_file, profile)
-    try:
-        for line in stack.logs(services or [], follow=follow, tail=tail):
-            typer.echo(line)
-    except StackError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+stack_cli.register(app)
+ComposeFileOption = stack_cli.ComposeFileOption
+EnvFileOption = stack_cli.EnvFileOption
+ProfileOption = stack_cli.ProfileOption
 
 
 @app.command("status")
@@ -610,7 +493,7 @@ def status_command(
     explicit = dict(item.split("=", 1) if "=" in item else (item, "") for item in service or [])
     containers = None
     if compose:
-        stack = _stack(file, env_file, profile)
+        stack = stack_cli.open_stack(file, env_file, profile)
         try:
             containers = stack.ps()
         except StackError as exc:

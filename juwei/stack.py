@@ -2,10 +2,15 @@
 
 Every call goes through one ``DockerClient`` configured with the compose file, the env file(s) and the
 profiles, so what `juwei up` runs is exactly ``docker compose --file … --profile … --env-file … up``.
+
+The deploy folder holds compose.yaml, .env.example and the operator's .env: ``JUWEI_DEPLOY_DIR``, else the
+source tree's ``deploy/``, else (Juwei installed from wheels, e.g. out of an offline bundle) the current
+folder.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +18,12 @@ from pathlib import Path
 from python_on_whales import ClientNotFoundError, DockerClient, DockerException
 from python_on_whales import Container as DockerContainer
 
+from juwei import envfile
 from juwei.settings import DEFAULT_PORTS
 
-DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
-COMPOSE_FILE = DEPLOY_DIR / "compose.yaml"
-ENV_FILE = DEPLOY_DIR / ".env"
+SOURCE_DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
+COMPOSE_FILE = SOURCE_DEPLOY_DIR / "compose.yaml"
+ENV_FILE = SOURCE_DEPLOY_DIR / ".env"
 DEFAULT_PROFILES = ("single",)
 # The brokers' listener for clients outside the compose network (published per broker).
 KAFKA_EXTERNAL_PORT = 9094
@@ -73,19 +79,19 @@ class Container:
         }
 
 
+def deploy_dir() -> Path:
+    """Where compose.yaml, .env.example and the operator's .env are (see the module's docstring)."""
+    explicit = os.environ.get("JUWEI_DEPLOY_DIR")
+    if explicit:
+        return Path(explicit).resolve()
+    if (SOURCE_DEPLOY_DIR / "compose.yaml").is_file():
+        return SOURCE_DEPLOY_DIR
+    return Path.cwd()
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """KEY=VALUE lines of a compose env file (comments and blank lines skipped, optional quotes removed)."""
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip().removeprefix("export ").strip()] = value
-    return values
+    return envfile.read(path)
 
 
 class Stack:
@@ -99,13 +105,11 @@ class Stack:
         docker_config: Path | None = None,
         client_call: Sequence[str] | None = None,
     ) -> None:
-        self.compose_file = Path(compose_file or COMPOSE_FILE).resolve()
-        self.env_files = [Path(p).resolve() for p in (env_files or [ENV_FILE])]
+        self.compose_file = Path(compose_file or deploy_dir() / "compose.yaml").resolve()
+        self.env_files = [Path(p).resolve() for p in (env_files or [deploy_dir() / ".env"])]
         for path in self.env_files:
             if not path.is_file():
-                raise StackError(
-                    f"{path} does not exist: copy deploy/.env.example to deploy/.env and fill in the secrets"
-                )
+                raise StackError(f"{path} does not exist: write it with `juwei init` (from .env.example)")
         self.profiles = list(profiles) if profiles is not None else self._profiles_from_env_files()
         self.docker_config = docker_config
         self.client_call = list(client_call or ["docker"])
@@ -131,13 +135,27 @@ class Stack:
 
     # ------------------------------------------------------------ commands
 
-    def up(self, build: bool = True, wait_timeout: int = 600) -> list[Container]:
-        """Build, start and wait until every container is healthy (one-shot jobs: finished)."""
+    def up(self, wait: bool = True, wait_timeout: int = 600, services: Sequence[str] = ()) -> list[Container]:
+        """Start (and by default wait until every container is healthy; one-shot jobs: finished)."""
         try:
-            self.docker.compose.up(build=build, detach=True, wait=True, wait_timeout=wait_timeout)
+            self.docker.compose.up(
+                list(services) or None, detach=True, wait=wait, wait_timeout=wait_timeout if wait else None
+            )
         except (DockerException, ClientNotFoundError) as exc:
             raise StackError(_reason(exc), self._containers_or_none()) from exc
         return self.ps()
+
+    def images(self) -> list[str]:
+        """The images the compose file runs under the chosen profiles (after the env file's interpolation)."""
+        try:
+            config = self.docker.compose.config(return_json=True)
+        except (DockerException, ClientNotFoundError) as exc:
+            raise StackError(_reason(exc)) from exc
+        return sorted({service["image"] for service in config.get("services", {}).values() if service.get("image")})
+
+    def missing_images(self) -> list[str]:
+        """Images the stack needs that this engine doesn't have (nothing is pulled: `pull_policy: never`)."""
+        return [name for name in self.images() if not self.docker.image.exists(name)]
 
     def down(self, volumes: bool = False, timeout: int = 30) -> None:
         """Stop and remove the containers of every profile; the named volumes stay unless ``volumes``."""

@@ -20,6 +20,7 @@ from python_on_whales import DockerException
 from sqlalchemy.engine import make_url
 
 from juwei.cli import _topics
+from juwei.images import VERSION, BuildSettings
 from juwei.service import KNOWN_SERVICES
 from juwei.settings import DEFAULT_PORTS, Settings
 from tests.conftest import ROOT
@@ -52,6 +53,9 @@ NOT_IN_CONTAINERS = {
     "JUWEI_FAILPOINT_DIR": "crash injection for tests",
     "JUWEI_DEMO_KEY": "the operator key `juwei demo` uses from outside the stack",
 }
+# Modules that run on the operator's host (images, env file, bundle, backup), not in a service container:
+# the variables they name (the Kafka cluster id, image mirrors, the deploy folder) are not service settings.
+OPERATOR_MODULES = {"engine.py", "envfile.py", "images.py", "bundle.py", "backup.py", "stack.py", "stack_cli.py"}
 _QUOTED_SETTING = re.compile(r"""["'](JUWEI_[A-Z0-9_]+)["']""")
 _PER_SERVICE = re.compile(r"JUWEI_\{service\.upper\(\)\}_([A-Z0-9_]+)")
 _PASSED_ON = re.compile(r"(?m)^\s+(JUWEI_[A-Z0-9_]+):\s*$")
@@ -71,7 +75,8 @@ def kernel_settings(service: str) -> set[str]:
     per_service = _PER_SERVICE.findall((ROOT / "juwei/settings.py").read_text())
     names |= {f"JUWEI_{service.upper()}_{rest}" for rest in per_service}
     for source in (ROOT / "juwei").glob("*.py"):
-        names |= set(_QUOTED_SETTING.findall(source.read_text()))
+        if source.name not in OPERATOR_MODULES:
+            names |= set(_QUOTED_SETTING.findall(source.read_text()))
     return names - set(NOT_IN_CONTAINERS)
 
 
@@ -247,9 +252,11 @@ def test_data_lives_in_named_volumes_and_containers_come_back(resolved: Callable
         data = mounts[broker]["/var/lib/kafka/data"]
         assert data["type"] == "volume" and data["source"] in config["volumes"]
         assert services_env(config, broker)["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
-    init = mounts["postgres"]["/docker-entrypoint-initdb.d/10-juwei-databases.sh"]
-    assert init["type"] == "bind" and init.get("read_only")
-    assert Path(init["source"]) == DEPLOY / "postgres" / "init-databases.sh"
+    # Disinfection photos are files: they outlive the container.
+    assert mounts["testing"]["/var/lib/juwei"]["type"] == "volume"
+    # Nothing comes from the host's disk: a bundle carries the compose file alone (the init script is in the image).
+    binds = [(name, target) for name, found in mounts.items() for target, m in found.items() if m["type"] != "volume"]
+    assert binds == []
 
 
 def services_env(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -267,12 +274,26 @@ def test_the_topic_job_creates_exactly_the_topics_the_services_use(resolved: Cal
 def test_the_services_run_the_image_as_juwei_serve(resolved: Callable) -> None:
     services = _services(resolved("single"))
     images = {services[name]["image"] for name in KNOWN_SERVICES}
-    assert len(images) == 1  # one image for all four
+    assert images == {BuildSettings().image}  # one image for all four, the one `juwei images build` makes
     for name in KNOWN_SERVICES:
         assert services[name]["command"] == ["serve", name]
-        assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
-        assert Path(services[name]["build"]["context"]) == ROOT
+        assert "build" not in services[name]  # built by `juwei images build` (or loaded from a bundle)
         assert services[name]["init"] is True
+
+
+@pytest.mark.parametrize("profiles", PROFILE_SETS, ids="+".join)
+def test_every_image_is_one_juwei_builds_and_none_is_pulled(resolved: Callable, profiles: tuple[str, ...]) -> None:
+    built = set(BuildSettings().names().values())
+    for name, service in _services(resolved(*profiles)).items():
+        assert service["image"] in built, f"{name} runs {service['image']}, which `juwei images build` does not make"
+        assert service["pull_policy"] == "never", name  # no registry is reachable from an operator's network
+
+
+def test_nothing_needs_a_docker_engine_newer_than_20_10() -> None:
+    """Compose refuses `healthcheck.start_interval` on engines before 25: every container would fail to start."""
+    text = COMPOSE_FILE.read_text()
+    assert "start_interval" not in text
+    assert "juwei/service:" + VERSION in text and "juwei/kafka:" + VERSION in text  # defaults follow the release
 
 
 def test_env_example_documents_every_variable_the_compose_file_uses() -> None:
@@ -292,18 +313,20 @@ def test_env_example_documents_every_variable_the_compose_file_uses() -> None:
                 block.append(previous)
             documented[match.group(1)] = any(p.startswith("#") and not re.match(r"# [A-Z0-9_]+=", p) for p in block)
     assert sorted(used - set(documented)) == []
-    assert sorted(set(documented) - used - {"COMPOSE_PROFILES"}) == []
+    # Read by `juwei images build` rather than by compose.
+    build_settings = {f"JUWEI_{name.upper()}" for name in BuildSettings.model_fields}
+    assert sorted(set(documented) - used - {"COMPOSE_PROFILES"} - build_settings) == []
     assert [name for name, explained in documented.items() if not explained] == []
 
 
-def test_the_dockerfile_builds_a_slim_non_root_image_that_runs_juwei() -> None:
-    text = (DEPLOY / "Dockerfile").read_text()
-    stages = re.split(r"(?m)^FROM ", text)[1:]
-    assert all(stage.startswith("python:3.11-slim") for stage in stages)
-    final = stages[-1]
-    user = re.findall(r"(?m)^USER (\S+)", final)
-    assert user and user[-1].split(":")[0] not in ("root", "0")
-    assert re.search(r"(?m)^RUN pip install .*\bjuwei\b", final)
-    assert re.search(r'(?m)^ENTRYPOINT \["juwei"\]', final)
-    ignored = (DEPLOY / "Dockerfile.dockerignore").read_text()
-    assert ".venv" not in text and "*" in ignored.splitlines()
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "kafka/Dockerfile", "postgres/Dockerfile", "base/Dockerfile"])
+def test_every_image_starts_from_our_own_base_and_runs_as_a_user(dockerfile: str) -> None:
+    text = (DEPLOY / dockerfile).read_text()
+    stages = re.findall(r"(?m)^FROM (\S+)", text)
+    # No registry image: juwei/base (or, for the base itself, the debootstrap root or JUWEI_BASE_IMAGE).
+    assert stages and all(stage in ("${BASE_IMAGE}", "${ROOT_IMAGE}") for stage in stages), stages
+    if dockerfile != "base/Dockerfile":
+        final = re.split(r"(?m)^FROM ", text)[-1]
+        user = re.findall(r"(?m)^USER (\S+)", final)
+        assert user and user[-1].split(":")[0] not in ("root", "0"), dockerfile
+        assert re.search(r"(?m)^ENTRYPOINT \[", final)
