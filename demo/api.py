@@ -17,6 +17,8 @@ import httpx
 
 SERVICES = ("residents", "supplies", "testing", "notify")
 DEFAULT_PORTS = {"residents": 8001, "supplies": 8002, "testing": 8003, "notify": 8004}
+# Seconds a refused connection is retried: long enough for a killed service container to come back.
+RESTART_GRACE = 120.0
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -55,13 +57,29 @@ class Suite:
         attempts: int = 6,
         **kwargs: Any,
     ) -> Any:
-        """One request; retried while the service says to wait (503) or two writers met (409 conflict)."""
+        """One request; retried while the service says to wait (503) or two writers met (409 conflict).
+
+        A refused connection sent nothing (and a GET changes nothing), so either is retried for up to
+        ``RESTART_GRACE`` seconds: a service that is restarting (a container killed and started again)
+        answers the same request a little later.
+        """
         headers = {"X-API-Key": key or self.key, **kwargs.pop("headers", {})}
         answer: httpx.Response | None = None
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        restarting_until = time.monotonic() + RESTART_GRACE
+        while attempt < attempts:
+            attempt += 1
             try:
                 answer = self.clients[service].request(method, path, headers=headers, **kwargs)
             except httpx.TransportError as exc:
+                # A GET may also be cut off by a container's port proxy while the service inside starts.
+                restarting = isinstance(exc, httpx.ConnectError) or (
+                    method == "GET" and isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError)
+                )
+                if restarting and time.monotonic() < restarting_until:
+                    attempt -= 1  # nothing reached the service: not an attempt
+                    time.sleep(1.0)
+                    continue
                 if attempt == attempts:
                     raise DemoError(f"{service} did not answer {method} {path}: {exc!r}") from exc
                 time.sleep(0.5 * attempt)
