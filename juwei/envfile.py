@@ -67,9 +67,10 @@ def read(path: Path) -> dict[str, str]:
     return {entry.key: entry.value for entry in entries}
 
 
-def required_names(compose_file: Path) -> list[str]:
-    """The variables the compose file refuses to start without (``${NAME:?message}``), in order."""
-    lines = (line for line in compose_file.read_text().splitlines() if not line.lstrip().startswith("#"))
+def required_names(*compose_files: Path) -> list[str]:
+    """The variables the compose file(s) refuse to start without (``${NAME:?message}``), in order."""
+    text = "\n".join(path.read_text() for path in compose_files)
+    lines = (line for line in text.splitlines() if not line.lstrip().startswith("#"))
     return list(dict.fromkeys(name for line in lines for name in _REQUIRED.findall(line)))
 
 
@@ -90,7 +91,8 @@ def new_secret(name: str) -> str:
 
 def _vault_key(value: str) -> str | None:
     try:
-        decoded = base64.urlsafe_b64decode(value.encode())
+        # validate=True: the lenient decoder drops characters it does not know instead of refusing them.
+        decoded = base64.b64decode(value.encode(), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         return "is not url-safe base64"
     return None if len(decoded) == 32 else f"is {len(decoded)} bytes, not 32"
@@ -194,7 +196,7 @@ def check_value(name: str, value: str) -> str | None:
     return None
 
 
-def check(path: Path, compose_file: Path) -> list[str]:
+def check(path: Path, *compose_files: Path) -> list[str]:
     """Every problem of the env file, one line each, naming the variable (and its line); empty when fine."""
     if not path.is_file():
         return [f"{path} does not exist: write it with `juwei init`"]
@@ -208,7 +210,7 @@ def check(path: Path, compose_file: Path) -> list[str]:
         if why:
             problems.append(f"line {entry.line}: {entry.key} {why}")
     values = {entry.key: entry.value for entry in entries}
-    for name in required_names(compose_file):
+    for name in required_names(*compose_files):
         if name not in values:
             problems.append(f"{name} is missing: the stack needs it (`juwei init` generates every secret)")
         elif not values[name]:

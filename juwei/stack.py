@@ -99,13 +99,14 @@ class Stack:
 
     def __init__(
         self,
-        compose_file: Path | None = None,
+        compose_files: Sequence[Path] | None = None,
         env_files: Sequence[Path] | None = None,
         profiles: Sequence[str] | None = None,
         docker_config: Path | None = None,
         client_call: Sequence[str] | None = None,
     ) -> None:
-        self.compose_file = Path(compose_file or deploy_dir() / "compose.yaml").resolve()
+        # More than one: compose merges them in order (an operator's compose.override.yaml after ours).
+        self.compose_files = [Path(p).resolve() for p in (compose_files or [deploy_dir() / "compose.yaml"])]
         self.env_files = [Path(p).resolve() for p in (env_files or [deploy_dir() / ".env"])]
         for path in self.env_files:
             if not path.is_file():
@@ -128,7 +129,7 @@ class Stack:
         return DockerClient(
             config=self.docker_config,
             client_call=self.client_call,
-            compose_files=[self.compose_file],
+            compose_files=self.compose_files,
             compose_env_files=self.env_files,
             compose_profiles=list(profiles),
         )

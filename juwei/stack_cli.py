@@ -26,7 +26,8 @@ images_app = typer.Typer(help="The stack's images, built from package registries
 bundle_app = typer.Typer(help="An offline bundle: images, compose file and checksums.", no_args_is_help=True)
 
 ComposeFileOption = Annotated[
-    Path | None, typer.Option("--file", help="Compose file (default: the deploy folder's)", show_default=False)
+    list[Path] | None,
+    typer.Option("--file", help="Compose file(s), merged in order (default: deploy/compose.yaml)", show_default=False),
 ]
 EnvFileOption = Annotated[
     list[Path] | None, typer.Option("--env-file", help="Env file(s) (default: deploy/.env)", show_default=False)
@@ -50,11 +51,11 @@ def engine() -> Engine:
         raise fail(str(exc)) from None
 
 
-def open_stack(file: Path | None, env_file: list[Path] | None, profile: list[str] | None) -> Stack:
+def open_stack(file: list[Path] | None, env_file: list[Path] | None, profile: list[str] | None) -> Stack:
     found = engine()
     try:
         return Stack(
-            compose_file=file,
+            compose_files=file,
             env_files=env_file,
             profiles=profile,
             docker_config=found.docker_config,
@@ -64,11 +65,11 @@ def open_stack(file: Path | None, env_file: list[Path] | None, profile: list[str
         raise fail(str(exc)) from None
 
 
-def checked_env(file: Path | None, env_file: list[Path] | None) -> None:
+def checked_env(file: list[Path] | None, env_file: list[Path] | None) -> None:
     """Every problem of the env file(s), named; nothing starts on a file that has one."""
-    compose_file = file or deploy_dir() / "compose.yaml"
+    compose_files = file or [deploy_dir() / "compose.yaml"]
     problems = [
-        problem for path in env_file or [deploy_dir() / ".env"] for problem in envfile.check(path, compose_file)
+        problem for path in env_file or [deploy_dir() / ".env"] for problem in envfile.check(path, *compose_files)
     ]
     if problems:
         for problem in problems:
