@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv run run-detached stop test browser lint format bench broker clean lock
+.PHONY: venv run run-detached stop test browser engine lint format bench broker clean lock
 
 # The locked versions first (the same the service image installs), then Juwei itself and the dev tools.
 $(STAMP): pyproject.toml deploy/requirements.lock
@@ -26,8 +26,9 @@ run-detached: venv
 stop: venv
 	$(BIN)/juwei stop
 
-## make test — from nothing: packages, PostgreSQL (Debian package, local cluster), the Kafka broker, the suite.
-test: venv browser
+## make test — from nothing: packages, PostgreSQL (Debian package, local cluster), the Kafka broker, a Docker
+## engine (Debian's docker.io, started by the stack tests on a socket of their own), the suite.
+test: venv browser engine
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	mkdir -p .local
@@ -36,6 +37,10 @@ test: venv browser
 ## Headless Chromium for the building-board test (Debian's package; PostgreSQL is installed by the test session).
 browser:
 	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; } || { echo "install Debian's chromium (as root) for the board test"; exit 1; }
+
+## Docker Engine 20.10 and debootstrap from Debian for the stack tests (tests/stack start and stop their own dockerd).
+engine:
+	@{ command -v dockerd && command -v debootstrap; } >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null; } || { echo "install Debian's docker.io and debootstrap (as root) for the stack tests"; exit 1; }
 
 lint: venv
 	$(BIN)/ruff check .
