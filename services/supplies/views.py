@@ -490,7 +490,18 @@ class Custody(Projection):
                         overdue=False,
                     )
                 )
-            self._step(session, compound, event.card, envelope.time, "requested", None, None, None, [event.request])
+            self._step(
+                session,
+                envelope.position,
+                compound,
+                event.card,
+                envelope.time,
+                "requested",
+                None,
+                None,
+                None,
+                [event.request],
+            )
         elif isinstance(event, ev.CardCollected | ev.CardHandedOver | ev.MedicineAndCardReturned):
             at_home = isinstance(event, ev.MedicineAndCardReturned)
             values: dict[str, Any] = {
@@ -514,21 +525,46 @@ class Custody(Projection):
                     .where(medicine_requests.c.request.in_(event.fulfilled))
                     .values(status="fulfilled")
                 )
-            self._step(session, compound, event.card, event.at, step, event.giver, event.receiver, handover, requests)
+            self._step(
+                session,
+                envelope.position,
+                compound,
+                event.card,
+                event.at,
+                step,
+                event.giver,
+                event.receiver,
+                handover,
+                requests,
+            )
         elif isinstance(event, ev.MedicinePurchased):
             session.execute(
                 update(medicine_requests)
                 .where(medicine_requests.c.request == event.request)
                 .values(status="purchased", purchased_by=event.by.id, purchased_at=event.at)
             )
-            self._step(session, compound, event.card, event.at, "purchased", event.by, None, None, [event.request])
+            self._step(
+                session,
+                envelope.position,
+                compound,
+                event.card,
+                event.at,
+                "purchased",
+                event.by,
+                None,
+                None,
+                [event.request],
+            )
         elif isinstance(event, ev.CardOverdue):
             session.execute(update(cards).where(cards.c.card == event.card).values(overdue=True))
-            self._step(session, compound, event.card, envelope.time, "overdue", event.holder, None, None, [])
+            self._step(
+                session, envelope.position, compound, event.card, envelope.time, "overdue", event.holder, None, None, []
+            )
 
     @staticmethod
     def _step(
         session: Session,
+        position: int | None,
         compound: str,
         card: str,
         at: datetime,
@@ -542,6 +578,9 @@ class Custody(Projection):
         receiver_kind, receiver_id = _holder(receiver)
         session.execute(
             card_history.insert().values(
+                # The event's position, not a counter of the table: a rebuild makes the same rows (on
+                # PostgreSQL a serial goes on counting after the rows are cleared).
+                seq=position,
                 card=card,
                 compound=compound,
                 at=at,

@@ -12,6 +12,7 @@ from juwei.store import events_table
 from services import roles as r
 from services.residents import events as rev
 from services.supplies import handlers
+from services.supplies.views import card_history
 from tests.conftest import both_databases
 from tests.supplies.seed import feed, seeded
 
@@ -167,8 +168,15 @@ def test_the_card_goes_out_and_comes_back_with_every_handover_recorded(supplies)
     assert outstanding[0]["cards_overdue"] == 1
     assert client.get("/compounds/c1/cards/r2/history", headers=staff).json()["history"][-1]["step"] == "overdue"
     before = client.get("/compounds/c1/cards", headers=staff).json()
+    history = client.get("/compounds/c1/cards/r2/history", headers=staff).json()
+    with supplies.runtime.database.reading() as session:
+        rows = session.execute(select(card_history).order_by(card_history.c.seq)).all()
     supplies.runtime.projector.rebuild()
     assert client.get("/compounds/c1/cards", headers=staff).json() == before
+    assert client.get("/compounds/c1/cards/r2/history", headers=staff).json() == history
+    # Row for row, keys included: a rebuild on PostgreSQL makes the same read model (a serial would go on).
+    with supplies.runtime.database.reading() as session:
+        assert session.execute(select(card_history).order_by(card_history.c.seq)).all() == rows
 
 
 def test_role_boundaries_of_the_medicine_routes(supplies) -> None:
