@@ -317,6 +317,36 @@ def broker_start() -> None:
     console.print(f"Kafka broker at [bold]{broker.bootstrap}[/]")
 
 
+@app.command()
+def topics(
+    bootstrap: Annotated[str | None, typer.Option(help="Default: JUWEI_KAFKA_BOOTSTRAP, else the local broker")] = None,
+    partitions: Annotated[int | None, typer.Option(help="Of new topics (default: JUWEI_KAFKA_PARTITIONS)")] = None,
+    retention_ms: Annotated[
+        int, typer.Option(envvar="JUWEI_KAFKA_RETENTION_MS", help="Of the event topics; -1 keeps every event")
+    ] = -1,
+    dlq_retention_ms: Annotated[
+        int, typer.Option(envvar="JUWEI_KAFKA_DLQ_RETENTION_MS", help="Of the dead-letter topics (30 days)")
+    ] = 30 * 24 * 3600 * 1000,
+) -> None:
+    """Create the services' topics where missing and bring their retention in line (the stack's topic job)."""
+    from juwei.consumer import dead_letter_topic
+    from juwei.service import KNOWN_SERVICES
+    from juwei.topics import ensure_topics
+
+    config = settings()
+    names = _topics(list(KNOWN_SERVICES))
+    dead = {dead_letter_topic(name) for name in names}
+    retention = {name: dlq_retention_ms if name in dead else retention_ms for name in names}
+    states = ensure_topics(
+        bootstrap or config.bootstrap, retention, partitions or config.kafka_partitions, config.kafka_security()
+    )
+    for state in states:
+        typer.echo(
+            f"{state.name}: {'created' if state.created else 'kept'}, {state.partitions} partitions, "
+            f"replication factor {state.replication_factor}, retention.ms {state.retention_ms}"
+        )
+
+
 @broker_app.command("stop")
 def broker_stop() -> None:
     _broker(settings()).stop()

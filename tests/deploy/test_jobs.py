@@ -1,9 +1,8 @@
-"""The stack's two scripts run for real: the PostgreSQL init script and the Kafka topic-creation job.
+"""The stack's two jobs run for real: the PostgreSQL init script and the Kafka topic job.
 
-No container runs them here, but the same script text does, against a real PostgreSQL and a real Kafka
-broker: the init script as the postgres image would (psql as the superuser), the topic job as the
-compose file spells it (its `$$` turned into `$` as compose does, `bash -euc`, its environment) with the
-Kafka command-line tools of the image's Kafka version fetched from Maven Central.
+No container runs them here (tests/stack does), but the same code does, against a real PostgreSQL and a
+real Kafka broker: the init script as the postgres image runs it (psql as the superuser), the topic job as
+the compose file spells it (its command under the service image's entrypoint, `juwei`, with its environment).
 """
 
 from __future__ import annotations
@@ -14,45 +13,26 @@ import hmac
 import os
 import re
 import secrets
-import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from kafka.admin import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from juwei.broker import DEPLOY_DIR as BROKER_DEPLOY_DIR
-from juwei.broker import KAFKA_VERSION, LocalBroker
+from juwei.broker import LocalBroker
 from juwei.cli import _topics
 from juwei.service import KNOWN_SERVICES
-from tests.conftest import TEST_HOME
+from tests.conftest import ROOT
 from tests.deploy.conftest import DEPLOY
 
 INIT_SCRIPT = DEPLOY / "postgres" / "init-databases.sh"
-# The image's bin/ scripts, as the Java classes they start (Kafka 4.1).
-KAFKA_TOOLS = {
-    "kafka-topics.sh": "org.apache.kafka.tools.TopicCommand",
-    "kafka-configs.sh": "kafka.admin.ConfigCommand",
-}
-# Command-line tools run for a second: a small heap and C1 only start them faster.
-TOOL_JVM = "-Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-TOOLS_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>juwei.tests</groupId><artifactId>kafka-command-line-tools</artifactId><version>1</version>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>{v}</version></dependency>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{v}</version></dependency>
-  </dependencies>
-</project>
-"""
-
-
 # ---------------------------------------------------------------- PostgreSQL
 
 
@@ -146,33 +126,6 @@ def test_the_compose_file_feeds_the_init_script_the_four_services(resolved: Call
 # ---------------------------------------------------------------- Kafka topics
 
 
-@pytest.fixture(scope="session")
-def kafka_tools() -> Path:
-    """bin/ with kafka-topics.sh and kafka-configs.sh of Kafka KAFKA_VERSION (jars from Maven Central, once)."""
-    home = TEST_HOME / f"kafka-tools-{KAFKA_VERSION}"
-    libs, marker = home / "libs", home / "libs" / ".fetched"
-    if not marker.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "pom.xml").write_text(TOOLS_POM.format(v=KAFKA_VERSION))
-        shutil.rmtree(libs, ignore_errors=True)
-        fetched = subprocess.run(
-            ["mvn", "-B", "-q", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
-             f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
-            capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        assert fetched.returncode == 0, fetched.stdout + fetched.stderr
-        marker.write_text(KAFKA_VERSION)
-    bin_dir = home / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    log4j = BROKER_DEPLOY_DIR / "log4j2.yaml"
-    for script, main in KAFKA_TOOLS.items():
-        shim = bin_dir / script
-        java = f"exec java {TOOL_JVM} -Dlog4j2.configurationFile={log4j}"
-        shim.write_text(f'#!/usr/bin/env bash\n{java} -cp "{libs}/*" {main} "$@"\n')
-        shim.chmod(0o755)
-    return bin_dir
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -190,35 +143,47 @@ def private_broker(tmp_path: Path) -> Iterator[LocalBroker]:
     broker.stop()
 
 
-def _described(output: str) -> dict[str, dict[str, str]]:
-    """`kafka-topics.sh --describe` summary lines → topic: {PartitionCount, Configs…}."""
-    topics: dict[str, dict[str, str]] = {}
-    for line in output.splitlines():
-        match = re.match(r"Topic: (\S+)\tTopicId: \S+\tPartitionCount: (\d+)\t.*Configs: ?(.*)$", line)
-        if match:
-            configs = dict(item.split("=", 1) for item in match.group(3).split(",") if "=" in item)
-            topics[match.group(1)] = {"partitions": match.group(2), **configs}
-    return topics
+def _run_job(job: dict[str, Any], bootstrap: str) -> subprocess.CompletedProcess[str]:
+    """The job's command in the service image's entrypoint (`juwei`), with the job's environment."""
+    env = {**os.environ, **{k: str(v) for k, v in job["environment"].items()}, "JUWEI_KAFKA_BOOTSTRAP": bootstrap}
+    return subprocess.run([sys.executable, "-m", "juwei.cli", *job["command"]], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)  # fmt: skip
 
 
 @pytest.mark.kafka
 def test_the_topic_job_creates_every_topic_and_aligns_retention(
-    resolved: Callable, kafka_tools: Path, private_broker: LocalBroker
+    resolved: Callable, private_broker: LocalBroker
 ) -> None:
     job = resolved("single")["services"]["kafka-topics"]
-    # An existing topic (an earlier `up`): keeps its partitions, gets the configured retention.
+    assert job["command"] == ["topics"] and job["environment"]["JUWEI_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    # An existing topic (an earlier `up`): keeps its partitions, gets the configured retention; another
+    # setting an operator gave it by hand stays.
     admin = KafkaAdminClient(bootstrap_servers=private_broker.bootstrap)
-    admin.create_topics({"juwei.residents": {"num_partitions": 2, "replication_factor": 1,
-                                             "configs": {"retention.ms": "1000"}}})  # fmt: skip
+    admin.create_topics(
+        {
+            "juwei.residents": {
+                "num_partitions": 2,
+                "replication_factor": 1,
+                "configs": {"retention.ms": "1000", "max.message.bytes": "2000000"},
+            }
+        }
+    )
     admin.close()
-    script = job["command"][0].replace("$$", "$").replace("/opt/kafka/bin", str(kafka_tools))
-    env = {**os.environ, **job["environment"], "BOOTSTRAP": private_broker.bootstrap}
-    ran = subprocess.run([*job["entrypoint"], script], env=env, capture_output=True, text=True, timeout=300)
+    ran = _run_job(job, private_broker.bootstrap)
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    topics = _described(ran.stdout)
-    assert set(topics) == set(_topics(list(KNOWN_SERVICES)))
-    for name, described in topics.items():
+    lines = dict(line.split(": ", 1) for line in ran.stdout.splitlines())
+    assert set(lines) == set(_topics(list(KNOWN_SERVICES)))
+    for name, said in lines.items():
         dead_letters = name.endswith(".dlq")
-        assert described["retention.ms"] == job["environment"]["DLQ_RETENTION_MS" if dead_letters else "RETENTION_MS"]
-        expected = "2" if name == "juwei.residents" else job["environment"]["PARTITIONS"]
-        assert described["partitions"] == expected, name
+        retention = job["environment"]["JUWEI_KAFKA_DLQ_RETENTION_MS" if dead_letters else "JUWEI_KAFKA_RETENTION_MS"]
+        assert f"retention.ms {retention}" in said, (name, said)
+        partitions = "2" if name == "juwei.residents" else job["environment"]["JUWEI_KAFKA_PARTITIONS"]
+        assert said.startswith(("kept" if name == "juwei.residents" else "created") + f", {partitions} partitions")
+        assert "replication factor 1" in said  # the single broker's default
+    admin = KafkaAdminClient(bootstrap_servers=private_broker.bootstrap)
+    kept = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "juwei.residents")])
+    admin.close()
+    assert kept["topic"]["juwei.residents"]["max.message.bytes"]["value"] == "2000000"
+    # A second `up` runs it again: nothing to create, the same retention.
+    again = _run_job(job, private_broker.bootstrap)
+    assert again.returncode == 0 and "created" not in again.stdout
