@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from juwei.aggregate import DomainRuleViolation
-from juwei.auth import Caller, CompoundId, LocalId, issue_key, require
+from juwei.auth import Caller, CompoundId, Holder, LocalId, issue_key, require
 from juwei.problems import Problem
 from juwei.store import lock_appends
 from services import roles as r
@@ -546,7 +546,14 @@ def household_key(compound: CompoundId, household: LocalId, request: Request, ca
     with runtime.database.unit_of_work() as session:
         home = _household(session, compound, household)
         caller.require_scope(compound, local_id(home.building))
-        issued = issue_key(session, r.HOUSEHOLD, compound, [local_id(home.building)], label=f"household {household}")
+        issued = issue_key(
+            session,
+            r.HOUSEHOLD,
+            compound,
+            [local_id(home.building)],
+            label=f"household {household}",
+            holder=Holder("household", household_id),
+        )
         session.execute(
             key_bindings.insert().values(
                 key_id=issued.caller.key_id, compound=compound, point=None, household=household_id
