@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
@@ -57,11 +58,14 @@ class SensitiveRead:
 
 
 def purpose_of(request: Request, default: str) -> str:
-    """Why the caller reads: the ``X-Juwei-Purpose`` header when given, else what the route is for."""
+    """Why the caller reads: the ``X-Juwei-Purpose`` header when given, else what the route is for.
+
+    Header values are ASCII: other text (Chinese) comes percent-encoded as UTF-8 (``%E9%85%8D%E8%8D%AF``).
+    """
     given = request.headers.get(PURPOSE_HEADER)
     if given is None:
         return default
-    given = given.strip()
+    given = unquote(given).strip()
     if not _PURPOSE.match(given):
         raise Problem(400, f"{PURPOSE_HEADER} must be 1-200 printable characters saying why you read", "bad-purpose")
     return given

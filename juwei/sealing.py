@@ -54,28 +54,27 @@ class Sealing:
 
     def open(self, session: Session, registry: EventRegistry, envelopes: Sequence[Envelope]) -> list[Envelope]:
         """The envelopes with each sealed field's plain values in ``private`` (where the key is still here)."""
-        wanted: dict[str, str] = {}
-        plan: list[tuple[int, list[str]]] = []
+        sealed: list[tuple[str, str]] = []  # (subject, token): one subject may have several tokens here
+        plan: list[tuple[int, int, int]] = []  # (envelope index, first and last position in ``sealed``)
         for index, envelope in enumerate(envelopes):
             cls = registry.current_class(envelope.type)
             if cls is None or not cls.sealed_fields:
                 continue
-            subjects = []
+            first = len(sealed)
             for name, spec in cls.sealed_fields.items():
                 token, subject = envelope.data.get(name), envelope.data.get(spec.subject)
                 if isinstance(token, str) and isinstance(subject, str):
-                    wanted[sealed_subject(subject, name)] = token
-                    subjects.append(sealed_subject(subject, name))
-            if subjects:
-                plan.append((index, subjects))
+                    sealed.append((sealed_subject(subject, name), token))
+            if len(sealed) > first:
+                plan.append((index, first, len(sealed)))
         if not plan:
             return list(envelopes)
-        opened = self._vault().unseal_many(session, wanted)
+        opened = self._vault().unseal_each(session, sealed)
         out = list(envelopes)
-        for index, subjects in plan:
+        for index, first, last in plan:
             plain: dict[str, Any] = {}
-            for subject in subjects:
-                plain.update(opened.get(subject) or {})
+            for value in opened[first:last]:
+                plain.update(value or {})
             if plain:
                 envelope = out[index]
                 out[index] = replace(envelope, private={**(envelope.private or {}), **plain})
