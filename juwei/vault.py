@@ -161,16 +161,12 @@ class Vault:
             for subject, token in tokens.items()
         }
 
-    def unseal_each(
-        self, session: Session, sealed: Sequence[tuple[str, str | None]]
-    ) -> list[dict[str, Any] | None]:
+    def unseal_each(self, session: Session, sealed: Sequence[tuple[str, str | None]]) -> list[dict[str, Any] | None]:
         """``unseal`` of many (subject, token) pairs at once, several tokens of one subject among them."""
         wanted = list(dict.fromkeys(subject for subject, token in sealed if token and token.startswith(_PREFIX)))
         keys = self._data_keys(session, wanted)
         return [
-            _decrypt(keys[subject], subject, token)
-            if token and token.startswith(_PREFIX) and subject in keys
-            else None
+            _decrypt(keys[subject], subject, token) if token and token.startswith(_PREFIX) and subject in keys else None
             for subject, token in sealed
         ]
 
