@@ -7,6 +7,7 @@ in the metrics, and a refused write leaves nothing behind.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from juwei.auth import Holder, api_keys_table
+from juwei.auth import Holder, api_keys_table, revoke_key
 from juwei.store import events_table
 from services import roles as r
 from tests.access.seed import C, Seeded, seed
@@ -239,3 +240,24 @@ def test_migrated_keys_keep_working_and_are_marked_as_a_systems(tmp_path: Path) 
         row = connection.execute(select(api_keys_table.c.holder_kind, api_keys_table.c.holder)).one()
     assert tuple(row) == ("system", "Wang, staff")
     database.dispose()
+
+
+def test_an_open_stream_ends_when_its_key_is_revoked(world: tuple[World, Seeded]) -> None:
+    from tests.access.test_feed_access import stream
+
+    made, _seeded = world
+    key = made.key(r.COMMITTEE_STAFF, "c1", label="staff who leaves")
+
+    async def watch_then_revoke() -> tuple[int, list, float]:
+        started = asyncio.get_running_loop().time()
+        watching = asyncio.create_task(stream(made, "residents", key, wanted=10**6, settle=0))
+        await asyncio.sleep(1.0)
+        with made.runtimes["residents"].database.unit_of_work() as session:
+            assert revoke_key(session, key.split("_")[1])
+        status, events = await watching
+        return status, events, asyncio.get_running_loop().time() - started
+
+    status, events, took = asyncio.run(watch_then_revoke())
+    assert status == 200 and events  # it was streaming the compound's events
+    assert took < 15, f"the stream outlived its key by {took:.1f}s"  # it checks the key every 5 s
+    assert made.request("residents", "GET", "/events/stream", key).status_code == 401
