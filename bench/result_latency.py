@@ -127,7 +127,7 @@ def matched(suite: Suite, compound: Compound, plan: list[Sent]) -> list[dict[str
         event_id: (json.loads(data)["case"], stored_time(moment))
         for event_id, data, moment in sqlite_rows(
             suite.database_path("testing"),
-            "SELECT id, data, time FROM juwei_events WHERE type = 'juwei.testing.CaseConfirmed.v1' AND compound = ?",
+            "SELECT id, data, time FROM juwei_events WHERE type = 'juwei.testing.CaseConfirmed.v2' AND compound = ?",
             c,
         )
     }
@@ -135,7 +135,7 @@ def matched(suite: Suite, compound: Compound, plan: list[Sent]) -> list[dict[str
         event_id: stored_time(at)
         for event_id, at in sqlite_rows(
             suite.database_path("notify"),
-            "SELECT event_id, received_at FROM juwei_inbox WHERE type = 'juwei.testing.CaseConfirmed.v1'",
+            "SELECT event_id, received_at FROM juwei_inbox WHERE type = 'juwei.testing.CaseConfirmed.v2'",
         )
     }
     messages = {

@@ -36,7 +36,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import CoordinatorLoadInProgressError
 
-from juwei.auth import issue_key
+from juwei.auth import Holder, issue_key
 from juwei.events import Envelope
 from juwei.relay import producer_config
 from juwei.service import Runtime, load_definition
@@ -471,7 +471,9 @@ def prepare(name: str, folder: Path, bootstrap: str, keys: Sequence[str]) -> Non
         runtime.migrate()
         with runtime.database.unit_of_work() as session:
             for number, key in enumerate(keys):
-                issue_key(session, OPERATOR, None, label=f"bench operator {number}", key=key)
+                issue_key(
+                    session, OPERATOR, None, label=f"bench operator {number}", key=key, holder=Holder("system", "bench")
+                )
     finally:
         runtime.database.dispose()
 

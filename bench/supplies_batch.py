@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import benchlib  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from juwei.auth import issue_key  # noqa: E402
+from juwei.auth import Holder, issue_key  # noqa: E402
 from juwei.local_postgres import LocalPostgres  # noqa: E402
 from juwei.service import Runtime, create_app  # noqa: E402
 from juwei.settings import Settings  # noqa: E402
@@ -80,8 +80,10 @@ def run(database_url: str, residents: int, failure_every: int) -> list[tuple[str
             f"{len(seed.envelopes):,} events, one transaction",
         )
         with runtime.database.unit_of_work() as session:
-            staff = {"X-API-Key": issue_key(session, r.COMMITTEE_STAFF, COMPOUND).key}
-            logistics = {"X-API-Key": issue_key(session, r.LOGISTICS_VOLUNTEER, COMPOUND).key}
+            staff = {"X-API-Key": issue_key(session, r.COMMITTEE_STAFF, COMPOUND, holder=Holder("system", "bench")).key}
+            logistics = {
+                "X-API-Key": issue_key(session, r.LOGISTICS_VOLUNTEER, COMPOUND, holder=Holder("system", "bench")).key
+            }
         url = f"/compounds/{COMPOUND}"
         results.append(("allocation: domain only", pure_allocation(seed, residents), "3 items, 1,800 households"))
         with TestClient(create_app(runtime, background=False)) as client:

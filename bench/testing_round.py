@@ -85,7 +85,7 @@ def run(kafka: str, url: str, data_dir: Path, compound_id: str, plan_runs: int, 
     runtime = make_testing(url, data_dir, kafka=kafka)
     consumer = join_at_the_end(runtime, f"testing-bench-{compound_id}")
     started = time.perf_counter()
-    publish(kafka, "juwei.residents", compound.envelopes)
+    publish(kafka, "juwei.residents", compound.envelopes, granted=runtime)
     published = time.perf_counter() - started
     ingest = consume_register(consumer, runtime, compound_id, expected=5000, timeout=600)
     events = len(compound.envelopes)

@@ -109,6 +109,7 @@ RULES: dict[str, Rule] = {
     "juwei.testing.UnitCalled.v1": _one("unit_called"),
     "juwei.testing.BuildingTestingProgress.v1": _one("testing_progress"),
     "juwei.testing.CaseConfirmed.v1": _one("case_confirmed"),
+    "juwei.testing.CaseConfirmed.v2": _one("case_confirmed"),
     "juwei.testing.TransferScheduled.v1": _one("transfer_scheduled"),
     "juwei.testing.CaseTransferred.v1": _one("case_transferred"),
     "juwei.testing.DisinfectionRecorded.v1": _one("disinfection_recorded"),

@@ -84,6 +84,10 @@ ROLE_KEYS = {
     "logistics": ("logistics-volunteer", "demo: the logistics groups"),
     "subdistrict": ("subdistrict-staff", "demo: the subdistrict office"),
 }
+# Keys are issued to people of the register: the staff key before anything is registered (to the secretary,
+# registered first), the volunteers' keys once they are enlisted. One key stands for all officers (or all
+# logistics groups) of the demo, so it names every building; a real officer's key names their own.
+KEYS_FIRST = ("staff", "subdistrict")
 
 
 @dataclass
@@ -230,29 +234,42 @@ class Day:
         compound = make_compound(self.c, self.options.size, seed=self.options.seed, today=self.today)
         self.outcome = Outcome(compound)
         self.outcome.keys = {who: "operator" for who in ROLE_KEYS}
-        with self.phase("API keys for the committee, officers, logistics groups, subdistrict"):
-            self.role_keys()
+        with self.phase("API keys for the committee and the subdistrict"):
+            self.role_keys(KEYS_FIRST)
         self.say(
             f"[bold]{self.c}[/]: {len(compound.buildings)} buildings, {len(compound.households):,} households, "
             f"{len(compound.people):,} residents; today is {self.today.isoformat()} (the services' date)"
         )
 
-    def role_keys(self) -> None:
-        """Keys scoped to the compound for each role, made with ``juwei keys create`` where its databases are here."""
+    def role_keys(self, whose: tuple[str, ...]) -> None:
+        """Keys scoped to the compound for these roles, each issued to a person of the register (or the
+        subdistrict office), made with ``juwei keys create`` where the services' databases are here."""
         assert self.outcome is not None
         choice = self.options.role_keys
         env = {**os.environ, **(self.options.cli_env or {})}
         if choice == "operator" or (choice == "auto" and not _local_databases(env)):
             self.say("[dim]role keys: the operator key acts for everyone (the services' databases are not here)[/]")
             return
+        compound = self.outcome.compound
+        secretary = next(iter(compound.staff))
+        if "staff" in whose:  # the secretary is registered (no buildings yet) so that the key names them
+            self.suite.put("residents", self.path(f"/staff/{secretary}/buildings"), {"buildings": []})
+        first = compound.teams[next(iter(compound.teams))]
+        every = ",".join(b.building for b in compound.buildings)
+        holders = {
+            "staff": ["--staff", secretary],
+            "officer": ["--volunteer", first.officer, "--buildings", every],
+            "logistics": ["--volunteer", first.leader, "--buildings", every],
+            "subdistrict": ["--official", "subdistrict office (demo)"],
+        }
         # One `juwei keys create` per role, side by side (each stores its key in all four services).
         running = {
             who: subprocess.Popen(
-                [sys.executable, "-m", "juwei.cli", "keys", "create", "--role", role, "--compound", self.c,
-                 "--label", label],
+                [sys.executable, "-m", "juwei.cli", "keys", "create", "--role", ROLE_KEYS[who][0],
+                 "--compound", self.c, "--label", ROLE_KEYS[who][1], *holders[who]],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
             )
-            for who, (role, label) in ROLE_KEYS.items()
+            for who in whose
         }  # fmt: skip
         for who, process in running.items():
             out, err = process.communicate(timeout=180)
@@ -262,7 +279,7 @@ class Day:
                 self.outcome.keys[who] = "cli"
             elif choice == "cli":
                 raise DemoError(f"`juwei keys create --role {ROLE_KEYS[who][0]}` gave no working key: {err[-500:]}")
-        if len(self.keys) < len(ROLE_KEYS):
+        if any(who not in self.keys for who in whose):
             self.say("[yellow]some role keys could not be made here: the operator key acts for them[/]")
 
     def _works(self, key: str) -> bool:
@@ -352,6 +369,8 @@ class Day:
 
             in_parallel(enlist, list(teams), self.options.workers)
         self.outcome.figures.update(staff=len(compound.staff), volunteers=len(teams) * 8)
+        with self.phase("API keys for the information officers and the logistics groups"):
+            self.role_keys(tuple(who for who in ROLE_KEYS if who not in KEYS_FIRST))
 
     def catch_up(self) -> None:
         """Testing, supplies and notify learn the register from juwei.residents (Kafka): wait until they have."""

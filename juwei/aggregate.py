@@ -114,7 +114,7 @@ class Repository(Generic[A]):
             if row is not None:
                 aggregate.restore_state(json.loads(row["state"]))
                 aggregate.version = after = row["version"]
-        envelopes = self.store.read_stream(session, stream_id, after_version=after)
+        envelopes = self.store.open_sealed(session, self.store.read_stream(session, stream_id, after_version=after))
         aggregate.replay(self.store.decode(env) for env in envelopes)
         return aggregate
 

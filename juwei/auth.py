@@ -8,6 +8,10 @@ building a request touches.
 A key can be revoked at once, or rotated: the successor gets the same role and scope, and the old key keeps
 working until its ``expires_at`` (the grace period in which its holder switches). Every authenticated
 request passes the key's rate limit (a token bucket per key id and process): past it, 429 and Retry-After.
+
+Every key belongs to someone: its ``holder`` names the person (a staff member, a volunteer, a household,
+an official outside the register) or the system it was issued to, so the ``actor`` of every event resolves
+to a person. A key may carry a ``grant`` (what another system may read: event types, compounds, health).
 """
 
 from __future__ import annotations
@@ -46,7 +50,14 @@ api_keys_table = Table(
     # Set by rotation: the old key works until then, and names the key that replaced it.
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("successor", String(32), nullable=True),
+    # Who the key was issued to: kind (staff, volunteer, household, official, system) and id or name.
+    Column("holder_kind", String(20), nullable=True),
+    Column("holder", String(200), nullable=True),
+    # What the key may read beyond its role, as JSON (``Grant``): other systems' keys.
+    Column("read_grant", Text, nullable=True),
 )
+
+HOLDER_KINDS = ("staff", "volunteer", "household", "official", "system")
 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Juwei API key: jw_<id>_<secret>")
 
@@ -57,6 +68,62 @@ LocalId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$", descr
 
 
 @dataclass(frozen=True)
+class Holder:
+    """Whom a key was issued to: ``kind`` is one of ``HOLDER_KINDS``; ``id`` the person's id (district-wide for
+    staff, volunteers and households) or a name (an official, a system)."""
+
+    kind: str
+    id: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in HOLDER_KINDS:
+            raise ValueError(f"a key's holder is one of {', '.join(HOLDER_KINDS)}, not {self.kind!r}")
+        if not self.id or not self.id.strip() or len(self.id) > 200:
+            raise ValueError("a key's holder needs an id or a name (at most 200 characters)")
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What another system's key may read: event types (base names, ``juwei.testing.*`` for a whole service),
+    compounds, and whether health data. None means no limit of that kind beyond the key's own scope."""
+
+    types: frozenset[str] | None = None
+    compounds: frozenset[str] | None = None
+    health: bool = False
+
+    def names_type(self, type_name: str) -> bool:
+        if self.types is None:
+            return True
+        base = type_name.rsplit(".v", 1)[0]
+        service = base.rsplit(".", 1)[0]
+        return base in self.types or f"{service}.*" in self.types
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "types": sorted(self.types) if self.types is not None else None,
+                "compounds": sorted(self.compounds) if self.compounds is not None else None,
+                "health": self.health,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Grant | None:
+        if not text:
+            return None
+        raw = json.loads(text)
+        types, compounds = raw.get("types"), raw.get("compounds")
+        return cls(
+            frozenset(types) if types is not None else None,
+            frozenset(compounds) if compounds is not None else None,
+            bool(raw.get("health")),
+        )
+
+
+@dataclass(frozen=True)
 class Caller:
     """Who is calling: a key's role and scope. ``compound`` None means every compound (district)."""
 
@@ -64,13 +131,18 @@ class Caller:
     role: str
     compound: str | None
     buildings: frozenset[str] | None
+    holder: Holder | None = None
+    grant: Grant | None = None
 
     @property
     def is_district(self) -> bool:
         return self.compound is None
 
     def may_see_compound(self, compound: str) -> bool:
-        return self.compound is None or self.compound == compound
+        if self.compound is not None:
+            return self.compound == compound
+        # A district key of another system reaches only the compounds its grant names.
+        return self.grant is None or self.grant.compounds is None or compound in self.grant.compounds
 
     def may_act_on(self, compound: str, building: str | None = None) -> bool:
         if not self.may_see_compound(compound):
@@ -107,8 +179,11 @@ def issue_key(
     buildings: Iterable[str] | None = None,
     label: str | None = None,
     key: str | None = None,
+    *,
+    holder: Holder,
+    grant: Grant | None = None,
 ) -> IssuedKey:
-    """Store a new key (or a given one, for bootstrap and for the same key in every service)."""
+    """Store a new key (or a given one, for bootstrap and for the same key in every service) for ``holder``."""
     if key is None:
         key = f"jw_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
     parts = split_key(key)
@@ -123,6 +198,9 @@ def issue_key(
         "compound": compound,
         "buildings": json.dumps(chosen) if chosen is not None else None,
         "label": label,
+        "holder_kind": holder.kind,
+        "holder": holder.id,
+        "read_grant": grant.to_json() if grant is not None else None,
     }
     if existing is None:
         session.execute(insert(api_keys_table).values(id=key_id, created_at=utcnow(), **values))
@@ -132,7 +210,7 @@ def issue_key(
             .where(api_keys_table.c.id == key_id)
             .values(revoked_at=None, expires_at=None, successor=None, **values)
         )
-    caller = Caller(key_id, role, compound, frozenset(chosen) if chosen is not None else None)
+    caller = Caller(key_id, role, compound, frozenset(chosen) if chosen is not None else None, holder, grant)
     return IssuedKey(key, caller)
 
 
@@ -143,6 +221,41 @@ def revoke_key(session: Session, key_id: str) -> bool:
         .values(revoked_at=utcnow())
     )
     return bool(result.rowcount)
+
+
+def revoke_keys_of(session: Session, holder: Holder) -> int:
+    """End at once every key still open that was issued to ``holder`` (a volunteer stood down)."""
+    result = session.execute(
+        update(api_keys_table)
+        .where(
+            api_keys_table.c.holder_kind == holder.kind,
+            api_keys_table.c.holder == holder.id,
+            api_keys_table.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
+    return int(result.rowcount or 0)
+
+
+def _holder_of(row: Any) -> Holder | None:
+    return Holder(row["holder_kind"], row["holder"]) if row["holder_kind"] and row["holder"] else None
+
+
+def key_holder(session: Session, key_id: str) -> dict[str, Any] | None:
+    """Who a key (an event's ``actor``) belongs to, revoked or not: role, scope and holder; never its hash."""
+    row = session.execute(select(api_keys_table).where(api_keys_table.c.id == key_id)).mappings().first()
+    if row is None:
+        return None
+    holder = _holder_of(row)
+    return {
+        "key_id": row["id"],
+        "role": row["role"],
+        "compound": row["compound"],
+        "holder_kind": holder.kind if holder else None,
+        "holder": holder.id if holder else None,
+        "label": row["label"],
+        "revoked": row["revoked_at"] is not None,
+    }
 
 
 class KeyNotActive(LookupError):
@@ -161,7 +274,17 @@ def rotate_key(
     if row is None or not _active(row, moment):
         raise KeyNotActive(f"no active key {key_id}")
     buildings = json.loads(row["buildings"]) if row["buildings"] else None
-    issued = issue_key(session, row["role"], row["compound"], buildings, row["label"], key=successor)
+    holder = _holder_of(row) or Holder("system", row["label"] or "key issued before keys named their holders")
+    issued = issue_key(
+        session,
+        row["role"],
+        row["compound"],
+        buildings,
+        row["label"],
+        key=successor,
+        holder=holder,
+        grant=Grant.from_json(row["read_grant"]),
+    )
     if issued.caller.key_id == key_id:
         raise ValueError("a key cannot succeed itself")
     expires = moment + grace
@@ -182,7 +305,10 @@ def active_keys(session: Session, now: datetime | None = None) -> list[dict[str,
     rows = session.execute(
         select(api_keys_table).where(api_keys_table.c.revoked_at.is_(None)).order_by(api_keys_table.c.created_at)
     ).mappings()
-    shown = ("id", "role", "compound", "buildings", "label", "created_at", "expires_at", "successor")
+    shown = (
+        "id", "role", "compound", "buildings", "label", "holder_kind", "holder", "read_grant", "created_at",
+        "expires_at", "successor",
+    )  # fmt: skip
     return [{name: row[name] for name in shown} for row in rows if _active(row, moment)]
 
 
@@ -208,7 +334,21 @@ def authenticate(session: Session, key: str) -> Caller | None:
     if not hmac.compare_digest(row["secret_hash"], _hash(secret)):
         return None
     buildings = frozenset(json.loads(row["buildings"])) if row["buildings"] else None
-    return Caller(row["id"], row["role"], row["compound"], buildings)
+    return Caller(
+        row["id"], row["role"], row["compound"], buildings, _holder_of(row), Grant.from_json(row["read_grant"])
+    )
+
+
+def authenticate_id(session: Session, key_id: str) -> bool:
+    """Whether the key with this id still opens doors (neither revoked nor expired)."""
+    row = (
+        session.execute(
+            select(api_keys_table.c.revoked_at, api_keys_table.c.expires_at).where(api_keys_table.c.id == key_id)
+        )
+        .mappings()
+        .first()
+    )
+    return row is not None and _active(row, utcnow())
 
 
 class RateLimiter:

@@ -5,7 +5,7 @@ A backup is a folder::
     manifest.json       when, which images, each database's log head, the sha256 and size of every file
     <database>.dump     ``pg_dump --format=custom`` of each service's database (one consistent snapshot each)
     files-<service>.tar what a service keeps under its data folder (testing's disinfection photos)
-    vault-keys.env      the vault keys the personal data is sealed under (readable by its owner only)
+    vault-keys.env      the vault keys the personal data is sealed under, and the health key (owner-readable only)
 
 The databases are the source of truth (events, read models, relay checkpoint and consumer inbox change in
 the same transactions); Kafka needs no backup. A restore recreates each database from its dump, puts the
@@ -48,6 +48,11 @@ class BackupError(RuntimeError):
 def databases(env: dict[str, str]) -> list[str]:
     """The services' databases: one per ``JUWEI_<NAME>_DB_PASSWORD`` of the env file."""
     return sorted(found.group(1).lower() for name in env if (found := _DATABASE.fullmatch(name)))
+
+
+def _is_key(name: str) -> bool:
+    """A key personal or health data is sealed under (or handed over with): it travels with a backup."""
+    return name.endswith("_VAULT_KEY") or name == "JUWEI_HEALTH_KEY"
 
 
 def _sha256(path: Path) -> dict[str, Any]:
@@ -137,7 +142,7 @@ class StackBackup:
             files[target.name] = _sha256(target)
         keys = folder / "vault-keys.env"
         keys.touch(mode=0o600)
-        keys.write_text("".join(f"{k}={v}\n" for k, v in sorted(self.env.items()) if k.endswith("_VAULT_KEY")))
+        keys.write_text("".join(f"{k}={v}\n" for k, v in sorted(self.env.items()) if _is_key(k)))
         files[keys.name] = _sha256(keys)
         manifest = {
             "format": FORMAT,

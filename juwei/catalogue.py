@@ -86,6 +86,9 @@ _ENVELOPE: dict[str, Any] = {
     },
 }
 
+# Every payload field's class (identity, health, location, none): see the README's privacy section.
+SENSITIVITY = "x-juwei-sensitivity"
+
 _DESCRIPTIONS = {
     "residents": "Buildings, households, residents (ids only), staff, volunteers, zone status.",
     "supplies": "Supply batches, allocations, shifts, deliveries, medicine custody, donations.",
@@ -106,19 +109,36 @@ def build(registries: Mapping[str, EventRegistry | None]) -> dict[str, Any]:
     for service, registry in registries.items():
         refs: dict[str, Any] = {}
         for type_name, cls in sorted((registry.classes if registry else {}).items()):
+            assert registry is not None
             name = _message_name(type_name)
+            classes = registry.field_classes(cls)
             schema = cls.model_json_schema(mode="serialization")
             for private in cls.private_fields:
                 schema.get("properties", {}).pop(private, None)
                 if private in schema.get("required", []):
                     schema["required"].remove(private)
+            for field_name, field_schema in schema.get("properties", {}).items():
+                field_schema[SENSITIVITY] = classes[field_name]
             for nested_name, nested in schema.pop("$defs", {}).items():
                 schemas[nested_name] = nested
             schemas[name] = _relink(schema)
+            extensions: dict[str, Any] = {
+                SENSITIVITY: {field: classes[field] for field in cls.model_fields if field not in cls.private_fields},
+            }
+            kept = {field: classes[field] for field in cls.model_fields if field in cls.private_fields}
+            if kept:
+                extensions["x-juwei-kept-in-service"] = kept
+            if cls.sealed_fields:
+                extensions["x-juwei-sealed"] = {
+                    field: {"subject": spec.subject, "fields": list(spec.fields)}
+                    for field, spec in cls.sealed_fields.items()
+                }
+            extensions["x-juwei-audience"] = sorted(cls.audience)
             messages[name] = {
                 "name": type_name,
                 "title": cls.__name__,
                 "summary": (cls.__doc__ or cls.__name__).strip().splitlines()[0],
+                **extensions,
                 "contentType": "application/json",
                 "headers": {"$ref": "#/components/schemas/CloudEventHeaders"},
                 "payload": {"$ref": f"#/components/schemas/{name}"},
@@ -151,8 +171,13 @@ def build(registries: Mapping[str, EventRegistry | None]) -> dict[str, Any]:
                 "Every event of every Juwei service, as it travels on Kafka (CloudEvents 1.0, binary content mode: "
                 "attributes in `ce_*` headers, the JSON payload as the record value) and out of each service's feed "
                 "(`GET /events`, `GET /events/stream`, structured mode). Record key: the building the event concerns, "
-                "otherwise the stream id. Payloads carry ids, never names, phone numbers, ID numbers or health "
-                "details. Generated from the services' event registries by `juwei catalogue`: do not edit by hand."
+                "otherwise the stream id. Payloads carry ids, never names, phone numbers or ID numbers. Every payload "
+                "field is classed (`x-juwei-sensitivity`: identity, health, location, none); health data travels only "
+                "sealed per data subject (`x-juwei-sealed`: services granted health are handed the key of each record "
+                "in its `juwei_sealed_key` header) or stays in the producing service (`x-juwei-kept-in-service`), and "
+                "the feed leaves it out for readers without a health grant. `x-juwei-audience` names the roles besides "
+                "staff that read a message in the feed. Generated from the services' event registries by "
+                "`juwei catalogue`: do not edit by hand."
             ),
         },
         "defaultContentType": "application/json",

@@ -122,23 +122,80 @@ def keys_create(
     role: Annotated[str, typer.Option(help="Role the key acts in")],
     compound: Annotated[str | None, typer.Option(help="Compound it is scoped to (none: district-wide)")] = None,
     buildings: Annotated[str | None, typer.Option(help="Comma-separated buildings it may act on")] = None,
-    label: Annotated[str | None, typer.Option(help="Who holds it")] = None,
+    label: Annotated[str | None, typer.Option(help="A note for the key list")] = None,
     service: Annotated[list[str] | None, typer.Option(help="Services to store it in (default: all)")] = None,
+    staff: Annotated[str | None, typer.Option(help="Issued to this registered staff member (id)")] = None,
+    volunteer: Annotated[
+        str | None, typer.Option(help="Issued to this enlisted volunteer (id); default buildings: theirs")
+    ] = None,
+    household: Annotated[str | None, typer.Option(help="Issued to this household (id); its building")] = None,
+    official: Annotated[str | None, typer.Option(help="Issued to a named official (district, subdistrict)")] = None,
+    system: Annotated[str | None, typer.Option(help="Issued to another system (its name)")] = None,
+    grant_types: Annotated[
+        str | None, typer.Option(help="external-consumer: event types it reads (a.b.Event, or a.b.* for all)")
+    ] = None,
+    grant_compounds: Annotated[str | None, typer.Option(help="external-consumer: compounds it reads")] = None,
+    grant_health: Annotated[bool, typer.Option(help="external-consumer: may read health data")] = False,
 ) -> None:
-    """Create one key and store it in every service, so the same key works everywhere. Printed once."""
-    from juwei.auth import issue_key
-    from juwei.service import available_services
+    """Create one key for one person or system and store it in every service, so it works everywhere.
 
-    key = None
+    Staff, volunteers and households must be in the register (a volunteer stood down gets none); the key is
+    printed once.
+    """
+    from juwei.auth import Grant, Holder, issue_key
+    from juwei.service import available_services
+    from services.access import holder_problem
+
+    given = {"staff": staff, "volunteer": volunteer, "household": household, "official": official, "system": system}
+    named = [(kind, value) for kind, value in given.items() if value]
+    if len(named) != 1:
+        raise typer.BadParameter("name whom the key is for: --staff, --volunteer, --household, --official or --system")
+    kind, value = named[0]
+    if kind in ("staff", "volunteer", "household"):
+        if compound is None:
+            raise typer.BadParameter(f"a key for a {kind} belongs to a compound: add --compound")
+        value = f"{compound}:{value}"
+    try:
+        holder = Holder(kind, value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    chosen_services = service or available_services()
+    # The suite's roles and who may hold them; another definition (module:attribute) names its own roles.
+    suite = all(":" not in name for name in chosen_services)
+    problem = holder_problem(role, holder) if suite else None
+    if problem:
+        raise typer.BadParameter(problem)
+    grant = None
+    if grant_types or grant_compounds or grant_health:
+        if role != "external-consumer":
+            raise typer.BadParameter("only an external-consumer key carries a grant")
+        grant = Grant(_names(grant_types), _names(grant_compounds), grant_health)
     chosen = buildings.split(",") if buildings else None
-    for name in service or available_services():
+    if suite and "residents" in available_services() and kind in ("staff", "volunteer", "household"):
+        from services.residents.holders import check
+
+        runtime = _runtime("residents")
+        runtime.migrate()
+        problem, home = check(runtime, holder)
+        runtime.database.dispose()
+        if problem:
+            console.print(f"[red]{problem}[/]; no key was made")
+            raise typer.Exit(1)
+        if chosen is None and kind in ("volunteer", "household") and home is not None:
+            chosen = [home]  # a volunteer's key names their building, a household's its own
+    key = None
+    for name in chosen_services:
         runtime = _runtime(name)
         runtime.migrate()
         with runtime.database.unit_of_work() as session:
-            key = issue_key(session, role, compound, chosen, label, key=key).key
+            key = issue_key(session, role, compound, chosen, label, key=key, holder=holder, grant=grant).key
     if key is None:
         raise typer.BadParameter("no service to store the key in")
     typer.echo(key)
+
+
+def _names(text: str | None) -> frozenset[str] | None:
+    return frozenset(part.strip() for part in text.split(",") if part.strip()) if text else None
 
 
 @keys_app.command("revoke")
@@ -215,13 +272,13 @@ def keys_list(
     with runtime.database.reading() as session:
         rows = active_keys(session)
     table = Table(title=f"active keys ({service})")
-    for column in ("id", "role", "compound", "buildings", "label", "expires", "successor"):
+    for column in ("id", "role", "compound", "buildings", "holder", "label", "expires", "successor"):
         table.add_column(column)
     for row in rows:
         expires = row["expires_at"].isoformat(timespec="minutes") if row["expires_at"] else ""
         table.add_row(
             row["id"], row["role"], row["compound"] or "(district)", row["buildings"] or "(all)",
-            row["label"] or "", expires, row["successor"] or "",
+            f"{row['holder_kind']}:{row['holder']}", row["label"] or "", expires, row["successor"] or "",
         )  # fmt: skip
     Console().print(table)
 

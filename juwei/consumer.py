@@ -38,17 +38,27 @@ from juwei.events import (
 )
 from juwei.failpoints import failpoint
 from juwei.store import inbox_table, lock_appends
+from juwei.vault import SEALED_KEY_HEADER
 
 log = structlog.get_logger("juwei.consumer")
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """An event as it reached this service: the envelope and its row in the inbox."""
+    """An event as it reached this service: the envelope and its row in the inbox.
+
+    ``sealed_keys`` are the record's ``juwei_sealed_key`` headers: data keys of its sealed fields, handed over
+    to services granted to read them (``juwei.vault.KeyCourier``); they are never stored in the inbox.
+    """
 
     envelope: Envelope
     inbox_seq: int
     topic: str
+    sealed_keys: tuple[bytes, ...] = ()
+
+
+def sealed_keys_of(record: Any) -> tuple[bytes, ...]:
+    return tuple(value for name, value in record.headers or () if name == SEALED_KEY_HEADER and value)
 
 
 Handler = Callable[[Session, Delivery], None]
@@ -224,7 +234,8 @@ class EventConsumer:
             except IntegrityError as exc:  # another member took some of them during a rebalance
                 raise _OneByOne from exc
             deliveries = [
-                Delivery(envelope, seq, record.topic) for (record, envelope), seq in zip(fresh, seqs, strict=True)
+                Delivery(envelope, seq, record.topic, sealed_keys_of(record))
+                for (record, envelope), seq in zip(fresh, seqs, strict=True)
             ]
             for delivery in deliveries:
                 handled[delivery.topic] = handled.get(delivery.topic, 0) + 1
@@ -276,7 +287,7 @@ class EventConsumer:
                             received_at=utcnow(),
                         )
                     ).scalar_one()
-                    self.handler(session, Delivery(envelope, seq, record.topic))
+                    self.handler(session, Delivery(envelope, seq, record.topic, sealed_keys_of(record)))
                 HANDLED.labels(self.group, record.topic).inc()
                 return None
             except IntegrityError as exc:

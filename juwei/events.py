@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import to_jsonable_python
@@ -32,12 +32,27 @@ CONTENT_TYPE = "application/json"
 _TYPE_NAME = re.compile(r"^(?P<name>[a-z][a-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+)\.v(?P<version>[1-9][0-9]*)$")
 
 
+# How sensitive a payload field is: names a person (identity), states their health (health), says where
+# they live (location: a building, a floor, a room, a household id, which names a flat), or none of these.
+Sensitivity = Literal["identity", "health", "location", "none"]
+SENSITIVITIES: tuple[str, ...] = get_args(Sensitivity)
+
+
 class UnknownEventType(LookupError):
     """An envelope names a type this process has no class (and no upcaster) for."""
 
 
 class MalformedEvent(ValueError):
     """An envelope or a payload does not have the shape the catalogue promises."""
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A token field's content: ``fields`` of the same event (private ones), sealed under the vault key of
+    ``<value of the subject field>#<token field>`` so that erasure and retention shred it like identity."""
+
+    subject: str
+    fields: tuple[str, ...]
 
 
 class DomainEvent(BaseModel):
@@ -47,6 +62,11 @@ class DomainEvent(BaseModel):
     ``building`` extension, and Kafka uses it as the key so one building's story stays in order.
     ``private_fields`` stay in the producing service's own log (a separate column) and never reach
     Kafka, the feed or any other service: the place for sealed identity data.
+
+    ``sensitivity`` classes fields beyond the registry's vocabulary of field names (see ``EventRegistry``).
+    ``sealed_fields`` maps a field holding a vault token to what it seals (``Sealed``): the domain sets the
+    plain fields, the store seals them into the token on append and opens them again on load.
+    ``audience`` names the roles, besides staff, whose work needs this event in their feed.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -54,6 +74,9 @@ class DomainEvent(BaseModel):
     event_type: ClassVar[str] = ""
     version: ClassVar[int] = 1
     private_fields: ClassVar[frozenset[str]] = frozenset()
+    sensitivity: ClassVar[dict[str, Sensitivity]] = {}
+    sealed_fields: ClassVar[dict[str, Sealed]] = {}
+    audience: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def type_name(cls) -> str:
@@ -62,6 +85,15 @@ class DomainEvent(BaseModel):
     def building_id(self) -> str | None:
         value = getattr(self, "building", None)
         return str(value) if value is not None else None
+
+
+def sealed_subject(subject: str, field_name: str) -> str:
+    """The vault subject a sealed field's token is sealed under: one key per data subject and field."""
+    return f"{subject}#{field_name}"
+
+
+class Unclassified(TypeError):
+    """A payload field has no sensitivity class: neither the event nor the registry's vocabulary names one."""
 
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
@@ -73,6 +105,9 @@ class EventRegistry:
 
     classes: dict[str, type[DomainEvent]] = field(default_factory=dict)
     upcasters: dict[str, tuple[str, Upcaster]] = field(default_factory=dict)
+    # The sensitivity of a field by its name, for every event of this catalogue (``DomainEvent.sensitivity``
+    # overrides it per event: a household id is location, but in a case it says who has the case).
+    vocabulary: dict[str, Sensitivity] = field(default_factory=dict)
     # Per current type: (field, default, default factory) of every optional field, for ``trusted``.
     _defaults: dict[str, list[tuple[str, Any, Callable[[], Any] | None]]] = field(
         default_factory=dict, repr=False, compare=False
@@ -120,7 +155,43 @@ class EventRegistry:
         for registry in registries:
             union.register_all(registry.classes.values())
             union.upcasters.update(registry.upcasters)
+            union.vocabulary.update(registry.vocabulary)
         return union
+
+    def field_classes(self, cls: type[DomainEvent], *, strict: bool = True) -> dict[str, Sensitivity]:
+        """The sensitivity of every field of ``cls`` (private ones included).
+
+        A field without one raises ``Unclassified``; not ``strict`` (the feed at run time), it fails closed:
+        ``identity``, never shown — unless the catalogue classes nothing at all (then every field is ``none``).
+        """
+        overrides: dict[str, Sensitivity] = {}
+        for base in reversed(cls.__mro__):
+            overrides.update(getattr(base, "sensitivity", {}) or {})
+        found: dict[str, Sensitivity] = {}
+        missing = []
+        for name in cls.model_fields:
+            kind = overrides.get(name) or self.vocabulary.get(name)
+            if kind is None:
+                missing.append(name)
+                kind = "identity" if self.vocabulary or overrides else "none"
+            found[name] = kind
+        if missing and strict:
+            raise Unclassified(f"{cls.type_name()}: no sensitivity for {', '.join(missing)}")
+        return found
+
+    def current_class(self, type_name: str) -> type[DomainEvent] | None:
+        """The class an event of ``type_name`` is read as (after upcasting), None when unknown."""
+        seen = set()
+        while type_name not in self.classes and type_name in self.upcasters and type_name not in seen:
+            seen.add(type_name)
+            type_name = self.upcasters[type_name][0]
+        return self.classes.get(type_name)
+
+    def type_names(self, bases: Iterable[str]) -> set[str]:
+        """Every versioned type name (current and upcast) whose base name is one of ``bases``."""
+        wanted = set(bases)
+        known = [*self.classes, *self.upcasters]
+        return {name for name in known if name.rsplit(".v", 1)[0] in wanted}
 
     def trusted(self, type_name: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """(current type, payload) of an event that was checked before (appended, or applied when received).

@@ -6,12 +6,16 @@ it can switch on, a ``detail`` that says what was wrong, and the request id to q
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,6 +44,36 @@ _TITLES = {
 
 # Problem types whose name is not just the title's slug (see the README's list of types).
 _CODES = {401: "not-authenticated", 413: "body-too-large", 429: "rate-limited"}
+
+# A key used outside its grant, again and again, is a misconfigured client or a key in the wrong hands.
+FORBIDDEN = Counter(
+    "juwei_forbidden_total",
+    "Requests refused with 403, per key (a key used outside its grant)",
+    ["service", "key", "role"],
+)
+REPEATED = 10  # refusals of one key within ``_WINDOW`` seconds that are logged as repeated
+_WINDOW = 600.0
+_refusals: dict[str, deque[float]] = {}
+_refusals_lock = threading.Lock()
+
+
+def _note_forbidden(request: Request, detail: str) -> None:
+    """Count a 403 against the key that got it; log when one key keeps being refused."""
+    caller = getattr(request.state, "caller", None)
+    runtime = getattr(request.app.state, "runtime", None)
+    service = runtime.definition.name if runtime is not None else request.app.title
+    key, role = (caller.key_id, caller.role) if caller is not None else ("(none)", "(none)")
+    FORBIDDEN.labels(service, key, role).inc()
+    now = time.monotonic()
+    with _refusals_lock:
+        seen = _refusals.setdefault(key, deque())
+        seen.append(now)
+        while seen and now - seen[0] > _WINDOW:
+            seen.popleft()
+        count = len(seen)
+    log.warning("http.forbidden", service=service, key=key, role=role, path=request.url.path, detail=detail)
+    if count >= REPEATED and count % REPEATED == 0:
+        log.warning("http.forbidden_repeated", service=service, key=key, role=role, refusals=count, window_s=_WINDOW)
 
 
 class Problem(Exception):
@@ -76,6 +110,8 @@ def problem_response(
     if request_id:
         body["request_id"] = request_id
     body.update(extra)
+    if status == 403:
+        _note_forbidden(request, detail)
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

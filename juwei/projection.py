@@ -199,6 +199,9 @@ class Projector:
         database.before_commit.append(self._write_checkpoints)
         # Run inside the rebuilding transaction once the models are rebuilt (e.g. retention re-applied).
         self.after_rebuild: list[Callable[[Session], None]] = []
+        # Open the sealed fields of received events (a service granted them holds their keys): set by the
+        # runtime. Own events are opened by the store (``EventStore.open_sealed``) on a rebuild.
+        self.open_received: Callable[[Session, Sequence[Envelope]], list[Envelope]] | None = None
 
     def apply_own(self, session: Session, envelopes: Sequence[Envelope]) -> None:
         """Called with what a unit of work appended (positions known)."""
@@ -208,12 +211,17 @@ class Projector:
 
     def apply_received(self, session: Session, envelope: Envelope, inbox_seq: int) -> None:
         """Called with an event another service published, after its inbox row was written."""
+        if self.open_received is not None:
+            envelope = self.open_received(session, [envelope])[0]
         self._apply(session, envelope, self.projections)
         self._progress(session, inbox=inbox_seq)
 
     def apply_received_many(self, session: Session, received: Sequence[tuple[Envelope, int]]) -> None:
         """A consumer's poll: (envelope, inbox sequence) in the order they were received."""
-        self._apply_run(session, [envelope for envelope, _seq in received], self.projections)
+        envelopes = [envelope for envelope, _seq in received]
+        if self.open_received is not None:
+            envelopes = self.open_received(session, envelopes)
+        self._apply_run(session, envelopes, self.projections)
         if received:
             self._progress(session, inbox=max(seq for _envelope, seq in received))
 
@@ -283,6 +291,10 @@ class Projector:
                     for table in reversed(projection.tables):
                         session.execute(delete(table))
                 for kind, last, run in self._runs(session):
+                    if kind == _OWN:
+                        run = self.store.open_sealed(session, run)
+                    elif self.open_received is not None:
+                        run = self.open_received(session, run)
                     self._apply_run(session, run, chosen)
                     replayed += len(run)
                     if kind == _OWN:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -22,6 +22,7 @@ from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 from prometheus_client import Counter, Gauge
 from sqlalchemy import Text, bindparam, select, type_coerce
+from sqlalchemy.orm import Session
 
 from juwei.database import Database
 from juwei.events import CONTENT_TYPE, SPEC_VERSION, binary_headers, iso_time, parse_time
@@ -182,6 +183,9 @@ class Relay:
     idle_sleep: float = 0.05
     name: str = "relay"
     producer_overrides: dict[str, Any] | None = None
+    # Extra headers per position for a batch's rows, read in the batch's session (the sealed-field keys a
+    # granted consumer needs, see ``juwei.vault.KeyCourier``); None: rows go out as stored.
+    attach: Callable[[Session, Sequence[Any]], dict[int, list[tuple[str, bytes]]]] | None = None
 
     def __post_init__(self) -> None:
         self._producer: KafkaProducer | None = None
@@ -213,6 +217,7 @@ class Relay:
             if query is None:
                 query = _batch_query(connection.dialect.name)
             rows = connection.execute(query, {"after": done, "limit": self.batch_size}).all()
+            extra = self.attach(session, rows) if self.attach is not None and rows else {}
         if not rows:
             BACKLOG.labels(self.topic).set(0)
             return 0
@@ -224,6 +229,8 @@ class Relay:
         partitions = sorted(producer.partitions_for(topic))
         for row in rows:
             key, value, headers = build(row)
+            if extra:
+                headers.extend(extra.get(row.position, ()))
             futures.append(send(topic, key=key, value=value, headers=headers, partition=partition_of(key, partitions)))
         producer.flush()
         for future in futures:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -26,16 +27,19 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from juwei import docs, migrate, observability, problems, retention
-from juwei.auth import RateLimiter, issue_key, split_key
+from juwei.access import FeedAccess
+from juwei.audit import audit_router
+from juwei.auth import Holder, RateLimiter, issue_key, split_key
 from juwei.consumer import Delivery, EventConsumer
 from juwei.database import Database, DatabaseUnavailable
-from juwei.events import EventRegistry
+from juwei.events import EventRegistry, sealed_subject
 from juwei.feed import feed_router
 from juwei.projection import Projection, Projector
 from juwei.relay import Relay
+from juwei.sealing import Sealing
 from juwei.settings import Settings, settings
 from juwei.store import EventStore
-from juwei.vault import Vault
+from juwei.vault import KeyCourier, Vault
 
 log = structlog.get_logger("juwei.service")
 KNOWN_SERVICES = ("residents", "supplies", "testing", "notify")
@@ -64,6 +68,13 @@ class ServiceDefinition:
     periodic: Sequence[tuple[float, Callable[[Runtime], None]]] = ()
     # Removes a compound's identity and health rows once its lockdown is over (``juwei.retention``).
     retention: Callable[[Runtime, Session, str], dict[str, Any]] | None = None
+    # What the feed shows each caller (``juwei.access``); None: the key's compound, everything in it.
+    feed_access: FeedAccess | None = None
+    # The roles that may list the audit of sensitive reads and resolve an event's actor to its holder.
+    auditors: Sequence[str] = (OPERATOR_ROLE,)
+    # The key shared by the services granted health data (None: this service is not one of them): with it a
+    # service hands over, or takes, the keys of sealed health fields (``juwei.vault.KeyCourier``).
+    health_key: Callable[[Settings], str] | None = None
     description: str = ""
     version: str = "0.1.0"
 
@@ -99,6 +110,19 @@ class Runtime:
         self.relay: Relay | None = None
         self.consumer: EventConsumer | None = None
         self._vault: Vault | None = None
+        self._courier: KeyCourier | None = None
+        # Per current type with sealed fields: (token field, field naming its subject) pairs.
+        self.sealed_types = {
+            name: tuple((field_name, spec.subject) for field_name, spec in cls.sealed_fields.items())
+            for name, cls in definition.registry.classes.items()
+            if cls.sealed_fields
+        }
+        self.sealing = Sealing(lambda: self.vault)
+        if self.sealed_types:
+            self.store.sealing = self.sealing
+        if definition.health_key is not None and definition.catalogue is not None:
+            catalogue = definition.catalogue
+            self.projector.open_received = lambda session, envelopes: self.sealing.open(session, catalogue, envelopes)
 
     @property
     def group(self) -> str:
@@ -112,7 +136,56 @@ class Runtime:
         key = self.settings.bootstrap_key
         if key and split_key(key):
             with self.database.unit_of_work() as session:
-                issue_key(session, OPERATOR_ROLE, None, label="bootstrap operator key", key=key)
+                issue_key(
+                    session,
+                    OPERATOR_ROLE,
+                    None,
+                    label="bootstrap operator key",
+                    key=key,
+                    holder=Holder("system", "bootstrap operator key (JUWEI_BOOTSTRAP_KEY)"),
+                )
+
+    @property
+    def courier(self) -> KeyCourier | None:
+        """Hands over and takes sealed-field keys; None when this service is not granted health data."""
+        if self._courier is None and self.definition.health_key is not None:
+            self._courier = KeyCourier(self.definition.health_key(self.settings))
+        return self._courier
+
+    def sealed_key_headers(self, session: Session, events: Sequence[tuple[str, dict[str, Any]]]) -> list[list]:
+        """For each (type, payload): the headers handing over the keys of its sealed fields (none if shredded)."""
+        courier = self.courier
+        wanted: list[list[str]] = []
+        for type_name, data in events:
+            pairs = self.sealed_types.get(type_name, ()) if courier is not None else ()
+            wanted.append(
+                [
+                    sealed_subject(data[subject], name)
+                    for name, subject in pairs
+                    if data.get(name) is not None and isinstance(data.get(subject), str)
+                ]
+            )
+        subjects = [subject for names in wanted for subject in names]
+        if not subjects or courier is None:
+            return [[] for _ in events]
+        headers = courier.headers(session, self.vault, subjects)
+        return [[headers[subject] for subject in names if subject in headers] for names in wanted]
+
+    def _attach_keys(self, session: Session, rows: Sequence[Any]) -> dict[int, list]:
+        sealed = [row for row in rows if row.type in self.sealed_types]
+        if not sealed:
+            return {}
+        found = self.sealed_key_headers(session, [(row.type, json.loads(row.data)) for row in sealed])
+        return {row.position: headers for row, headers in zip(sealed, found, strict=True) if headers}
+
+    def _take_keys(self, session: Session, delivery: Delivery) -> None:
+        courier = self.courier
+        if courier is None or not delivery.sealed_keys:
+            return
+        try:
+            courier.take(session, self.vault, delivery.sealed_keys)
+        except ValueError as exc:  # sealed under another shared key: the fields stay closed, the event is good
+            log.warning("service.sealed_key_refused", event=delivery.envelope.id, error=str(exc))
 
     def handle_received(self, session: Session, delivery: Delivery) -> None:
         catalogue = self.definition.catalogue
@@ -120,6 +193,7 @@ class Runtime:
             # Unknown types and payloads that break their published schema are poison (dead-lettered) even
             # when no handler here reads them: the inbox, and every replay of it, only holds valid events.
             catalogue.decode(delivery.envelope.type, delivery.envelope.data)
+        self._take_keys(session, delivery)
         if self.definition.on_received is not None:
             self.definition.on_received(self, session, delivery)
         self.projector.apply_received(session, delivery.envelope, delivery.inbox_seq)
@@ -130,6 +204,8 @@ class Runtime:
         if catalogue is not None:
             for delivery in deliveries:
                 catalogue.decode(delivery.envelope.type, delivery.envelope.data)
+        for delivery in deliveries:
+            self._take_keys(session, delivery)
         self.projector.apply_received_many(session, [(d.envelope, d.inbox_seq) for d in deliveries])
 
     def make_relay(self) -> Relay:
@@ -139,6 +215,7 @@ class Runtime:
             self.definition.source,
             self.settings.bootstrap,
             producer_overrides=self.settings.kafka_security(),
+            attach=self._attach_keys if self.sealed_types and self.definition.health_key is not None else None,
         )
 
     def make_consumer(self) -> EventConsumer:
@@ -346,6 +423,7 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(feed_router(runtime.settings.feed_page_max))
+    app.include_router(audit_router(definition.auditors))
     for router in definition.routers:
         app.include_router(router)
     return app

@@ -94,6 +94,25 @@ class Settings(BaseSettings):
             path.chmod(0o600)
         return path.read_text().strip()
 
+    def shared_key(self, variable: str) -> str:
+        """A key several services share, from the environment variable named ``variable``.
+
+        Without it (development, where every service shares one data folder), a key is generated once into
+        the data folder, readable by the owner only. A deployment sets it for exactly the services that
+        share it.
+        """
+        explicit = os.environ.get(variable)
+        if explicit:
+            return explicit
+        from juwei.vault import new_master_key
+
+        path = self.data_dir / f"{variable.lower()}.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new_master_key())
+            path.chmod(0o600)
+        return path.read_text().strip()
+
     def port(self, service: str) -> int:
         explicit = os.environ.get(f"JUWEI_{service.upper()}_PORT")
         return int(explicit) if explicit else DEFAULT_PORTS.get(service, 8000)

@@ -9,10 +9,10 @@ it draws positions, on SQLite the unit of work already holds the database's sing
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -29,6 +29,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    or_,
     select,
     text,
 )
@@ -49,6 +50,9 @@ from juwei.events import (
     stored_envelope,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from juwei.sealing import Sealing
 
 metadata = MetaData()
 # BIGINT on PostgreSQL, but INTEGER on SQLite so that it is the rowid alias and autoincrements.
@@ -136,6 +140,15 @@ class EventStore:
         self.registry = registry
         # Called inside the appending transaction with what was appended (inline projections).
         self.on_append: list[Callable[[Session, list[Envelope]], None]] = []
+        # Seals the sealed fields of events on append and opens them on load (``juwei.sealing``); set by
+        # the service's runtime when its catalogue has such fields.
+        self.sealing: Sealing | None = None
+
+    def open_sealed(self, session: Session, envelopes: Sequence[Envelope]) -> list[Envelope]:
+        """Envelopes of this log with their sealed fields' plain values in ``private`` (keys not shredded)."""
+        if self.sealing is None or not envelopes:
+            return list(envelopes)
+        return self.sealing.open(session, self.registry, envelopes)
 
     def stream_version(self, session: Session, stream_id: str) -> int:
         return _current_version(session.connection(), stream_id)
@@ -162,6 +175,7 @@ class EventStore:
         if expected_version is not None and current != expected_version:
             raise ConcurrencyError(stream_id, expected_version, current)
         pending = self._pending(
+            session,
             [(stream_id, event, current + offset, compound) for offset, event in enumerate(events, start=1)],
             traceparent,
             actor,
@@ -204,7 +218,7 @@ class EventStore:
                 (stream_id, event, current + offset, compound) for offset, event in enumerate(events, start=1)
             )
             versions[stream_id] = current + len(events)
-        pending = self._pending(planned, traceparent, actor)
+        pending = self._pending(session, planned, traceparent, actor)
         try:
             positions = connection.execute(_INSERT_EVENTS, [row for _event, row in pending]).scalars().all()
         except IntegrityError as exc:
@@ -217,15 +231,30 @@ class EventStore:
         return appended
 
     def _pending(
-        self, planned: Sequence[tuple[str, DomainEvent, int, str]], traceparent: str | None, actor: str | None
+        self,
+        session: Session,
+        planned: Sequence[tuple[str, DomainEvent, int, str]],
+        traceparent: str | None,
+        actor: str | None,
     ) -> list[tuple[_Pending, dict[str, Any]]]:
-        """The rows to insert, and what each envelope needs once the insert has handed out positions."""
+        """The rows to insert, and what each envelope needs once the insert has handed out positions.
+
+        Sealed fields are sealed here: the row keeps the token only, while the envelope handed to this
+        service's projections keeps the plain values it was given (in ``private``), as a load would open them.
+        """
         now = utcnow()
         traceparent = traceparent or current_traceparent.get()
+        stored_events = [event for _s, event, _v, _c in planned]
+        if self.sealing is not None and any(event.sealed_fields for event in stored_events):
+            stored_events = self.sealing.seal(session, stored_events)
         pending: list[tuple[_Pending, dict[str, Any]]] = []
-        for stream_id, event, version, compound in planned:
-            data = payload(event)
+        for (stream_id, event, version, compound), stored in zip(planned, stored_events, strict=True):
+            data = payload(stored)
             private = private_payload(event)
+            kept = private
+            if stored is not event:
+                plain = {field for spec in event.sealed_fields.values() for field in spec.fields}
+                kept = {name: value for name, value in (private_payload(stored) or {}).items() if name not in plain}
             event_id = new_event_id()
             type_name = event.type_name()
             building = event.building_id()
@@ -241,7 +270,7 @@ class EventStore:
                         "building": building,
                         "time": now,
                         "data": dump_json(data).decode(),
-                        "private": dump_json(private).decode() if private is not None else None,
+                        "private": dump_json(kept).decode() if kept else None,
                         "traceparent": traceparent,
                         "actor": actor,
                     },
@@ -313,6 +342,54 @@ class EventStore:
                 )
             )
         return read
+
+    def read_visible(
+        self,
+        session: Session,
+        position: int,
+        limit: int,
+        *,
+        compounds: Collection[str] | None = None,
+        types: Collection[str] | None = None,
+        buildings: Collection[str] | None = None,
+        compound_wide: bool = True,
+    ) -> list[Envelope]:
+        """``read_after`` narrowed in SQL to some compounds, stored type names and buildings (the feed's scope).
+
+        With ``buildings``, events that concern no one building pass when ``compound_wide``.
+        """
+        if types is not None and not types:
+            return []
+        query = select(*_ENVELOPE_COLUMNS).where(events_table.c.position > position)
+        if compounds is not None:
+            query = query.where(events_table.c.compound.in_(sorted(compounds)))
+        if types is not None:
+            query = query.where(events_table.c.type.in_(sorted(types)))
+        if buildings is not None:
+            inside = events_table.c.building.in_(sorted(buildings))
+            query = query.where(or_(inside, events_table.c.building.is_(None)) if compound_wide else inside)
+        rows = session.connection().execute(query.order_by(events_table.c.position).limit(limit))
+        return [self._envelope_of(row) for row in rows]
+
+    def _envelope_of(self, row: Any) -> Envelope:
+        at_position, event_id, stream_id, version, of_compound, type_name, building, at, data, private, trace = row
+        payload_of = json.loads(data)
+        if type_name in self.registry.upcasters:
+            type_name, payload_of = self.registry.upcast(type_name, payload_of)
+        return stored_envelope(
+            event_id,
+            self.source,
+            type_name,
+            stream_id,
+            at,
+            payload_of,
+            of_compound,
+            version,
+            at_position,
+            building,
+            trace,
+            json.loads(private) if private else None,
+        )
 
     def head(self, session: Session) -> int:
         return int(session.execute(select(func.max(events_table.c.position))).scalar() or 0)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Column, DateTime, LargeBinary, String, Table, delete, insert, select, update
+from sqlalchemy import Column, DateTime, LargeBinary, String, Table, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from juwei.events import utcnow
@@ -35,8 +35,24 @@ subject_keys_table = Table(
 )
 
 _PREFIX = "sealed:v1:"
+# Plain texts are padded (JSON ignores trailing blanks) so a token's length tells nothing: not how many
+# flags are true, hardly how long a name is.
+_PAD = 64
 # Subjects per IN list: far below every database's parameter limit.
 _CHUNK = 500
+
+
+def shred_subject(session: Session, subject: str) -> int:
+    """Delete every key of one data subject (its own and its sealed fields'); needs no key-encryption key."""
+    result = session.execute(
+        delete(subject_keys_table).where(
+            or_(
+                subject_keys_table.c.subject == subject,
+                subject_keys_table.c.subject.startswith(f"{subject}#", autoescape=True),
+            )
+        )
+    )
+    return int(result.rowcount or 0)
 
 
 class VaultKeyMissing(RuntimeError):
@@ -51,6 +67,7 @@ def new_master_key() -> str:
 def _encrypt(data_key: bytes, subject: str, value: dict[str, Any]) -> str:
     nonce = os.urandom(12)
     plain = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    plain += b" " * (-len(plain) % _PAD)
     sealed = AESGCM(data_key).encrypt(nonce, plain, subject.encode())
     return _PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
 
@@ -144,13 +161,39 @@ class Vault:
             for subject, token in tokens.items()
         }
 
+    def unseal_each(self, session: Session, sealed: Sequence[tuple[str, str | None]]) -> list[dict[str, Any] | None]:
+        """``unseal`` of many (subject, token) pairs at once, several tokens of one subject among them."""
+        wanted = list(dict.fromkeys(subject for subject, token in sealed if token and token.startswith(_PREFIX)))
+        keys = self._data_keys(session, wanted)
+        return [
+            _decrypt(keys[subject], subject, token) if token and token.startswith(_PREFIX) and subject in keys else None
+            for subject, token in sealed
+        ]
+
     def is_shredded(self, session: Session, subject: str) -> bool:
         return self._data_key(session, subject, create=False) is None
 
     def shred(self, session: Session, subject: str) -> bool:
-        """Destroy the subject's key; returns whether there was one."""
-        result = session.execute(delete(subject_keys_table).where(subject_keys_table.c.subject == subject))
-        return bool(result.rowcount)
+        """Destroy the subject's key and its sealed fields' keys (``<subject>#<field>``); whether there was one."""
+        return shred_subject(session, subject) > 0
+
+    def data_keys(self, session: Session, subjects: Sequence[str]) -> dict[str, bytes]:
+        """The data keys of these subjects (those not shredded), to hand over sealed under a shared key."""
+        return self._data_keys(session, list(dict.fromkeys(subjects)))
+
+    def take_key(self, session: Session, subject: str, data_key: bytes) -> bool:
+        """Keep a data key handed over by the service that sealed under it; whether it was new here."""
+        known = session.execute(
+            select(subject_keys_table.c.subject).where(subject_keys_table.c.subject == subject)
+        ).first()
+        if known is not None:
+            return False
+        session.execute(
+            insert(subject_keys_table).values(
+                subject=subject, wrapped_key=self._wrap(data_key, subject), created_at=utcnow()
+            )
+        )
+        return True
 
     def rotate(self, session: Session, new_master_key: str) -> int:
         """Re-wrap every live data key under a new key-encryption key; returns how many were re-wrapped."""
@@ -164,3 +207,49 @@ class Vault:
                 .values(wrapped_key=successor._wrap(data_key, subject))
             )
         return len(rows)
+
+
+# --- handing sealed-field keys to the services granted them ----------------------------------------------
+
+SEALED_KEY_HEADER = "juwei_sealed_key"
+
+
+class KeyCourier:
+    """Hands the data keys of sealed fields from the sealing service to the services granted to read them.
+
+    The sealing service's relay adds, to each Kafka record whose payload holds a sealed token, a header with
+    that token's data key wrapped under the shared key (``JUWEI_HEALTH_KEY``); the event table never holds it,
+    so a key shredded before a (re-)publish is not sent. A granted consumer unwraps it and keeps it in its own
+    vault under the same subject, where its erasure and retention shred it. A consumer without the shared key
+    (notify) cannot open the header, nor the token. What stays on Kafka until its retention is a key sealed
+    under the shared key: rotating that key cuts it short.
+    """
+
+    def __init__(self, shared_key: str) -> None:
+        self._shared = AESGCM(_decode_master(shared_key))
+
+    def wrap(self, subject: str, data_key: bytes) -> tuple[str, bytes]:
+        nonce = os.urandom(12)
+        sealed = self._shared.encrypt(nonce, data_key, subject.encode())
+        return SEALED_KEY_HEADER, f"{subject}\n{base64.urlsafe_b64encode(nonce + sealed).decode()}".encode()
+
+    def unwrap(self, header: bytes) -> tuple[str, bytes]:
+        """(subject, data key) of a header; ``ValueError`` when it is malformed or not sealed under our key."""
+        try:
+            subject, _, text = header.decode().partition("\n")
+            raw = base64.urlsafe_b64decode(text.encode())
+            return subject, self._shared.decrypt(raw[:12], raw[12:], subject.encode())
+        except Exception as exc:  # InvalidTag, binascii.Error, UnicodeDecodeError: all say "not for us"
+            raise ValueError(f"a sealed-key header that this service cannot open ({type(exc).__name__})") from exc
+
+    def headers(self, session: Session, vault: Vault, subjects: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        """Per subject still holding a key: the header that hands it over."""
+        return {subject: self.wrap(subject, key) for subject, key in vault.data_keys(session, subjects).items()}
+
+    def take(self, session: Session, vault: Vault, headers: Sequence[bytes]) -> int:
+        """Keep the keys of these headers in ``vault``; returns how many were new."""
+        taken = 0
+        for header in headers:
+            subject, data_key = self.unwrap(header)
+            taken += vault.take_key(session, subject, data_key)
+        return taken

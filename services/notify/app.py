@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from juwei.service import ServiceDefinition
+from services import roles as r
+from services.access import feed_access
 from services.notify import dispatch, handlers, retention
 from services.notify.api import router
 from services.notify.events import registry
@@ -25,5 +27,8 @@ service = ServiceDefinition(
     on_received=handlers.on_received,
     periodic=[(policy.tick, dispatch.job(policy))],
     retention=retention.scrub,
+    feed_access=feed_access(),
+    auditors=r.STAFF,
+    # No health_key: notify is not granted health data, and cannot open the sealed flags it receives.
     migrations=MIGRATIONS,
 )

@@ -13,8 +13,13 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from juwei.events import DomainEvent, EventRegistry
+from services import roles as r
+from services.sensitivity import VOCABULARY
 
-registry = EventRegistry()
+registry = EventRegistry(vocabulary=VOCABULARY)
+# Who besides staff reads each event in the feed (``services.access``): what the groups were told, and the
+# questions an information officer passed on. Channels and deliveries are the operators' business.
+BUILDING_TEAM = frozenset({r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER})
 
 ChannelKind = Literal["wecom", "dingtalk", "feishu", "email", "webhook"]
 Language = Literal["zh", "en"]
@@ -69,6 +74,7 @@ class MessageComposed(DomainEvent):
 
     event_type = "juwei.notify.MessageComposed"
     version = 1
+    audience = BUILDING_TEAM
     private_fields: ClassVar[frozenset[str]] = frozenset({"title_zh", "body_zh", "title_en", "body_en"})
     message: str
     kind: MessageKind
@@ -161,6 +167,7 @@ class QuestionSubmitted(DomainEvent):
 
     event_type = "juwei.notify.QuestionSubmitted"
     version = 1
+    audience = frozenset({r.INFORMATION_OFFICER})
     private_fields: ClassVar[frozenset[str]] = frozenset({"text"})
     question: str
     building: str
@@ -172,6 +179,7 @@ class QuestionsAnswered(DomainEvent):
 
     event_type = "juwei.notify.QuestionsAnswered"
     version = 1
+    audience = frozenset({r.INFORMATION_OFFICER})
     private_fields: ClassVar[frozenset[str]] = frozenset({"question_text", "answer", "policy_points"})
     answer_id: str
     questions: list[str]

@@ -100,7 +100,8 @@ class GroupDirectory:
 
 def on_received(runtime: Runtime, session: Session, delivery: Delivery) -> None:
     envelope = delivery.envelope
-    if envelope.type not in RULES:
+    current = CATALOGUE.current_class(envelope.type)  # an older version is read as the current one
+    if current is None or current.type_name() not in RULES:
         return  # catalogued, but nothing the building groups need to hear
     event = CATALOGUE.decode(envelope.type, envelope.data)
     for index, notice in enumerate(notices_for(event, envelope, GroupDirectory(session))):

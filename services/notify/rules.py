@@ -101,7 +101,7 @@ def rule(*type_names: str) -> Callable[[Rule], Rule]:
 
 
 def notices_for(event: DomainEvent, envelope: Envelope, directory: Directory) -> list[Notice]:
-    fn = RULES.get(envelope.type)
+    fn = RULES.get(event.type_name())  # the current version: older ones are read as it (upcast)
     return fn(event, envelope, directory) if fn is not None else []
 
 
@@ -138,7 +138,7 @@ def zone_status_changed(event: Any, envelope: Envelope, directory: Directory) ->
 # --- testing --------------------------------------------------------------------------------------------
 
 
-@rule("juwei.testing.CaseConfirmed.v1")
+@rule("juwei.testing.CaseConfirmed.v2")
 def case_confirmed(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """ "One new positive case in building 12" — never who, never which floor."""
     params = {"place": directory.label(event.building), "on": day(event.confirmed_on)}

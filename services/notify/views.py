@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert
+from services.access import Departures
 from services.notify.domain import QuestionGroup, bigrams, closest_group, redact
 
 tables = MetaData()
@@ -481,4 +482,4 @@ class Questions(Projection):
 
 
 def projections() -> list[Projection]:
-    return [Groups(), SamplingPoints(), Channels(), Messages(), Questions()]
+    return [Groups(), SamplingPoints(), Channels(), Messages(), Questions(), Departures()]

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 from juwei.service import ServiceDefinition
+from services import roles as r
+from services.access import feed_access, health_key
 from services.residents import handlers, retention
 from services.residents.api import router
 from services.residents.domain import Zone
@@ -29,5 +31,9 @@ service = ServiceDefinition(
     on_received=handlers.on_received,
     periodic=[(ZONE_REFRESH_SECONDS, handlers.let_the_days_count)],
     retention=retention.scrub,
+    feed_access=feed_access(),
+    auditors=r.STAFF,
+    # Shared with supplies and testing only: residents hands them the keys of the sealed health flags.
+    health_key=health_key("JUWEI_HEALTH_KEY"),
     migrations=Path(__file__).resolve().parent / "migrations",
 )

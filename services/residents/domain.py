@@ -29,6 +29,7 @@ from services.residents.events import (
     VolunteerEnlisted,
     VolunteerRoleAssigned,
     VolunteerRoleReleased,
+    VolunteerStoodDown,
     ZoneCaseRecorded,
     ZoneStatusChanged,
 )
@@ -267,11 +268,12 @@ class Household(Aggregate):
         self.room = event.room
 
     def _add(self, event: ResidentRegistered | ResidentArrived | ResidentNeedsChanged, birth_year: int) -> None:
+        # The flags arrive opened from their seal (the repository opens them); a shredded seal reads as none.
         needs = Needs(
-            regular_medication=event.regular_medication,
-            mobility_impaired=event.mobility_impaired,
-            bedridden=event.bedridden,
-            pregnant=event.pregnant,
+            regular_medication=bool(event.regular_medication),
+            mobility_impaired=bool(event.mobility_impaired),
+            bedridden=bool(event.bedridden),
+            pregnant=bool(event.pregnant),
             infant=event.infant,
         )
         self.members[event.resident] = Member(birth_year=birth_year, needs=needs)
@@ -282,10 +284,10 @@ class Household(Aggregate):
             self.representative = None
 
     def on_ResidentRegistered(self, event: ResidentRegistered) -> None:
-        self._add(event, event.birth_year)
+        self._add(event, event.birth_year or 0)
 
     def on_ResidentArrived(self, event: ResidentArrived) -> None:
-        self._add(event, event.birth_year)
+        self._add(event, event.birth_year or 0)
 
     def on_ResidentNeedsChanged(self, event: ResidentNeedsChanged) -> None:
         self._add(event, self.members[event.resident].birth_year)
@@ -351,6 +353,12 @@ class Volunteer(Aggregate):
         super().__init__(id)
         self.building: str | None = None
         self.skills: list[str] = []
+        self.stood_down = False
+
+    @property
+    def serving(self) -> bool:
+        """Enlisted and not stood down: only then may a key be issued to them."""
+        return self.exists and not self.stood_down
 
     def enlist(self, building: str, skills: Iterable[str] = ()) -> None:
         if self.exists:
@@ -358,9 +366,21 @@ class Volunteer(Aggregate):
         clean = list(dict.fromkeys(s for s in (normalise_skill(x) for x in skills) if s))
         self.record(VolunteerEnlisted(volunteer=self.id, building=building, skills=clean))
 
+    def stand_down(self, reason: str = "") -> None:
+        """The volunteer stops serving; an id stood down stays retired (a returning volunteer gets a new one)."""
+        if not self.exists:
+            raise _violation(f"volunteer {self.id} is not enlisted", "volunteer-unknown", 404)
+        if self.stood_down:
+            raise _violation(f"volunteer {self.id} was already stood down", "volunteer-stood-down")
+        assert self.building is not None
+        self.record(VolunteerStoodDown(volunteer=self.id, building=self.building, reason=reason.strip()))
+
     def on_VolunteerEnlisted(self, event: VolunteerEnlisted) -> None:
         self.building = event.building
         self.skills = list(event.skills)
+
+    def on_VolunteerStoodDown(self, event: VolunteerStoodDown) -> None:
+        self.stood_down = True
 
 
 class BuildingRoles(Aggregate):
@@ -440,6 +460,10 @@ class BuildingRoles(Aggregate):
                 volunteer=volunteer, building=self.id, role=role, shift=shift, leader=leader, replaces=replaces
             )
         )
+
+    def roles_of(self, volunteer: str) -> list[str]:
+        """The roles ``volunteer`` holds in this building."""
+        return [role for role in ROLES if self.holds(volunteer, role)]
 
     def release(self, volunteer: str, role: str, reason: str = "") -> None:
         if not self.holds(volunteer, role):

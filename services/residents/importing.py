@@ -370,10 +370,12 @@ def _load_many(session: Session, store: EventStore, kind: type[Aggregate], ids: 
             .where(events_table.c.stream_id.in_(names[start : start + _CHUNK]))
             .order_by(events_table.c.stream_id, events_table.c.version)
         ).mappings()
+        envelopes = []
         for row in rows:
             type_name, data = store.registry.upcast(row["type"], json.loads(row["data"]))
-            envelope = envelope_from_row(row, store.source, data=data, type_name=type_name)
-            streams[row["stream_id"]].replay([store.decode(envelope)])
+            envelopes.append(envelope_from_row(row, store.source, data=data, type_name=type_name))
+        for envelope in store.open_sealed(session, envelopes):  # the needs flags, opened in one batch
+            streams[envelope.subject].replay([store.decode(envelope)])
     return loaded
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert
+from services.access import Departures
 from services.residents.events import registry
 
 tables = MetaData()
@@ -94,21 +95,13 @@ zones = Table(
     Column("reason", Text, nullable=False),
     Column("changed_at", DateTime(timezone=True), nullable=False),
 )
-# Not a projection: who saw which identity unmasked, when (PIPL accountability). Never rebuilt, never cleared.
-identity_reads = Table(
-    "res_identity_reads",
-    tables,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("key_id", String(32), nullable=False),
-    Column("role", String(64), nullable=False),
-    Column("compound", String(64), nullable=False, index=True),
-    Column("resident", String(100), nullable=False, index=True),
-    Column("fields", String(200), nullable=False),
-    Column("request_id", String(64), nullable=True),
-)
-
 FLAGS = ("elderly", "regular_medication", "mobility_impaired", "bedridden", "pregnant", "infant")
+HEALTH = ("regular_medication", "mobility_impaired", "bedridden", "pregnant")
+
+
+def _types(*names: str) -> frozenset[str]:
+    """Every stored version of these events (old versions are upcast when read)."""
+    return frozenset(registry.type_names(f"juwei.residents.{name}" for name in names))
 
 
 class Register(Projection):
@@ -116,19 +109,16 @@ class Register(Projection):
 
     name = "register"
     tables = (buildings, households, residents)
-    types = frozenset(
-        f"juwei.residents.{name}.v1"
-        for name in (
-            "BuildingRegistered",
-            "HouseholdRegistered",
-            "ResidentRegistered",
-            "ResidentIdentityCorrected",
-            "ResidentMoved",
-            "ResidentArrived",
-            "ResidentNeedsChanged",
-            "ResidentErased",
-            "RepresentativeChosen",
-        )
+    types = _types(
+        "BuildingRegistered",
+        "HouseholdRegistered",
+        "ResidentRegistered",
+        "ResidentIdentityCorrected",
+        "ResidentMoved",
+        "ResidentArrived",
+        "ResidentNeedsChanged",
+        "ResidentErased",
+        "RepresentativeChosen",
     )
 
     def apply(self, session: Session, envelope: Envelope) -> None:
@@ -189,8 +179,11 @@ class Register(Projection):
                 .values(representative=None)
             )
         elif kind == "ResidentErased":
+            # Erasure takes the health flags with the identity: the sealed ones are shredded with the key.
             session.execute(
-                update(residents).where(residents.c.resident == data["resident"]).values(erased=True, identity=None)
+                update(residents)
+                .where(residents.c.resident == data["resident"])
+                .values(erased=True, identity=None, **dict.fromkeys(HEALTH, False))
             )
             session.execute(
                 update(households)
@@ -210,9 +203,8 @@ class Teams(Projection):
 
     name = "teams"
     tables = (staff_buildings, volunteers, roles)
-    types = frozenset(
-        f"juwei.residents.{name}.v1"
-        for name in ("StaffAssigned", "VolunteerEnlisted", "VolunteerRoleAssigned", "VolunteerRoleReleased")
+    types = _types(
+        "StaffAssigned", "VolunteerEnlisted", "VolunteerRoleAssigned", "VolunteerRoleReleased", "VolunteerStoodDown"
     )
 
     def apply(self, session: Session, envelope: Envelope) -> None:
@@ -256,6 +248,8 @@ class Teams(Projection):
                     roles.c.role == data["role"],
                 )
             )
+        elif kind == "VolunteerStoodDown":
+            session.execute(delete(volunteers).where(volunteers.c.volunteer == data["volunteer"]))
 
 
 class Zones(Projection):
@@ -298,4 +292,4 @@ def _date(value: Any) -> Any:
 
 
 def projections() -> list[Projection]:
-    return [Register(), Teams(), Zones()]
+    return [Register(), Teams(), Zones(), Departures()]

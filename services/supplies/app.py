@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 from juwei.service import ServiceDefinition
+from services import roles as r
+from services.access import feed_access, health_key
 from services.residents.events import registry as residents_catalogue
 from services.supplies import handlers, retention
 from services.supplies.api import router
@@ -32,5 +34,10 @@ service = ServiceDefinition(
     on_received=handlers.on_received,
     periodic=[(CUSTODY_CHECK_SECONDS, handlers.raise_overdue_alerts)],
     retention=retention.scrub,
+    feed_access=feed_access(),
+    auditors=r.STAFF,
+    # Shared with residents and testing: supplies is handed the keys of residents' sealed health flags
+    # (needs-based allocation).
+    health_key=health_key("JUWEI_HEALTH_KEY"),
     migrations=Path(__file__).resolve().parent / "migrations",
 )

@@ -14,9 +14,17 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from juwei.events import DomainEvent, EventRegistry
+from juwei.events import DomainEvent, EventRegistry, Sensitivity
+from services import roles as r
+from services.sensitivity import COUNT, VOCABULARY
 
-registry = EventRegistry()
+registry = EventRegistry(vocabulary=VOCABULARY)
+
+# Who besides staff reads each event in the feed (``services.access``): the building's team its deliveries,
+# the card carriers and the subdistrict the medicine runs, a household its own deliveries and requests.
+DELIVERY_TEAM = frozenset({r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER})
+DOORSTEP = frozenset({*DELIVERY_TEAM, r.HOUSEHOLD})
+MEDICINE_RUN = frozenset({r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER, r.SUBDISTRICT_STAFF})
 
 Source = Literal["government", "group_purchase", "donation"]
 Method = Literal["equal", "household_size", "needs", "orders"]
@@ -107,6 +115,7 @@ class SupplyPolicySet(DomainEvent):
 class BatchArrived(DomainEvent):
     event_type = "juwei.supplies.BatchArrived"
     version = 1
+    audience = DELIVERY_TEAM
     batch: str
     source: Source
     label: str = ""
@@ -123,6 +132,8 @@ class AllocationPlanned(DomainEvent):
 
     event_type = "juwei.supplies.AllocationPlanned"
     version = 1
+    sensitivity: ClassVar[dict[str, Sensitivity]] = {"households": COUNT}
+    audience = DELIVERY_TEAM
     batch: str
     building: str
     method: Method
@@ -135,6 +146,7 @@ class AllocationPlanned(DomainEvent):
 class BatchDispatched(DomainEvent):
     event_type = "juwei.supplies.BatchDispatched"
     version = 1
+    audience = DELIVERY_TEAM
     batch: str
     on: date
     buildings: list[str]
@@ -145,6 +157,8 @@ class ShiftCalled(DomainEvent):
 
     event_type = "juwei.supplies.ShiftCalled"
     version = 1
+    sensitivity: ClassVar[dict[str, Sensitivity]] = {"households": COUNT}
+    audience = DELIVERY_TEAM
     batch: str
     building: str
     on: date
@@ -160,6 +174,8 @@ class ShiftCalled(DomainEvent):
 class DeliveryTasksIssued(DomainEvent):
     event_type = "juwei.supplies.DeliveryTasksIssued"
     version = 1
+    sensitivity: ClassVar[dict[str, Sensitivity]] = {"floors": "location"}  # each floor's households, in delivery order
+    audience = DELIVERY_TEAM
     batch: str
     building: str
     shifts: list[Shift]
@@ -169,6 +185,8 @@ class DeliveryTasksIssued(DomainEvent):
 class _Progress(DomainEvent):
     """Every delivery event carries the building's progress after it: 'Building 12: 180/200 delivered'."""
 
+    sensitivity: ClassVar[dict[str, Sensitivity]] = {"households": COUNT}
+
     delivered: int = 0
     households: int = 0
     follow_ups: int = Field(0, description="households still on the follow-up list")
@@ -177,6 +195,7 @@ class _Progress(DomainEvent):
 class DeliveryConfirmed(_Progress):
     event_type = "juwei.supplies.DeliveryConfirmed"
     version = 1
+    audience = DOORSTEP
     batch: str
     building: str
     household: str
@@ -187,6 +206,7 @@ class DeliveryConfirmed(_Progress):
 class DeliveryFailed(_Progress):
     event_type = "juwei.supplies.DeliveryFailed"
     version = 1
+    audience = DOORSTEP
     batch: str
     building: str
     household: str
@@ -199,6 +219,7 @@ class DeliveryFailed(_Progress):
 class FollowUpResolved(_Progress):
     event_type = "juwei.supplies.FollowUpResolved"
     version = 1
+    audience = DOORSTEP
     batch: str
     building: str
     household: str
@@ -211,6 +232,7 @@ class BuildingDelivered(_Progress):
 
     event_type = "juwei.supplies.BuildingDelivered"
     version = 1
+    audience = DELIVERY_TEAM
     batch: str
     building: str
     resolved_otherwise: int = 0
@@ -224,6 +246,7 @@ class MedicineRequested(DomainEvent):
 
     event_type = "juwei.supplies.MedicineRequested"
     version = 1
+    audience = frozenset({r.INFORMATION_OFFICER, r.SUBDISTRICT_STAFF, r.HOUSEHOLD})  # a need: not the carriers
     private_fields: ClassVar[frozenset[str]] = frozenset({"prescription"})
     request: str
     card: str
@@ -240,6 +263,7 @@ class MedicineRequested(DomainEvent):
 class CardCollected(DomainEvent):
     event_type = "juwei.supplies.CardCollected"
     version = 1
+    audience = MEDICINE_RUN
     card: str
     resident: str
     building: str
@@ -254,6 +278,7 @@ class CardHandedOver(DomainEvent):
 
     event_type = "juwei.supplies.CardHandedOver"
     version = 1
+    audience = MEDICINE_RUN
     card: str
     resident: str
     building: str
@@ -267,6 +292,7 @@ class CardHandedOver(DomainEvent):
 class MedicinePurchased(DomainEvent):
     event_type = "juwei.supplies.MedicinePurchased"
     version = 1
+    audience = MEDICINE_RUN
     request: str
     card: str
     resident: str
@@ -278,6 +304,7 @@ class MedicinePurchased(DomainEvent):
 class MedicineAndCardReturned(DomainEvent):
     event_type = "juwei.supplies.MedicineAndCardReturned"
     version = 1
+    audience = MEDICINE_RUN
     card: str
     resident: str
     building: str
@@ -291,6 +318,7 @@ class MedicineAndCardReturned(DomainEvent):
 class CardOverdue(DomainEvent):
     event_type = "juwei.supplies.CardOverdue"
     version = 1
+    audience = MEDICINE_RUN
     card: str
     resident: str
     building: str
@@ -306,6 +334,7 @@ class CardOverdue(DomainEvent):
 class DonationAccepted(DomainEvent):
     event_type = "juwei.supplies.DonationAccepted"
     version = 1
+    audience = DELIVERY_TEAM
     private_fields: ClassVar[frozenset[str]] = frozenset({"donor_name"})
     donation: str
     donor: str = Field(description="a donor reference, not a name")
@@ -317,6 +346,7 @@ class DonationAccepted(DomainEvent):
 class DonationRefused(DomainEvent):
     event_type = "juwei.supplies.DonationRefused"
     version = 1
+    audience = DELIVERY_TEAM
     private_fields: ClassVar[frozenset[str]] = frozenset({"donor_name"})
     donation: str
     donor: str
@@ -329,6 +359,7 @@ class DonationRefused(DomainEvent):
 class DonationAllocated(DomainEvent):
     event_type = "juwei.supplies.DonationAllocated"
     version = 1
+    audience = DELIVERY_TEAM
     donation: str
     batch: str
     items: dict[str, Quantity]

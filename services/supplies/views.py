@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from juwei.events import DomainEvent, Envelope
 from juwei.projection import Projection, upsert
+from services.access import Departures
 from services.residents import events as residents_events
 from services.supplies import events as ev
 
@@ -215,8 +216,13 @@ donation_batches = Table(
 FLAGS = ("elderly", "infant", "regular_medication", "mobility_impaired", "bedridden", "pregnant")
 
 
+HEALTH = ("regular_medication", "mobility_impaired", "bedridden", "pregnant")
+
+
 def _types(service: str, names: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(f"juwei.{service}.{name}.v1" for name in names)
+    """Every stored version of these events (old versions are upcast when read)."""
+    catalogue = residents_events.registry if service == "residents" else ev.registry
+    return frozenset(catalogue.type_names(f"juwei.{service}.{name}" for name in names))
 
 
 def _own(envelope: Envelope) -> DomainEvent:
@@ -245,7 +251,9 @@ class Register(Projection):
     )
 
     def apply(self, session: Session, envelope: Envelope) -> None:
-        event = residents_events.registry.decode(envelope.type, envelope.data)
+        # The health flags come opened from their seal in ``private`` (this service holds the keys handed
+        # over); a shredded seal reads as no flag.
+        event = residents_events.registry.decode(envelope.type, {**envelope.data, **(envelope.private or {})})
         compound = envelope.compound
         if isinstance(event, residents_events.BuildingRegistered):
             upsert(
@@ -287,7 +295,11 @@ class Register(Projection):
                 .values(household=event.to_household, building=event.building)
             )
         elif isinstance(event, residents_events.ResidentErased):
-            session.execute(update(residents).where(residents.c.resident == event.resident).values(erased=True))
+            session.execute(
+                update(residents)
+                .where(residents.c.resident == event.resident)
+                .values(erased=True, **dict.fromkeys(HEALTH, False))
+            )
         elif isinstance(event, residents_events.VolunteerRoleAssigned):
             if event.role == "sampling_point":
                 return
@@ -650,4 +662,4 @@ class Ledger(Projection):
 
 
 def projections() -> list[Projection]:
-    return [Register(), Deliveries(), Custody(), Ledger()]
+    return [Register(), Deliveries(), Custody(), Ledger(), Departures()]

@@ -6,11 +6,13 @@ import os
 from pathlib import Path
 
 from juwei.service import ServiceDefinition
+from services import roles as r
+from services.access import feed_access, health_key
 from services.residents.events import registry as residents_catalogue
 from services.testing import handlers, retention
 from services.testing.api import router
 from services.testing.events import registry
-from services.testing.views import projections
+from services.testing.views import point_of, projections
 
 # How often rounds that advance on their own look for units whose planned time has come.
 CALL_TICK_SECONDS = float(os.environ.get("JUWEI_TESTING_CALL_TICK_SECONDS", "30"))
@@ -30,5 +32,10 @@ service = ServiceDefinition(
     catalogue=residents_catalogue,
     periodic=[(CALL_TICK_SECONDS, handlers.advance_call_plans)],
     retention=retention.scrub,
+    feed_access=feed_access(point_of=point_of),
+    auditors=r.STAFF,
+    # Shared with residents and supplies: testing is handed the keys of residents' sealed health flags
+    # (who is bedridden is sampled at home).
+    health_key=health_key("JUWEI_HEALTH_KEY"),
     migrations=Path(__file__).resolve().parent / "migrations",
 )

@@ -763,12 +763,13 @@ class Round(Aggregate):
                 DoorToDoorSamplingAssigned(
                     round=self.id,
                     building=building,
+                    home_visits=len(occupants),
                     visits=[HomeVisit(resident=o.resident, household=o.household, floor=o.floor) for o in occupants],
                 )
             )
 
     def on_DoorToDoorSamplingAssigned(self, event: DoorToDoorSamplingAssigned) -> None:
-        if event.visits:
+        if event.home_visits:
             self.home_visits.add(event.building)
         else:
             self.home_visits.discard(event.building)

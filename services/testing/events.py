@@ -1,7 +1,12 @@
 """The published event catalogue of the testing service (topic ``juwei.testing``).
 
-Health data never leaves as identity: events carry resident, household and building ids (district-wide,
-``<compound>:<id>``), results keyed by those ids, and counts; never a name, a phone or an ID number.
+Events carry resident, household and building ids (district-wide, ``<compound>:<id>``) and counts; never a
+name, a phone or an ID number. Health data stays in the testing service (version 2 of the events that hold
+it): results and cassette photos, who is sampled at home (the bedridden), who is in a positive pool, who
+had a positive self-test, whose case it is and who their close contacts are are private fields, kept in
+testing's own log and served only by its API to those granted; on Kafka and in the feed these events say
+what happened where (round, tube, building, case id), not to whom. Other services need no more: residents
+re-seals a building from a case's building and date, notify tells the building.
 Every event that concerns one building declares ``building``: the envelope copies it and Kafka keys on it,
 so one building's calls, results, cases and disinfections reach notify in order.
 """
@@ -9,13 +14,23 @@ so one building's calls, results, cases and disinfections reach notify in order.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from juwei.events import DomainEvent, EventRegistry
+from juwei.events import DomainEvent, EventRegistry, Sensitivity
+from services import roles as r
+from services.sensitivity import COUNT, VOCABULARY
 
-registry = EventRegistry()
+registry = EventRegistry(vocabulary=VOCABULARY)
+
+# Who besides staff reads each event in the feed (``services.access``): a point's volunteers its round and
+# calls, a building's team its calls and progress, a household its own samples.
+AT_THE_POINT = frozenset({r.SAMPLING_VOLUNTEER})
+CALLING = frozenset({r.SAMPLING_VOLUNTEER, r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER})
+BUILDING_NEWS = frozenset({r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER})
+# Person links of a health finding (a positive pool, a case, a contact): health, kept in this service.
+WHO: dict[str, Sensitivity] = dict.fromkeys(("resident", "residents", "household", "households"), "health")
 
 RoundKind = Literal["pcr", "antigen"]
 CallMode = Literal["building", "half_building", "floor", "auto"]
@@ -32,6 +47,7 @@ Outcome = Literal["returned", "recovered"]
 class SamplingPointOpened(DomainEvent):
     event_type = "juwei.testing.SamplingPointOpened"
     version = 1
+    audience = AT_THE_POINT
     point: str
     name: str
     location: str
@@ -44,6 +60,7 @@ class SamplingPointChanged(DomainEvent):
 
     event_type = "juwei.testing.SamplingPointChanged"
     version = 1
+    audience = AT_THE_POINT
     point: str
     name: str
     location: str
@@ -54,6 +71,7 @@ class SamplingPointChanged(DomainEvent):
 class SamplingPointClosed(DomainEvent):
     event_type = "juwei.testing.SamplingPointClosed"
     version = 1
+    audience = AT_THE_POINT
     point: str
     reason: str = ""
 
@@ -63,6 +81,7 @@ class BuildingsAssigned(DomainEvent):
 
     event_type = "juwei.testing.BuildingsAssigned"
     version = 1
+    audience = AT_THE_POINT
     point: str
     buildings: list[str]
     proposed: bool = Field(False, description="taken from the balanced proposal rather than set by staff")
@@ -74,6 +93,7 @@ class BuildingsAssigned(DomainEvent):
 class RoundScheduled(DomainEvent):
     event_type = "juwei.testing.RoundScheduled"
     version = 1
+    audience = CALLING
     round: str
     kind: RoundKind
     on: date
@@ -110,6 +130,7 @@ class CallPlanMade(DomainEvent):
 
     event_type = "juwei.testing.CallPlanMade"
     version = 1
+    audience = CALLING
     round: str
     point: str
     mode: CallMode
@@ -128,13 +149,18 @@ class HomeVisit(BaseModel):
 
 
 class DoorToDoorSamplingAssigned(DomainEvent):
-    """Residents who cannot come down (bedridden) are sampled at home instead of being called."""
+    """Residents who cannot come down (bedridden) are sampled at home instead of being called.
+
+    Who they are (``visits``) is health data, kept in this service; the event says how many."""
 
     event_type = "juwei.testing.DoorToDoorSamplingAssigned"
-    version = 1
+    version = 2
+    private_fields: ClassVar[frozenset[str]] = frozenset({"visits"})
+    audience = BUILDING_NEWS
     round: str
     building: str
-    visits: list[HomeVisit]
+    home_visits: int = Field(0, ge=0, description="how many residents of the building are sampled at home")
+    visits: list[HomeVisit] | None = None
 
 
 class UnitCalled(DomainEvent):
@@ -142,6 +168,7 @@ class UnitCalled(DomainEvent):
 
     event_type = "juwei.testing.UnitCalled"
     version = 1
+    audience = CALLING
     round: str
     point: str
     call: int
@@ -159,8 +186,12 @@ class UnitCalled(DomainEvent):
 
 
 class SampleCollected(DomainEvent):
+    """One swab in one tube; whether it was taken at home (the bedridden) is kept in this service."""
+
     event_type = "juwei.testing.SampleCollected"
-    version = 1
+    version = 2
+    private_fields: ClassVar[frozenset[str]] = frozenset({"door_to_door"})
+    audience = frozenset({r.SAMPLING_VOLUNTEER, r.HOUSEHOLD})
     round: str
     tube: str
     point: str | None = None
@@ -169,7 +200,7 @@ class SampleCollected(DomainEvent):
     building: str
     kind: SampleKind
     attempt: int = Field(ge=1, description="the resident's how-many-th sample in this round")
-    door_to_door: bool = False
+    door_to_door: bool | None = None
     collected_at: datetime
 
 
@@ -178,6 +209,8 @@ class BuildingTestingProgress(DomainEvent):
 
     event_type = "juwei.testing.BuildingTestingProgress"
     version = 1
+    audience = BUILDING_NEWS
+    sensitivity: ClassVar[dict[str, Sensitivity]] = {"residents": COUNT}
     round: str
     building: str
     tested: int = Field(ge=0)
@@ -186,27 +219,33 @@ class BuildingTestingProgress(DomainEvent):
 
 
 class TubeResulted(DomainEvent):
-    """A pooled tube's result: negative clears everyone in it; positive and invalid are followed up."""
+    """A pooled tube's result: negative clears everyone in it; positive and invalid are followed up.
+
+    The result is kept in this service."""
 
     event_type = "juwei.testing.TubeResulted"
-    version = 1
+    version = 2
+    private_fields: ClassVar[frozenset[str]] = frozenset({"result"})
     round: str
     tube: str
-    result: Result
+    result: Result | None = None
     residents: list[str]
     resulted_at: datetime
 
 
 class RetestRequested(DomainEvent):
-    """A positive pool: these residents of one building stay home and are re-tested one by one."""
+    """A positive pool: its residents of one building stay home and are re-tested one by one (who: kept here)."""
 
     event_type = "juwei.testing.RetestRequested"
-    version = 1
+    version = 2
+    private_fields: ClassVar[frozenset[str]] = frozenset({"residents", "households"})
+    sensitivity = WHO
+    audience = BUILDING_NEWS
     round: str
     tube: str
     building: str
-    residents: list[str]
-    households: list[str]
+    residents: list[str] | None = None
+    households: list[str] | None = None
 
 
 class ResidentsRecalled(DomainEvent):
@@ -214,6 +253,7 @@ class ResidentsRecalled(DomainEvent):
 
     event_type = "juwei.testing.ResidentsRecalled"
     version = 1
+    audience = BUILDING_NEWS
     round: str
     tube: str
     building: str
@@ -223,71 +263,91 @@ class ResidentsRecalled(DomainEvent):
 
 
 class IndividualResultRecorded(DomainEvent):
+    """A resident's own result (kept in this service)."""
+
     event_type = "juwei.testing.IndividualResultRecorded"
-    version = 1
+    version = 2
+    private_fields: ClassVar[frozenset[str]] = frozenset({"result"})
+    audience = frozenset({r.HOUSEHOLD})
     round: str
     tube: str
     resident: str
     household: str
     building: str
-    result: Result
+    result: Result | None = None
     resulted_at: datetime
 
 
 class AntigenReported(DomainEvent):
+    """A self-test reported; its result and the photo of the cassette are kept in this service."""
+
     event_type = "juwei.testing.AntigenReported"
-    version = 1
+    version = 2
+    private_fields: ClassVar[frozenset[str]] = frozenset({"result", "photo"})
+    audience = frozenset({r.HOUSEHOLD, r.INFORMATION_OFFICER})
     round: str
     resident: str
     household: str
     building: str
-    result: Result
+    result: Result | None = None
     photo: str | None = Field(None, description="id of the photo of the test cassette kept by the service")
     reported_at: datetime
 
 
 class PcrRequested(DomainEvent):
-    """A positive antigen self-test asks for a PCR sample to confirm it."""
+    """A positive antigen self-test asks for a PCR sample to confirm it (whose, and why: kept here)."""
 
     event_type = "juwei.testing.PcrRequested"
-    version = 1
+    version = 2
+    private_fields: ClassVar[frozenset[str]] = frozenset({"resident", "household", "reason"})
+    sensitivity: ClassVar[dict[str, Sensitivity]] = {**WHO, "reason": "health"}
+    audience = BUILDING_NEWS
     round: str
-    resident: str
-    household: str
+    resident: str | None = None
+    household: str | None = None
     building: str
-    reason: str
+    reason: str | None = None
 
 
 # --- cases and transfers -------------------------------------------------------------------------------------
 
 
 class CaseConfirmed(DomainEvent):
-    """An individual positive PCR result made a confirmed case (residents re-seals the building)."""
+    """An individual positive PCR result made a confirmed case (residents re-seals the building).
+
+    Whose case it is stays in this service: "one new case in building 12", never who."""
 
     event_type = "juwei.testing.CaseConfirmed"
-    version = 1
+    version = 2
+    private_fields: ClassVar[frozenset[str]] = frozenset({"resident", "household"})
+    sensitivity = WHO
+    audience = BUILDING_NEWS
     case: str
-    resident: str
-    household: str
+    resident: str | None = None
+    household: str | None = None
     building: str
     confirmed_on: date
 
 
 class CloseContactsIsolated(DomainEvent):
-    """The case's household are close contacts in home isolation."""
+    """The case's household are close contacts in home isolation (who: kept in this service)."""
 
     event_type = "juwei.testing.CloseContactsIsolated"
-    version = 1
+    version = 2
+    private_fields: ClassVar[frozenset[str]] = frozenset({"household", "residents"})
+    sensitivity = WHO
+    audience = BUILDING_NEWS
     case: str
-    household: str
+    household: str | None = None
     building: str
-    residents: list[str]
+    residents: list[str] | None = None
     since: date
 
 
 class TransferScheduled(DomainEvent):
     event_type = "juwei.testing.TransferScheduled"
     version = 1
+    audience = BUILDING_NEWS
     case: str
     building: str
     scheduled_at: datetime
@@ -298,6 +358,7 @@ class CaseTransferred(DomainEvent):
 
     event_type = "juwei.testing.CaseTransferred"
     version = 1
+    audience = BUILDING_NEWS
     case: str
     building: str
     transferred_at: datetime
@@ -307,6 +368,7 @@ class CaseTransferred(DomainEvent):
 class CaseClosed(DomainEvent):
     event_type = "juwei.testing.CaseClosed"
     version = 1
+    audience = BUILDING_NEWS
     case: str
     building: str
     outcome: Outcome
@@ -330,6 +392,7 @@ class DisinfectionRecorded(DomainEvent):
 
     event_type = "juwei.testing.DisinfectionRecorded"
     version = 1
+    audience = BUILDING_NEWS
     disinfection: str
     building: str
     done_at: datetime
@@ -363,3 +426,26 @@ CATALOGUE: tuple[type[DomainEvent], ...] = (
     DisinfectionRecorded,
 )
 registry.register_all(CATALOGUE)
+
+
+def _kept(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 1 published these fields; version 2 keeps them in this service (its log's private part).
+    return data
+
+
+for _name in (
+    "SampleCollected",
+    "TubeResulted",
+    "RetestRequested",
+    "IndividualResultRecorded",
+    "AntigenReported",
+    "PcrRequested",
+    "CaseConfirmed",
+    "CloseContactsIsolated",
+):
+    registry.upcaster(f"juwei.testing.{_name}.v1", f"juwei.testing.{_name}.v2")(_kept)
+
+
+@registry.upcaster("juwei.testing.DoorToDoorSamplingAssigned.v1", "juwei.testing.DoorToDoorSamplingAssigned.v2")
+def _home_visits_counted(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "home_visits": len(data.get("visits") or [])}

@@ -181,7 +181,11 @@ def test_retention_removes_identity_and_health_data_of_a_compound_whose_lockdown
     c1_before = made.ok("residents", "GET", f"{C}/buildings/b1/households", params={"reveal": "true"})
     counts_before = made.ok("residents", "GET", "/compounds/c2/buildings")
     tested_before = made.ok("testing", "GET", "/compounds/c2/rounds/R1/counts")
-    assert _subjects(made, "c2:")["residents"] == len(rows)
+    # Each resident has two keys in residents (identity, and the sealed health flags since issue 15); the
+    # health key was handed to supplies and testing with the records (not to notify).
+    held = _subjects(made, "c2:")
+    assert held["residents"] == 2 * len(rows) and held["testing"] == len(rows) and held["notify"] == 0
+    assert held["supplies"] == len(rows) + 2  # and one prescription and one donor's name
 
     refused = _retention(made, "c1")  # c1 had a case today: building b1 is sealed
     assert refused.returncode == 1, refused.stdout + refused.stderr
@@ -192,7 +196,7 @@ def test_retention_removes_identity_and_health_data_of_a_compound_whose_lockdown
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert report["residents"]["residents"] == len(rows)
-    assert report["residents"]["subject_keys_shredded"] == len(rows)
+    assert report["residents"]["subject_keys_shredded"] == 2 * len(rows)
     assert report["residents"]["needs"]["regular_medication"] == sum(1 for r in rows if r["regular_medication"])
     assert report["testing"]["round_status"]["R1"] and report["testing"]["antigen_results"]["A1"] == {"negative": 1}
     assert report["supplies"]["medicine_requests"] == {"open": 1}

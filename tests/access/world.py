@@ -3,7 +3,8 @@
 Each service is its real ``ServiceDefinition`` on its own database, served by its real FastAPI app (no
 relay, no consumers). ``pump`` plays the broker: it hands every event a service appended to each service
 that consumes its topic, as the consumer does (inbox row, handler, one transaction), with the private part
-stripped as the relay strips it. Keys are issued in all four databases at once, as ``juwei keys create``.
+stripped as the relay strips it and the keys of sealed fields in the headers the relay adds. Keys are issued
+in all four databases at once, as ``juwei keys create``.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from juwei.auth import issue_key
+from juwei.auth import Grant, Holder, issue_key
 from juwei.consumer import Delivery
 from juwei.events import Envelope, dump_json, utcnow
 from juwei.service import Runtime, create_app, load_definition
 from juwei.settings import Settings
 from juwei.store import inbox_table
 from services import roles as r
+from services.access import HOLDERS
 from services.residents.domain import IMPORT_COLUMNS, id_check_char
 from services.residents.importing import BUILDING_COLUMNS
 from services.testing.views import key_bindings
@@ -71,12 +73,19 @@ class World:
         point: str | None = None,
         household: str | None = None,
         label: str | None = None,
+        holder: Holder | None = None,
+        grant: Grant | None = None,
     ) -> str:
-        """One key in every service (and, for sampling volunteers and households, testing's binding)."""
+        """One key in every service (and, for sampling volunteers and households, testing's binding).
+
+        Every key names its holder: the household of a household key, else someone of the role's kind.
+        """
+        if holder is None:
+            holder = default_holder(role, compound, household, label)
         key: str | None = None
         for runtime in self.runtimes.values():
             with runtime.database.unit_of_work() as session:
-                key = issue_key(session, role, compound, buildings, label, key=key).key
+                key = issue_key(session, role, compound, buildings, label, key=key, holder=holder, grant=grant).key
         assert key is not None
         if point or household:
             with self.runtimes["testing"].database.unit_of_work() as session:
@@ -109,10 +118,12 @@ class World:
         after = self.cursors.get((name, topic), 0)
         with producer.database.reading() as session:
             batch = producer.store.read_after(session, after, 2000)
+            # What the relay adds: the keys of sealed fields, for the services granted them.
+            keys = producer.sealed_key_headers(session, [(envelope.type, envelope.data) for envelope in batch])
         if not batch:
             return 0
         with runtime.database.unit_of_work() as session:
-            for envelope in batch:
+            for envelope, headers in zip(batch, keys, strict=True):
                 wire = Envelope.from_cloudevent(envelope.to_cloudevent())  # what the relay puts on Kafka
                 seq = session.execute(
                     insert(inbox_table)
@@ -125,7 +136,7 @@ class World:
                         received_at=utcnow(),
                     )
                 ).scalar_one()
-                runtime.handle_received(session, Delivery(wire, seq, topic))
+                runtime.handle_received(session, Delivery(wire, seq, topic, tuple(value for _, value in headers)))
         self.cursors[(name, topic)] = batch[-1].position or after
         return len(batch)
 
@@ -146,6 +157,17 @@ class World:
         answer = self.request(service, method, path, key or self.operator, **kwargs)
         assert answer.status_code < 300, f"{method} {service}{path}: {answer.status_code} {answer.text}"
         return answer.json() if answer.content else None
+
+
+def default_holder(role: str, compound: str | None, household: str | None, label: str | None) -> Holder:
+    """A holder of the kind the role's keys are issued to (``services.access.HOLDERS``)."""
+    kind = HOLDERS[role][0]
+    if kind == "household":
+        assert household is not None and compound is not None, "a household key names its household"
+        return Holder("household", f"{compound}:{household}")
+    if kind in ("staff", "volunteer"):
+        return Holder(kind, f"{compound}:{label or role}".replace(" ", "-"))
+    return Holder(kind, label or role)
 
 
 # ---------------------------------------------------------------------- a compound as a committee types it

@@ -56,6 +56,7 @@ def secret_values() -> dict[str, str]:
         "JUWEI_BOOTSTRAP_KEY": "jw_operator_" + secrets.token_urlsafe(32),
         "JUWEI_POSTGRES_PASSWORD": secrets.token_hex(24),
         "JUWEI_KAFKA_CLUSTER_ID": base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22],
+        "JUWEI_HEALTH_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
     }
     for service in ("RESIDENTS", "SUPPLIES", "TESTING", "NOTIFY"):
         values[f"JUWEI_{service}_DB_PASSWORD"] = secrets.token_hex(24)

@@ -333,3 +333,9 @@ def test_every_image_starts_from_our_own_base_and_runs_as_a_user(dockerfile: str
         user = re.findall(r"(?m)^USER (\S+)", final)
         assert user and user[-1].split(":")[0] not in ("root", "0"), dockerfile
         assert re.search(r"(?m)^ENTRYPOINT \[", final)
+
+
+def test_the_health_key_reaches_the_services_granted_health_data_and_no_other(resolved: Callable) -> None:
+    services = _services(resolved("single"))
+    granted = {name for name in KNOWN_SERVICES if "JUWEI_HEALTH_KEY" in services[name]["environment"]}
+    assert granted == {"residents", "supplies", "testing"}  # notify may not open sealed health flags

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from juwei.auth import issue_key
+from juwei.auth import Holder, issue_key
 from juwei.service import Runtime, ServiceDefinition
 from juwei.settings import Settings
 
@@ -24,7 +24,7 @@ def runtime(definition: ServiceDefinition, database_url: str, kafka: str = "127.
 
 def key(made: Runtime, role: str = "staff", compound: str | None = "c1", buildings: list[str] | None = None) -> str:
     with made.database.unit_of_work() as session:
-        return issue_key(session, role, compound, buildings).key
+        return issue_key(session, role, compound, buildings, holder=Holder("system", f"test {role}")).key
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:

@@ -53,8 +53,9 @@ def test_juwei_replay_and_keys_work_from_the_command_line(new_database, suffix: 
         assert sorted(row.total for row in session.execute(select(desk_totals))) == [20, 20, 20]
 
     created = _cli(
-        "keys", "create", "--role", "staff", "--compound", "c1", "--service", "tests.kernel.sample:desk", env=env
-    )
+        "keys", "create", "--role", "staff", "--compound", "c1", "--system", "the tally desk's test",
+        "--service", "tests.kernel.sample:desk", env=env,
+    )  # fmt: skip
     assert created.returncode == 0, created.stderr
     secret = created.stdout.strip()
     with TestClient(create_app(made, background=False)) as client:
@@ -94,8 +95,14 @@ def test_the_asyncapi_file_is_generated_from_the_event_registries() -> None:
     expected = render(service_registries(KNOWN_SERVICES))
     assert (ROOT / "asyncapi.yaml").read_text() == expected, "stale: run `juwei catalogue --write asyncapi.yaml`"
     spec = yaml.safe_load(expected)
-    payload = spec["components"]["schemas"]["residents.ResidentRegistered.v1"]
+    payload = spec["components"]["schemas"]["residents.ResidentRegistered.v2"]
     assert "identity" not in payload["properties"]  # private fields are not part of what is published
+    # Every published field shows its class; the health flags travel only sealed (issue 15).
+    assert {name: field["x-juwei-sensitivity"] for name, field in payload["properties"].items()}["health"] == "health"
+    assert not {"regular_medication", "bedridden", "pregnant", "birth_year"} & set(payload["properties"])
+    message = spec["components"]["messages"]["residents.ResidentRegistered.v2"]
+    assert message["x-juwei-sealed"]["health"]["subject"] == "resident"
+    assert message["x-juwei-kept-in-service"]["birth_year"] == "identity"
     for schema in spec["components"]["schemas"].values():
         jsonschema.Draft202012Validator.check_schema(schema)
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from demo.sinks import Mailbox, Platforms
-from juwei.auth import issue_key
+from juwei.auth import Holder, issue_key
 from juwei.consumer import Delivery
 from juwei.events import DomainEvent, Envelope, dump_json, new_event_id, utcnow
 from juwei.service import Runtime, ServiceDefinition, create_app
@@ -120,7 +120,9 @@ class Notify:
 
     def key(self, role: str, compound: str | None = "c1", buildings: list[str] | None = None) -> dict[str, str]:
         with self.runtime.database.unit_of_work() as session:
-            return {"X-API-Key": issue_key(session, role, compound, buildings).key}
+            return {
+                "X-API-Key": issue_key(session, role, compound, buildings, holder=Holder("system", f"test {role}")).key
+            }
 
     def attach(
         self,

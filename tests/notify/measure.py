@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from demo.sinks import Platforms
-from juwei.auth import issue_key
+from juwei.auth import Holder, issue_key
 from services.notify.dispatch import DispatchPolicy
 from tests.notify.conftest import close_notify, compound_events, open_notify, receive
 
@@ -44,7 +44,7 @@ def main(url: str | None) -> None:
         made.dispatcher.close()
         made.runtime.start_background(relay=False, consumers=False)
         with made.runtime.database.unit_of_work() as session:
-            staff = {"X-API-Key": issue_key(session, "committee-staff", "c1").key}
+            staff = {"X-API-Key": issue_key(session, "committee-staff", "c1", holder=Holder("system", "measure")).key}
         composed: dict[str, float] = {}
         for n in range(200):
             title = f"延迟测试 {n}"

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import func, select
 
-from juwei.auth import issue_key
+from juwei.auth import Holder, issue_key
 from juwei.consumer import dead_letter_topic
 from juwei.service import create_app
 from juwei.store import inbox_table
@@ -77,7 +77,9 @@ def test_killed_mid_fan_out_and_restarted_every_message_reaches_every_channel_ex
     bots = {}
     with TestClient(create_app(runtime, background=False)) as client:
         with runtime.database.unit_of_work() as session:
-            staff = {"X-API-Key": issue_key(session, "committee-staff", compound).key}
+            staff = {
+                "X-API-Key": issue_key(session, "committee-staff", compound, holder=Holder("system", "test staff")).key
+            }
         for b in range(1, BUILDINGS + 1):
             for kind, secret in (("wecom", None), ("dingtalk", f"SEC{b}"), ("webhook", "w" * 32)):
                 bot = bots[(b, kind)] = platforms.bot(kind, f"{kind}-{b}", secret)

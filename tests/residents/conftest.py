@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from juwei.auth import issue_key
+from juwei.auth import Grant, Holder, issue_key
 from juwei.service import Runtime, create_app
 from juwei.settings import Settings
 from services.residents.app import service
@@ -23,10 +23,13 @@ class Residents:
     client: TestClient
     runtime: Runtime
 
-    def key(self, role: str, compound: str | None = "c1", buildings: list[str] | None = None) -> dict[str, str]:
+    def key(
+        self, role: str, compound: str | None = "c1", buildings: list[str] | None = None, grant: Grant | None = None
+    ) -> dict[str, str]:
         """Headers carrying a new API key of that role and scope."""
         with self.runtime.database.unit_of_work() as session:
-            secret = issue_key(session, role, compound, buildings).key
+            holder = Holder("system", f"test {role}")
+            secret = issue_key(session, role, compound, buildings, holder=holder, grant=grant).key
         return {"X-API-Key": secret}
 
 

@@ -45,12 +45,18 @@ def raises_rule(code: str, fn, *args, **kwargs) -> DomainRuleViolation:
 # --- event catalogue --------------------------------------------------------------------------------------
 
 
+# Version 2 seals the health flags and keeps the birth year in the service (issue 15); v1 is upcast.
+SEALED_NEEDS = (ev.ResidentRegistered, ev.ResidentArrived, ev.ResidentNeedsChanged)
+
+
 def test_catalogue_is_registered_versioned_and_named_for_the_service() -> None:
     assert len(ev.registry.classes) == len(ev.CATALOGUE)
     for cls in ev.CATALOGUE:
         assert cls.event_type == f"juwei.residents.{cls.__name__}"
-        assert cls.version == 1
+        assert cls.version == (2 if cls in SEALED_NEEDS else 1)
         assert ev.registry.classes[cls.type_name()] is cls
+    for cls in SEALED_NEEDS:
+        assert ev.registry.knows(f"{cls.event_type}.v1")  # stored events of version 1 are read as version 2
 
 
 @pytest.mark.parametrize("cls", ev.CATALOGUE, ids=lambda c: c.__name__)

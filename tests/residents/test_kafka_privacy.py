@@ -9,6 +9,7 @@ from kafka import KafkaConsumer
 from juwei.aggregate import Repository
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
+from juwei.vault import SEALED_KEY_HEADER, KeyCourier, _decrypt
 from services.residents.domain import Household, Needs
 from services.roles import global_id
 from tests.residents.conftest import TODAY, make_residents
@@ -56,11 +57,16 @@ def test_no_identity_reaches_kafka(new_database, tmp_path: Path, kafka: str, bro
         envelope = Envelope.from_kafka(record.value, record.headers)
         assert "identity" not in envelope.data  # not even the sealed token leaves the service
         assert not {"name", "phone", "id_number"} & set(envelope.data)
-    registered = [
-        Envelope.from_kafka(r.value, r.headers)
-        for r in records
-        if dict(r.headers)["ce_type"] == b"juwei.residents.ResidentRegistered.v1"
-    ]
-    assert {e.data["resident"] for e in registered} == {global_id(compound, p[0]) for p in PEOPLE}
-    assert all(e.data["elderly"] and e.data["regular_medication"] for e in registered)
+    registered = [r for r in records if dict(r.headers)["ce_type"] == b"juwei.residents.ResidentRegistered.v2"]
+    envelopes = [Envelope.from_kafka(r.value, r.headers) for r in registered]
+    assert {e.data["resident"] for e in envelopes} == {global_id(compound, p[0]) for p in PEOPLE}
+    # Since issue 15 the health flags travel sealed, with their key for the services granted health data.
+    courier = KeyCourier(runtime.settings.shared_key("JUWEI_HEALTH_KEY"))
+    for record, envelope in zip(registered, envelopes, strict=True):
+        assert envelope.data["elderly"] and "regular_medication" not in envelope.data
+        assert "birth_year" not in envelope.data
+        (header,) = [value for name, value in record.headers if name == SEALED_KEY_HEADER]
+        subject, data_key = courier.unwrap(header)
+        assert subject == f"{envelope.data['resident']}#health"
+        assert _decrypt(data_key, subject, envelope.data["health"])["regular_medication"] is True
     runtime.database.dispose()

@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from juwei.audit import sensitive_reads_table
 from juwei.store import events_table
 from services import roles as r
 from services.residents import views
@@ -193,7 +194,8 @@ def test_erasure_keeps_the_register_consistent_and_retires_the_id(residents) -> 
     assert erased.status_code == 204
     shown = client.get("/compounds/c1/residents/r1", params={"reveal": True}, headers=staff).json()
     assert shown["erased"] is True and not {"name", "phone", "id_number"} & set(shown)
-    assert (shown["household"], shown["building"], shown["regular_medication"]) == ("h1", "b1", True)
+    # Erasure takes the health flags with the identity (issue 15: they were kept before).
+    assert (shown["household"], shown["building"]) == ("h1", "b1") and "regular_medication" not in shown
     h1 = client.get("/compounds/c1/buildings/b1/households", headers=staff).json()["households"][0]
     assert h1["representative"] is None  # the representative was erased
     assert [(m["resident"], m["erased"]) for m in h1["members"]] == [("r1", True), ("r2", False)]
@@ -213,7 +215,9 @@ def test_erasure_keeps_the_register_consistent_and_retires_the_id(residents) -> 
     assert head(residents) == position
     with residents.runtime.database.reading() as session:
         assert residents.runtime.vault.is_shredded(session, "c1:r1")
+        assert residents.runtime.vault.is_shredded(session, "c1:r1#health")
         assert not residents.runtime.vault.is_shredded(session, "c1:r2")
+        assert not residents.runtime.vault.is_shredded(session, "c1:r2#health")
 
 
 def _problem(response: httpx.Response, status: int) -> dict:
@@ -412,19 +416,26 @@ def test_logistics_volunteers_get_no_id_numbers_and_masked_phones(residents) -> 
     members = [m for h in households for m in h["members"]]
     assert len(members) == 3 and all("id_number" not in m for m in members)
     assert [m["phone"] for m in members] == ["138****8000", "139****9000", None]
-    assert members[0]["name"] == "张*" and members[0]["regular_medication"] is True
+    # No health grant (issue 15): the health flags are left out, what age says stays.
+    assert members[0]["name"] == "张*" and "regular_medication" not in members[0] and "elderly" in members[0]
+    assert not {"regular_medication", "mobility_impaired", "bedridden", "pregnant"} & {k for m in members for k in m}
     one = residents.client.get("/compounds/c1/residents/r1", headers=logistics).json()
-    assert "id_number" not in one and one["phone"] == "138****8000"
+    assert "id_number" not in one and one["phone"] == "138****8000" and "regular_medication" not in one
     refused = residents.client.get("/compounds/c1/residents/r1", params={"reveal": True}, headers=logistics)
     assert _problem(refused, 403)["type"] == "urn:juwei:problem:reveal-forbidden"
     with residents.runtime.database.reading() as session:
-        assert session.execute(select(func.count()).select_from(views.identity_reads)).scalar() == 0
+        assert session.execute(select(func.count()).select_from(sensitive_reads_table)).scalar() == 0
 
 
-def test_staff_read_the_whole_compound_but_edit_only_their_buildings(residents) -> None:
+def test_staff_keys_naming_buildings_read_and_edit_only_those_buildings(residents) -> None:
     seed(residents)
     mine = residents.key(r.COMMITTEE_STAFF, "c1", ["b2"])
-    assert residents.client.get("/compounds/c1/buildings/b1/households", headers=mine).status_code == 200
+    # Issue 15 decided: a staff key limited to some buildings reads only their register (it read all before).
+    other = residents.client.get("/compounds/c1/buildings/b1/households", headers=mine)
+    assert _problem(other, 403)["detail"] == "this key may not act on building b1 of compound c1"
+    assert _problem(residents.client.get("/compounds/c1/residents/r1", headers=mine), 403)
+    assert residents.client.get("/compounds/c1/buildings/b2/households", headers=mine).status_code == 200
+    assert residents.client.get("/compounds/c1/buildings", headers=mine).status_code == 200  # the list stays
     refused = residents.client.patch(
         "/compounds/c1/households/h1/residents/r1/needs", json={"bedridden": True}, headers=mine
     )

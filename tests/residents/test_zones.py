@@ -186,7 +186,7 @@ def _zone_events(runtime) -> list[dict]:
 
 
 def _key(runtime, role: str, buildings: list[str] | None = None) -> dict[str, str]:
-    from juwei.auth import issue_key
+    from juwei.auth import Holder, issue_key
 
     with runtime.database.unit_of_work() as session:
-        return {"X-API-Key": issue_key(session, role, "c1", buildings).key}
+        return {"X-API-Key": issue_key(session, role, "c1", buildings, holder=Holder("system", f"test {role}")).key}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from juwei.auth import issue_key
+from juwei.auth import Holder, issue_key
 from juwei.service import Runtime, create_app
 from juwei.settings import Settings
 from services.supplies.app import service
@@ -26,7 +26,7 @@ class Supplies:
     def key(self, role: str, compound: str | None = "c1", buildings: list[str] | None = None) -> dict[str, str]:
         """Headers carrying a new API key of that role and scope."""
         with self.runtime.database.unit_of_work() as session:
-            secret = issue_key(session, role, compound, buildings).key
+            secret = issue_key(session, role, compound, buildings, holder=Holder("system", f"test {role}")).key
         return {"X-API-Key": secret}
 
 

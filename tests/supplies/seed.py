@@ -18,6 +18,7 @@ from juwei.events import DomainEvent, Envelope, dump_json, new_event_id, payload
 from juwei.service import Runtime
 from juwei.store import inbox_table
 from services.residents import events as rev
+from tests.sealing import HEALTH_SEAL
 
 SHIFTS = "AAABBB"  # six volunteers per logistics group: three on shift A, three on B
 
@@ -55,9 +56,11 @@ class SeededCompound:
     def _add(self, subject: str, event: DomainEvent) -> None:
         version = self.versions.get(subject, 0) + 1
         self.versions[subject] = version
+        event_id = new_event_id()
+        event = HEALTH_SEAL.seal(event_id, event)  # the health flags leave residents sealed
         self.envelopes.append(
             Envelope(
-                id=new_event_id(),
+                id=event_id,
                 source="/juwei/residents",
                 type=event.type_name(),
                 subject=subject,
@@ -150,7 +153,9 @@ def feed(runtime: Runtime, envelopes: Iterable[Envelope], topic: str = "juwei.re
                     received_at=utcnow(),
                 )
             ).scalar_one()
-            runtime.handle_received(session, Delivery(envelope, seq, topic))
+            runtime.handle_received(
+                session, Delivery(envelope, seq, topic, HEALTH_SEAL.sealed_keys(runtime, envelope.id))
+            )
             count += 1
     return count
 

@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import func, select
 
-from juwei.auth import issue_key
+from juwei.auth import Holder, issue_key
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
 from juwei.service import Runtime, create_app
@@ -91,8 +91,14 @@ def test_residents_events_on_kafka_feed_a_5000_resident_batch_delivered_and_foll
     consumed = time.perf_counter() - started
 
     with runtime.database.unit_of_work() as session:
-        staff = {"X-API-Key": issue_key(session, r.COMMITTEE_STAFF, compound).key}
-        logistics = {"X-API-Key": issue_key(session, r.LOGISTICS_VOLUNTEER, compound).key}
+        staff = {
+            "X-API-Key": issue_key(session, r.COMMITTEE_STAFF, compound, holder=Holder("system", "test staff")).key
+        }
+        logistics = {
+            "X-API-Key": issue_key(
+                session, r.LOGISTICS_VOLUNTEER, compound, holder=Holder("system", "test logistics")
+            ).key
+        }
     items = {"rice": RESIDENTS, "vegetables": 1800, "masks": 10_000}
     url = f"/compounds/{compound}"
     with TestClient(create_app(runtime, background=False)) as client:

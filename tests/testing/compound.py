@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from juwei.events import DomainEvent, Envelope, new_event_id, payload, utcnow
 from services.residents.events import BuildingRegistered, HouseholdRegistered, ResidentRegistered
 from services.roles import global_id
+from tests.sealing import HEALTH_SEAL
 
 SOURCE = "/juwei/residents"
 
@@ -33,9 +34,11 @@ class Compound:
         version = self._versions.get(stream, 0) + 1
         self._versions[stream] = version
         self._clock += timedelta(microseconds=1)
+        event_id = new_event_id()
+        event = HEALTH_SEAL.seal(event_id, event)  # the health flags leave residents sealed
         self.envelopes.append(
             Envelope(
-                id=new_event_id(),
+                id=event_id,
                 source=SOURCE,
                 type=event.type_name(),
                 subject=stream,

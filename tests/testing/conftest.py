@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from juwei.auth import issue_key
+from juwei.auth import Grant, Holder, issue_key
 from juwei.consumer import Delivery
 from juwei.events import Envelope, dump_json, utcnow
 from juwei.service import Runtime, create_app
@@ -20,6 +20,7 @@ from juwei.settings import Settings
 from juwei.store import inbox_table
 from services import roles as r
 from services.testing.app import service
+from tests.sealing import HEALTH_SEAL
 from tests.testing.compound import Compound, make_compound
 
 TODAY = date(2022, 4, 12)
@@ -50,7 +51,8 @@ def receive(runtime: Runtime, envelopes: Iterable[Envelope], group: str = "juwei
                     received_at=utcnow(),
                 )
             ).scalar_one()
-            runtime.handle_received(session, Delivery(envelope, seq, "juwei.residents"))
+            keys = HEALTH_SEAL.sealed_keys(runtime, envelope.id)
+            runtime.handle_received(session, Delivery(envelope, seq, "juwei.residents", keys))
 
 
 @dataclass
@@ -63,11 +65,14 @@ class Testing:
     compound: str = "c1"
     _staff: dict[str, str] = field(default_factory=dict)
 
-    def key(self, role: str, buildings: list[str] | None = None, compound: str | None = SAME) -> dict[str, str]:
+    def key(
+        self, role: str, buildings: list[str] | None = None, compound: str | None = SAME, grant: Grant | None = None
+    ) -> dict[str, str]:
         """Headers carrying a new API key of that role and scope (by default: this compound)."""
         scope = self.compound if compound == SAME else compound
+        holder = Holder("system", f"test {role}")
         with self.runtime.database.unit_of_work() as session:
-            return {"X-API-Key": issue_key(session, role, scope, buildings).key}
+            return {"X-API-Key": issue_key(session, role, scope, buildings, holder=holder, grant=grant).key}
 
     @property
     def staff(self) -> dict[str, str]:

@@ -20,20 +20,25 @@ from sqlalchemy import func, select
 from juwei.consumer import EventConsumer
 from juwei.events import Envelope
 from juwei.service import Runtime
+from juwei.vault import SEALED_KEY_HEADER
 from services.testing.views import residents
+from tests.sealing import HEALTH_SEAL
 from tests.testing.compound import Compound
 from tests.testing.conftest import Testing
 
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 
 
-def publish(kafka: str, topic: str, envelopes: Iterable[Envelope]) -> int:
-    """The residents service's records as its relay would send them: binary CloudEvents keyed by building."""
+def publish(kafka: str, topic: str, envelopes: Iterable[Envelope], granted: Runtime | None = None) -> int:
+    """The residents service's records as its relay would send them: binary CloudEvents keyed by building,
+    with the keys of the sealed health flags for services sharing ``granted``'s health key."""
     producer = KafkaProducer(bootstrap_servers=kafka, enable_idempotence=True, acks="all", linger_ms=5)
     sent = 0
     try:
         for envelope in envelopes:
             key, value, headers = envelope.to_kafka()
+            if granted is not None:
+                headers += [(SEALED_KEY_HEADER, h) for h in HEALTH_SEAL.sealed_keys(granted, envelope.id)]
             producer.send(topic, key=key, value=value, headers=headers)
             sent += 1
         producer.flush(timeout=60)

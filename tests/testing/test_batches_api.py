@@ -38,11 +38,15 @@ def _in_building(compound: Compound, building: str) -> list[str]:
 
 
 def _events(testing: Testing, kind: str | None = None) -> list[dict]:
-    query = select(events_table.c.data).order_by(events_table.c.position)
-    if kind is not None:
-        query = query.where(events_table.c.type == f"juwei.testing.{kind}.v1")
+    """The events of that kind in testing's own log, with the private part it keeps (every version)."""
+    query = select(events_table.c.type, events_table.c.data, events_table.c.private).order_by(events_table.c.position)
     with testing.runtime.database.reading() as session:
-        return [json.loads(row) for row in session.execute(query).scalars()]
+        rows = session.execute(query).all()
+    return [
+        {**json.loads(data), **json.loads(private or "{}")}
+        for type_name, data, private in rows
+        if kind is None or type_name.rsplit(".", 1)[0] == f"juwei.testing.{kind}"
+    ]
 
 
 def _event_count(testing: Testing) -> int:

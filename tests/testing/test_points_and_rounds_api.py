@@ -15,11 +15,15 @@ from tests.testing.conftest import Testing, open_points, receive, small_compound
 
 
 def _events(testing: Testing, kind: str) -> list[dict]:
+    """The events of that kind in testing's own log, with the private part it keeps (every version)."""
+    query = select(events_table.c.type, events_table.c.data, events_table.c.private).order_by(events_table.c.position)
     with testing.runtime.database.reading() as session:
-        rows = session.execute(
-            select(events_table.c.data).where(events_table.c.type == f"juwei.testing.{kind}.v1")
-        ).scalars()
-        return [json.loads(row) for row in rows]
+        rows = session.execute(query).all()
+    return [
+        {**json.loads(data), **json.loads(private or "{}")}
+        for type_name, data, private in rows
+        if kind is None or type_name.rsplit(".", 1)[0] == f"juwei.testing.{kind}"
+    ]
 
 
 @both_databases

@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
+from juwei.auth import Grant
 from services import roles as r
 from services.testing.views import projections, tables
 from tests.conftest import both_databases
@@ -127,16 +128,20 @@ def test_the_feed_carries_ids_and_results_never_identity(testing: Testing) -> No
     people = list(compound.residents)
     testing.ok("POST", "/rounds/r1/samples", json={"tube": "T1", "residents": people[:5], "point": "p1"})
     testing.ok("POST", "/tubes/T1/result", json={"result": "negative"})
-    feed = testing.client.get("/events", params={"after": 0}, headers=testing.key(r.EXTERNAL_CONSUMER))
+    # Since issue 15 another system reads what its grant names (here: all of testing, health included).
+    assert testing.client.get("/events", headers=testing.key(r.EXTERNAL_CONSUMER)).status_code == 403
+    reader = testing.key(r.EXTERNAL_CONSUMER, grant=Grant(types=frozenset({"juwei.testing.*"}), health=True))
+    feed = testing.client.get("/events", params={"after": 0}, headers=reader)
     assert feed.status_code == 200, feed.text
     events = feed.json()["events"]
     kinds = [e["type"] for e in events]
-    assert kinds.count("juwei.testing.SampleCollected.v1") == 5 and "juwei.testing.TubeResulted.v1" in kinds
+    assert kinds.count("juwei.testing.SampleCollected.v2") == 5 and "juwei.testing.TubeResulted.v2" in kinds
     for event in events:
         assert event["specversion"] == "1.0" and event["source"] == "/juwei/testing" and event["compound"] == "c1"
         if {"resident", "residents"} & set(event["data"]):  # health data: keyed by ids, nothing else about people
             assert not {"name", "phone", "id_number", "identity", "birth_year"} & set(event["data"])
-    sampled = next(e for e in events if e["type"] == "juwei.testing.SampleCollected.v1")
+        assert "result" not in event["data"]  # results stay in testing (its API), even for a health grant
+    sampled = next(e for e in events if e["type"] == "juwei.testing.SampleCollected.v2")
     assert sampled["building"] == "c1:1" and sampled["data"]["resident"].startswith("c1:r")
 
 

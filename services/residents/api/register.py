@@ -3,8 +3,13 @@
 Identity (name, phone, ID-card number) is sealed under the resident's own vault key before it enters an
 event, and only in the event's private part: it never reaches Kafka or the feed. Views show it masked to
 everyone; ``?reveal=true`` shows it to committee staff, district operators and the building's information
-officer, and every such read leaves one row per resident in the audit log (``res_identity_reads``), written
-in the same transaction that reads it. Erasure destroys the resident's key (crypto-shredding).
+officer. Health flags are shown only to roles with a health grant (``services.access``): not to logistics
+volunteers. Every read that shows a revealed identity or health flags leaves one row per resident in the
+audit of sensitive reads (``juwei.audit``), written in the same transaction that reads it. Erasure destroys
+the resident's keys (crypto-shredding): identity and sealed health flags alike.
+
+Staff keys that name buildings read the register of those buildings only (as they edit only those); the
+compound's lists of buildings, zones and coverage stay compound-wide.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -26,11 +31,12 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from juwei.aggregate import DomainRuleViolation, NotFound
+from juwei.audit import SensitiveRead, purpose_of, record_reads, sensitive_reads_table
 from juwei.auth import Caller, CompoundId, LocalId, require
-from juwei.events import utcnow
 from juwei.paging import Limit
 from juwei.problems import Problem
 from juwei.vault import Vault
+from services.access import HEALTH_ROLES
 from services.residents import importing, views
 from services.residents.api.common import Command, global_id, local_id, runtime_of, today_of
 from services.residents.domain import Building, Household, Needs, id_number_problem, normalise_phone, phone_problem
@@ -41,7 +47,6 @@ from services.roles import (
     EXTERNAL_CONSUMER,
     INFORMATION_OFFICER,
     LOGISTICS_VOLUNTEER,
-    STAFF,
 )
 
 router = APIRouter(tags=["register"])
@@ -264,7 +269,9 @@ class RepresentativeIn(BaseModel):
 
 class ResidentOut(BaseModel):
     """A resident as the caller may see them. Identity fields are absent for erased residents, and
-    ``id_number`` is absent for logistics volunteers."""
+    ``id_number`` is absent for logistics volunteers; the health flags (regular_medication,
+    mobility_impaired, bedridden, pregnant) are absent for roles without a health grant and for erased
+    residents."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -300,10 +307,10 @@ class ResidentOut(BaseModel):
     room: int
     birth_year: int
     elderly: bool
-    regular_medication: bool
-    mobility_impaired: bool
-    bedridden: bool
-    pregnant: bool
+    regular_medication: bool | None = None
+    mobility_impaired: bool | None = None
+    bedridden: bool | None = None
+    pregnant: bool | None = None
     infant: bool
     representative: bool
     erased: bool
@@ -409,8 +416,8 @@ def _member(session: Session, compound: str, household: str, resident: str) -> R
 
 
 def _require_reader(caller: Caller, compound: str, building: str) -> None:
-    # Staff and operators read the whole compound (and edit their buildings); volunteers only their building.
-    caller.require_scope(compound, None if caller.role in STAFF else local_id(building))
+    # Everyone reads the register of the buildings on their key, staff too (a key without buildings: all).
+    caller.require_scope(compound, local_id(building))
 
 
 def _disclosure(caller: Caller, reveal: bool) -> bool:
@@ -428,6 +435,7 @@ def _views(
     *,
     reveal: bool,
     id_numbers: bool,
+    health: bool,
 ) -> list[ResidentOut]:
     """Residents as the caller may see them; identities are unsealed in one batch."""
     identities = vault.unseal_many(session, {r.resident: r.identity for r in residents if not r.erased})
@@ -441,11 +449,13 @@ def _views(
             "floor": home.floor,
             "room": home.room,
             "birth_year": row.birth_year,
-            **{flag: bool(getattr(row, flag)) for flag in views.FLAGS},
+            **{flag: bool(getattr(row, flag)) for flag in views.FLAGS if flag not in views.HEALTH},
             "representative": home.representative == row.resident,
             "erased": bool(row.erased),
             "masked": not reveal,
         }
+        if health and not row.erased:
+            item.update({flag: bool(getattr(row, flag)) for flag in views.HEALTH})
         if not row.erased:
             identity = identities.get(row.resident) or {}
             item["name"] = identity.get("name") if reveal else mask_name(identity.get("name"))
@@ -456,36 +466,36 @@ def _views(
     return out
 
 
-def _audit(session: Session, request: Request, caller: Caller, compound: str, shown: Sequence[ResidentOut]) -> None:
-    """One audit row per resident whose identity was just shown unmasked."""
-    now = utcnow()
-    rows = []
+def _reads(compound: str, shown: Sequence[ResidentOut], *, identity: bool, health: bool) -> list[SensitiveRead]:
+    """The sensitive reads of residents just shown: unmasked identity, health flags (none of the erased)."""
+    reads = []
     for resident in shown:
-        fields = [f for f in IDENTITY_FIELDS if getattr(resident, f, None)]
-        if resident.masked or not fields:  # erased: nothing was shown
-            continue
-        rows.append(
-            {
-                "at": now,
-                "key_id": caller.key_id,
-                "role": caller.role,
-                "compound": compound,
-                "resident": global_id(compound, resident.resident),
-                "fields": ",".join(fields),
-                "request_id": getattr(request.state, "request_id", None),
-            }
-        )
-    if rows:
-        session.execute(insert(views.identity_reads), rows)
+        subject, building = global_id(compound, resident.resident), global_id(compound, resident.building)
+        if identity and not resident.masked:
+            fields = tuple(f for f in IDENTITY_FIELDS if getattr(resident, f, None))
+            reads.append(SensitiveRead(subject, "identity", fields, building))
+        if health and not resident.erased:
+            reads.append(SensitiveRead(subject, "health", views.HEALTH, building))
+    return reads
 
 
 def _show(
-    request: Request, caller: Caller, compound: str, query: Any, *, reveal: bool, households: Sequence[Row] = ()
+    request: Request,
+    caller: Caller,
+    compound: str,
+    query: Any,
+    *,
+    reveal: bool,
+    households: Sequence[Row] = (),
+    purpose: str | None = None,
 ) -> list[ResidentOut]:
-    """Run ``query`` over residents and show them; a reveal is audited in the same transaction."""
+    """Run ``query`` over residents and show them. A read (``purpose`` given) that reveals identities or shows
+    health flags is audited in the same transaction; a command's answer echoes what its caller just wrote."""
     runtime = runtime_of(request)
     id_numbers = _disclosure(caller, reveal)
-    with runtime.database.unit_of_work() if reveal else runtime.database.reading() as session:
+    health = caller.role in HEALTH_ROLES
+    audited = reveal or (purpose is not None and health)
+    with runtime.database.unit_of_work() if audited else runtime.database.reading() as session:
         residents = session.execute(query).all()
         homes = {h.household: h for h in households}
         missing = sorted({r.household for r in residents} - homes.keys())
@@ -494,9 +504,10 @@ def _show(
                 (h.household, h)
                 for h in session.execute(select(views.households).where(views.households.c.household.in_(missing)))
             )
-        shown = _views(session, runtime.vault, residents, homes, reveal=reveal, id_numbers=id_numbers)
-        if reveal:
-            _audit(session, request, caller, compound, shown)
+        shown = _views(session, runtime.vault, residents, homes, reveal=reveal, id_numbers=id_numbers, health=health)
+        if audited:
+            reads = _reads(compound, shown, identity=reveal, health=purpose is not None and health)
+            record_reads(session, request, caller, compound, reads, purpose or "revealed in the answer to a change")
     return shown
 
 
@@ -604,6 +615,7 @@ def building_households(
     gid = global_id(compound, building)
     _require_reader(caller, compound, gid)
     _disclosure(caller, reveal)
+    purpose = purpose_of(request, f"register: households of building {building}")
     with runtime_of(request).database.reading() as session:
         if session.execute(select(views.buildings.c.building).where(views.buildings.c.building == gid)).first() is None:
             raise NotFound(f"building {building} is not registered in compound {compound}")
@@ -613,7 +625,7 @@ def building_households(
             .order_by(views.households.c.floor, views.households.c.room, views.households.c.household)
         ).all()
     query = select(views.residents).where(views.residents.c.building == gid).order_by(views.residents.c.resident)
-    members = _show(request, caller, compound, query, reveal=reveal, households=homes)
+    members = _show(request, caller, compound, query, reveal=reveal, households=homes, purpose=purpose)
     by_household: dict[str, list[ResidentOut]] = {}
     for member in members:
         by_household.setdefault(member.household, []).append(member)
@@ -866,11 +878,12 @@ def get_resident(
 ) -> ResidentOut:
     caller.require_scope(compound)
     _disclosure(caller, reveal)
+    purpose = purpose_of(request, "register: one resident")
     with runtime_of(request).database.reading() as session:
         row = _resident(session, compound, resident)
     _require_reader(caller, compound, row.building)
     query = select(views.residents).where(views.residents.c.resident == row.resident)
-    return _show(request, caller, compound, query, reveal=reveal)[0]
+    return _show(request, caller, compound, query, reveal=reveal, purpose=purpose)[0]
 
 
 @router.get(
@@ -888,10 +901,12 @@ def identity_reads(
     limit: Limit = 100,
 ) -> IdentityReads:
     caller.require_scope(compound)
-    table = views.identity_reads
-    query = select(table).where(table.c.compound == compound, table.c.seq > after)
+    table = sensitive_reads_table
+    query = select(table).where(table.c.compound == compound, table.c.kind == "identity", table.c.seq > after)
     if resident is not None:
-        query = query.where(table.c.resident == global_id(compound, resident))
+        query = query.where(table.c.subject == global_id(compound, resident))
+    if caller.buildings is not None:  # staff of some buildings account for the reads in theirs
+        query = query.where(table.c.building.in_(sorted(global_id(compound, b) for b in caller.buildings)))
     with runtime_of(request).database.reading() as session:
         rows = session.execute(query.order_by(table.c.seq).limit(limit)).all()
     reads = [
@@ -900,7 +915,7 @@ def identity_reads(
             at=row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC),  # SQLite keeps no time zone
             key_id=row.key_id,
             role=row.role,
-            resident=local_id(row.resident),
+            resident=local_id(row.subject),
             fields=[f for f in row.fields.split(",") if f],
             request_id=row.request_id,
         )

@@ -115,6 +115,35 @@ def enlist(compound: CompoundId, body: VolunteerIn, request: Request, caller: Or
     return {"volunteer": body.volunteer, "building": body.building}
 
 
+@router.delete(
+    "/compounds/{compound}/volunteers/{volunteer}",
+    summary="Stand a volunteer down: their roles are released and every key they hold ends",
+    responses={404: {"description": "No such volunteer"}, 409: {"description": "Already stood down"}},
+)
+def stand_down(
+    compound: CompoundId,
+    volunteer: LocalId,
+    request: Request,
+    caller: StaffOnly,
+    reason: Annotated[str, Query(max_length=200)] = "",
+) -> dict[str, object]:
+    caller.require_scope(compound)
+    command = Command(request, caller, compound)
+    with command.unit():
+        person = command.load(Volunteer, volunteer)
+        if not person.exists:
+            raise Problem(404, f"volunteer {volunteer} is not enlisted in compound {compound}", "volunteer-unknown")
+        assert person.building is not None
+        building = local_id(person.building)
+        caller.require_scope(compound, building)
+        team = command.load(BuildingRoles, building)
+        released = team.roles_of(person.id)
+        for role in released:
+            team.release(person.id, role, reason or "stood down")
+        person.stand_down(reason)
+    return {"volunteer": volunteer, "building": building, "released": released, "stood_down": True}
+
+
 def parse_buildings(spec: str | None) -> set[str] | None:
     """ "1-5,8" → {"1","2","3","4","5","8"}: how the committee names groups of buildings."""
     if not spec:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
+from juwei.audit import SensitiveRead, purpose_of, record_reads
 from juwei.auth import Caller, CompoundId, LocalId
 from juwei.events import utcnow
 from juwei.problems import Problem
@@ -185,7 +186,9 @@ def building_needs(
 ) -> dict[str, Any]:
     caller.require_scope(compound, building)
     runtime = runtime_of(request)
-    with runtime.database.reading() as session:
+    purpose = purpose_of(request, f"medicine runs: the needs of building {building}")
+    # Prescriptions are health data: each one shown is audited in the transaction that reads it.
+    with runtime.database.unit_of_work() as session:
         building_id = building_known(session, compound, building)
         query = select(medicine_requests).where(medicine_requests.c.building == building_id)
         if status is not None:
@@ -203,6 +206,12 @@ def building_needs(
             }
             for row in rows
         ]
+        shown = {(request_["resident"], request_["household"]) for request_ in found if request_["prescription"]}
+        reads = [
+            SensitiveRead(global_id(compound, resident), "health", ("prescription",), building_id)
+            for resident, _household in sorted(shown)
+        ]
+        record_reads(session, request, caller, compound, reads, purpose)
     return {"building": building, "requests": found}
 
 

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from juwei.auth import Caller, CompoundId, LocalId, issue_key, require
+from juwei.auth import Caller, CompoundId, Holder, LocalId, issue_key, require
 from juwei.problems import Problem
 from services import roles as r
 from services.testing.api.common import Command, LocalIdText, global_id, local_id, runtime_of
 from services.testing.domain import PointAssignment, SamplingPoint, natural_key, propose_assignment
-from services.testing.views import buildings, key_bindings, point_buildings, points, residents
+from services.testing.views import buildings, key_bindings, point_buildings, points, residents, volunteers
 
 router = APIRouter(tags=["sampling points"])
 StaffOnly = Annotated[Caller, Depends(require(*r.STAFF))]
@@ -224,19 +224,44 @@ def assign(
     return {"point": point, "buildings": sorted(body.buildings, key=natural_key)}
 
 
+class PointKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"volunteer": "v-0701"}]})
+
+    volunteer: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$",
+        description="The enlisted volunteer the key is issued to (it ends when they are stood down); "
+        "none: the point's own device",
+    )
+
+
 @router.post("/compounds/{compound}/points/{point}/keys", status_code=201, summary="A key for a point's volunteers")
-def point_key(compound: CompoundId, point: LocalId, request: Request, caller: StaffOnly) -> dict[str, Any]:
-    """The key lets sampling volunteers call next and record samples at this point only."""
+def point_key(
+    compound: CompoundId, point: LocalId, request: Request, caller: StaffOnly, body: PointKeyIn | None = None
+) -> dict[str, Any]:
+    """The key lets sampling volunteers call next and record samples at this point only. Issued to a volunteer,
+    it is theirs (and ends when they are stood down); without one, it belongs to the point's device."""
     caller.require_scope(compound)
     runtime = runtime_of(request)
+    volunteer = body.volunteer if body is not None else None
     with runtime.database.unit_of_work() as session:
         known = session.execute(select(points.c.open).where(points.c.point == global_id(compound, point))).scalar()
         if known is None:
             raise Problem(404, f"sampling point {point} is not open", "point-unknown")
-        issued = issue_key(session, r.SAMPLING_VOLUNTEER, compound, label=f"sampling point {point}")
+        if volunteer is None:
+            holder = Holder("system", f"{global_id(compound, point)} device")
+        else:
+            serving = session.execute(
+                select(volunteers.c.serving).where(volunteers.c.volunteer == global_id(compound, volunteer))
+            ).scalar()
+            if not serving:
+                state = "was stood down" if serving is not None else "is not enlisted"
+                raise Problem(422, f"volunteer {volunteer} {state}: no key is issued to them", "volunteer-not-serving")
+            holder = Holder("volunteer", global_id(compound, volunteer))
+        issued = issue_key(session, r.SAMPLING_VOLUNTEER, compound, label=f"sampling point {point}", holder=holder)
         session.execute(
             key_bindings.insert().values(
                 key_id=issued.caller.key_id, compound=compound, point=global_id(compound, point), household=None
             )
         )
-    return {"key": issued.key, "role": r.SAMPLING_VOLUNTEER, "point": point}
+    return {"key": issued.key, "role": r.SAMPLING_VOLUNTEER, "point": point, "volunteer": volunteer}

@@ -12,10 +12,11 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from juwei.aggregate import DomainRuleViolation
-from juwei.auth import Caller, CompoundId, LocalId, issue_key, require
+from juwei.auth import Caller, CompoundId, Holder, LocalId, issue_key, require
 from juwei.problems import Problem
 from juwei.store import lock_appends
 from services import roles as r
+from services.access import HEALTH_ROLES
 from services.testing.api.common import (
     Command,
     LocalIdText,
@@ -513,15 +514,18 @@ def get_tube(compound: CompoundId, tube: LocalId, request: Request, caller: Samp
         inside = session.execute(
             select(samples.c.resident).where(samples.c.tube == tube_id).order_by(samples.c.collected_at)
         ).scalars()
-        return {
+        found = {
             "tube": tube,
             "round": local_id(row["round"]),
             "kind": row["kind"],
             "point": local_id(row["point"]) if row["point"] else None,
             "residents": [local_id(x) for x in inside],
-            "result": row["result"],
             "resulted_at": shown(request, row["resulted_at"]),
         }
+    # A result is health data: a sampling volunteer (no health grant) sees that it came, not what it was.
+    if caller.role in HEALTH_ROLES:
+        found["result"] = row["result"]
+    return found
 
 
 # --- antigen self-reports ----------------------------------------------------------------------------------
@@ -546,7 +550,14 @@ def household_key(compound: CompoundId, household: LocalId, request: Request, ca
     with runtime.database.unit_of_work() as session:
         home = _household(session, compound, household)
         caller.require_scope(compound, local_id(home.building))
-        issued = issue_key(session, r.HOUSEHOLD, compound, [local_id(home.building)], label=f"household {household}")
+        issued = issue_key(
+            session,
+            r.HOUSEHOLD,
+            compound,
+            [local_id(home.building)],
+            label=f"household {household}",
+            holder=Holder("household", household_id),
+        )
         session.execute(
             key_bindings.insert().values(
                 key_id=issued.caller.key_id, compound=compound, point=None, household=household_id

@@ -1,0 +1,143 @@
+"""Who may read what, the same in every service: the feed's scope per role, health grants, key holders.
+
+| role | events of the feed | health data |
+| --- | --- | --- |
+| district-operator | every compound (a compound key: its compound) | yes |
+| committee-staff | its compound; only its buildings when the key names some (and events of no one building) | yes |
+| information-officer | the types whose ``audience`` names it, in the key's buildings | yes |
+| logistics-volunteer | the types whose ``audience`` names it, in the key's buildings | no |
+| sampling-volunteer | the types whose ``audience`` names it, at the key's sampling point (testing) | no |
+| subdistrict-staff | the types whose ``audience`` names it (medicine runs), in its compound | yes |
+| household | the types whose ``audience`` names it that name its own household | yes (its own) |
+| external-consumer | the event types and compounds its grant names | only if granted |
+
+A role whose work needs no event type of a service gets 403 from that service's feed, saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from juwei.access import FeedRefused, FeedScope, bases
+from juwei.auth import Caller, Holder, revoke_keys_of
+from juwei.events import Envelope
+from juwei.projection import Projection
+from juwei.settings import Settings
+from juwei.vault import shred_subject
+from services import roles as r
+
+# Roles whose work needs health data (a household: its own members').
+HEALTH_ROLES = frozenset(
+    {r.DISTRICT_OPERATOR, r.COMMITTEE_STAFF, r.INFORMATION_OFFICER, r.SUBDISTRICT_STAFF, r.HOUSEHOLD}
+)
+# Who may hold a key of each role: people of the register are checked against it when the key is made.
+HOLDERS: dict[str, tuple[str, ...]] = {
+    r.DISTRICT_OPERATOR: ("official", "system"),
+    r.COMMITTEE_STAFF: ("staff",),
+    r.INFORMATION_OFFICER: ("volunteer",),
+    r.LOGISTICS_VOLUNTEER: ("volunteer",),
+    r.SAMPLING_VOLUNTEER: ("volunteer",),
+    r.SUBDISTRICT_STAFF: ("official",),
+    r.HOUSEHOLD: ("household",),
+    r.EXTERNAL_CONSUMER: ("system",),
+}
+# The fields by which an event names a household (its own, or one a resident moves from or to).
+HOUSEHOLD_FIELDS = frozenset({"household", "households", "from_household", "to_household"})
+POINT_FIELDS = frozenset({"point", "points"})
+STOOD_DOWN = "juwei.residents.VolunteerStoodDown.v1"
+ERASED = "juwei.residents.ResidentErased.v1"
+
+# A service's way to find the sampling point a key is bound to (district-wide id), if it knows points.
+PointOf = Callable[[Session, Caller], str | None]
+
+
+def health_key(variable: str) -> Callable[[Settings], str]:
+    """``ServiceDefinition.health_key`` of a service granted health data: the key in ``variable``, shared by
+    exactly the services granted (residents, supplies, testing; never notify)."""
+    return lambda settings: settings.shared_key(variable)
+
+
+def holder_problem(role: str, holder: Holder) -> str | None:
+    """Why ``holder`` may not hold a key of ``role`` (None when they may)."""
+    kinds = HOLDERS.get(role)
+    if kinds is None:
+        return f"unknown role {role!r} (one of {', '.join(r.ALL)})"
+    if holder.kind not in kinds:
+        return f"a {role} key is issued to a {' or '.join(kinds)}, not to a {holder.kind}"
+    return None
+
+
+def _compounds(caller: Caller) -> frozenset[str] | None:
+    if caller.compound is not None:
+        return frozenset({caller.compound})
+    if caller.grant is not None and caller.grant.compounds is not None:
+        return caller.grant.compounds
+    return None
+
+
+def _buildings(caller: Caller) -> frozenset[str] | None:
+    if caller.buildings is None or caller.compound is None:
+        return None
+    return frozenset(f"{caller.compound}:{building}" for building in caller.buildings)
+
+
+def feed_access(point_of: PointOf | None = None) -> Callable[[Any, Session, Caller], FeedScope]:
+    """The feed scope of a caller in a service (``ServiceDefinition.feed_access``), by the table above."""
+
+    def scope(runtime: Any, session: Session, caller: Caller) -> FeedScope:
+        service = runtime.definition.name
+        classes = list(runtime.definition.registry.classes.values())
+        role = caller.role
+        if role == r.DISTRICT_OPERATOR:
+            return FeedScope(compounds=_compounds(caller), health=True)
+        if role == r.COMMITTEE_STAFF:
+            return FeedScope(compounds=_compounds(caller), buildings=_buildings(caller), health=True)
+        if role == r.EXTERNAL_CONSUMER:
+            grant = caller.grant
+            if grant is None or not grant.types:
+                raise FeedRefused("this key's grant names no event types; the district operator grants them")
+            granted = frozenset(cls.event_type for cls in classes if grant.names_type(cls.type_name()))
+            if not granted:
+                raise FeedRefused(f"this key's grant names no event type of {service}")
+            return FeedScope(compounds=_compounds(caller), types=granted, health=grant.health)
+        types = bases(classes, role)
+        if not types:
+            raise FeedRefused(f"the work of a {role} needs no events of {service}: its feed is not theirs to read")
+        if caller.compound is None:
+            raise FeedRefused(f"a {role} key belongs to one compound; this one names none")
+        compounds = frozenset({caller.compound})
+        health = role in HEALTH_ROLES
+        if role == r.HOUSEHOLD:
+            holder = caller.holder
+            if holder is None or holder.kind != "household":
+                raise FeedRefused("this household key names no household")
+            return FeedScope(compounds, types, fields=HOUSEHOLD_FIELDS, values=frozenset({holder.id}), health=health)
+        if role == r.SAMPLING_VOLUNTEER:
+            point = point_of(session, caller) if point_of is not None else None
+            if point is None:
+                raise FeedRefused("this sampling volunteer's key is bound to no sampling point")
+            return FeedScope(compounds, types, fields=POINT_FIELDS, values=frozenset({point}), health=health)
+        return FeedScope(compounds, types, buildings=_buildings(caller), health=health)
+
+    return scope
+
+
+class Departures(Projection):
+    """People who leave the register, in the transaction that learns of it: a volunteer stood down loses every
+    key they hold here; an erased resident's keys here (sealed health flags handed over, prescriptions) are
+    shredded.
+
+    Not a read model: it owns no table, so a rebuild keeps what it did and repeats it harmlessly.
+    """
+
+    name = "departures"
+    types = frozenset({STOOD_DOWN, ERASED})
+
+    def apply(self, session: Session, envelope: Envelope) -> None:
+        if envelope.type == STOOD_DOWN:
+            revoke_keys_of(session, Holder("volunteer", envelope.data["volunteer"]))
+        else:
+            shred_subject(session, envelope.data["resident"])
