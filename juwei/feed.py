@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from juwei.access import Disclosure, FeedRefused, FeedScope, default_scope, type_names
 from juwei.audit import purpose_of, record_reads
 from juwei.auth import Caller, authenticate_id, require
-from juwei.paging import PAGE_MAX
+from juwei.paging import MAX_POSITION, PAGE_MAX
 from juwei.problems import Problem
 
 POLL_SECONDS = 0.25
@@ -104,10 +104,6 @@ def _read(request: Request, caller: Caller, scope: FeedScope, after: int, limit:
 def _sealed(registry: Any, type_name: str) -> bool:
     cls = registry.current_class(type_name)
     return bool(cls is not None and cls.sealed_fields)
-
-
-# Positions are 64-bit signed integers in both databases: a larger `after` is a client's mistake, not a 500.
-MAX_POSITION = 2**63 - 1
 
 
 def _resume_point(last_event_id: str | None, after: int | None) -> int:

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from juwei.auth import Caller, CompoundId, LocalId, require
 from juwei.events import utcnow
+from juwei.paging import MAX_POSITION
 from juwei.problems import Problem
 from juwei.service import Runtime
 from services import roles as r
@@ -158,7 +159,7 @@ async def board_stream(
     token: str,
     request: Request,
     lang: Lang = "zh",
-    after: Annotated[int | None, Query(ge=0, description="Position already shown")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_POSITION, description="Position already shown")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     building, _compound, _label = _board(request, token)
@@ -168,6 +169,8 @@ async def board_stream(
             cursor = int(last_event_id)
         except ValueError:
             raise Problem(400, "Last-Event-ID must be the position of the last notice received") from None
+        if not 0 <= cursor <= MAX_POSITION:
+            raise Problem(400, f"Last-Event-ID must be a position from 0 to {MAX_POSITION}")
 
     async def events() -> AsyncIterator[dict[str, Any]]:
         position = cursor

@@ -33,7 +33,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from juwei.aggregate import DomainRuleViolation, NotFound
 from juwei.audit import SensitiveRead, purpose_of, record_reads, sensitive_reads_table
 from juwei.auth import Caller, CompoundId, LocalId, require
-from juwei.paging import Limit
+from juwei.paging import MAX_POSITION, Limit
 from juwei.problems import Problem
 from juwei.vault import Vault
 from services.access import HEALTH_ROLES
@@ -897,7 +897,7 @@ def identity_reads(
     request: Request,
     caller: Annotated[Caller, Depends(require(COMMITTEE_STAFF, DISTRICT_OPERATOR))],
     resident: Annotated[str | None, Query(pattern=ID_PATTERN, description="Only reads of this resident")] = None,
-    after: Annotated[int, Query(ge=0, description="`seq` of the last read already seen")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION, description="`seq` of the last read already seen")] = 0,
     limit: Limit = 100,
 ) -> IdentityReads:
     caller.require_scope(compound)
