@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Column, DateTime, Integer, String, Table, insert, select
 from sqlalchemy.orm import Session
 
-from juwei.auth import Caller, CompoundId, key_holder, require
+from juwei.auth import CompoundId, key_holder, require
+from juwei.callers import Caller
 from juwei.events import utcnow
 from juwei.paging import Limit
 from juwei.problems import Problem

@@ -22,7 +22,8 @@ from starlette.concurrency import run_in_threadpool
 
 from juwei.access import Disclosure, FeedRefused, FeedScope, default_scope, type_names
 from juwei.audit import purpose_of, record_reads
-from juwei.auth import Caller, authenticate_id, require
+from juwei.auth import authenticate_id, require
+from juwei.callers import Caller
 from juwei.paging import PAGE_MAX
 from juwei.problems import Problem
 

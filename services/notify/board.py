@@ -25,14 +25,15 @@ from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from juwei.auth import Caller, CompoundId, LocalId, require
+from contracts import roles as r
+from contracts.ids import global_id
+from juwei.auth import CompoundId, LocalId, require
+from juwei.callers import Caller
 from juwei.events import utcnow
 from juwei.problems import Problem
 from juwei.service import Runtime
-from services import roles as r
 from services.notify.domain import building_label
 from services.notify.views import board_items, board_tokens, groups, messages
-from services.roles import global_id
 
 router = APIRouter(tags=["board"])
 POLL_SECONDS = 0.5

@@ -60,6 +60,13 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from contracts.notify import (
+    DeliveryDeadLettered,
+    DeliveryFailed,
+    DeliverySent,
+    DeliveryUncertain,
+    DigestComposed,
+)
 from juwei.events import DomainEvent, utcnow
 from juwei.failpoints import failpoint
 from juwei.service import Runtime
@@ -77,13 +84,6 @@ from services.notify.domain import (
     building_label,
     digest_text,
     plan_batch,
-)
-from services.notify.events import (
-    DeliveryDeadLettered,
-    DeliveryFailed,
-    DeliverySent,
-    DeliveryUncertain,
-    DigestComposed,
 )
 from services.notify.handlers import DISPATCH_JOB, queue
 from services.notify.views import attempts, channel_state, channels, deliveries, groups, messages, quiet_hours

@@ -18,8 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
-from juwei.aggregate import Aggregate, DomainRuleViolation
-from services.notify.events import (
+from contracts.notify import (
     ChannelAttached,
     ChannelDetached,
     ChannelReconfigured,
@@ -28,6 +27,7 @@ from services.notify.events import (
     QuestionSubmitted,
     QuietHoursSet,
 )
+from juwei.aggregate import Aggregate, DomainRuleViolation
 
 CHANNEL_KINDS = ("wecom", "dingtalk", "feishu", "email", "webhook")
 PRIORITIES = ("normal", "important", "critical")

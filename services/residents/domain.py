@@ -14,8 +14,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from juwei.aggregate import Aggregate, DomainRuleViolation
-from services.residents.events import (
+from contracts.residents import (
     BuildingRegistered,
     HouseholdRegistered,
     RepresentativeChosen,
@@ -33,6 +32,7 @@ from services.residents.events import (
     ZoneCaseRecorded,
     ZoneStatusChanged,
 )
+from juwei.aggregate import Aggregate, DomainRuleViolation
 
 ELDERLY_AGE = 70
 LOGISTICS_GROUP_SIZE = 6

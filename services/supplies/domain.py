@@ -16,8 +16,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from juwei.aggregate import Aggregate, DomainRuleViolation
-from services.supplies.events import (
+from contracts.supplies import (
     AllocationPlanned,
     AllocationShare,
     BatchArrived,
@@ -45,6 +44,7 @@ from services.supplies.events import (
     SupplyItem,
     SupplyPolicySet,
 )
+from juwei.aggregate import Aggregate, DomainRuleViolation
 
 SOURCES = ("government", "group_purchase", "donation")
 METHODS = ("equal", "household_size", "needs", "orders")

@@ -29,11 +29,22 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from contracts import supplies as ev
+from contracts.access import Departures
+from contracts.residents import (
+    BuildingRegistered,
+    HouseholdRegistered,
+    ResidentArrived,
+    ResidentErased,
+    ResidentMoved,
+    ResidentNeedsChanged,
+    ResidentRegistered,
+    VolunteerRoleAssigned,
+    VolunteerRoleReleased,
+)
+from contracts.residents import registry as residents_catalogue
 from juwei.events import DomainEvent, Envelope
 from juwei.projection import Projection, upsert
-from services.access import Departures
-from services.residents import events as residents_events
-from services.supplies import events as ev
 
 tables = MetaData()
 
@@ -219,12 +230,6 @@ FLAGS = ("elderly", "infant", "regular_medication", "mobility_impaired", "bedrid
 HEALTH = ("regular_medication", "mobility_impaired", "bedridden", "pregnant")
 
 
-def _types(service: str, names: tuple[str, ...]) -> frozenset[str]:
-    """Every stored version of these events (old versions are upcast when read)."""
-    catalogue = residents_events.registry if service == "residents" else ev.registry
-    return frozenset(catalogue.type_names(f"juwei.{service}.{name}" for name in names))
-
-
 def _own(envelope: Envelope) -> DomainEvent:
     """The typed event, private part included (present when read from this service's own log)."""
     return ev.registry.decode(envelope.type, {**envelope.data, **(envelope.private or {})})
@@ -235,41 +240,38 @@ class Register(Projection):
 
     name = "register"
     tables = (buildings, households, residents, volunteer_roles)
-    types = _types(
-        "residents",
-        (
-            "BuildingRegistered",
-            "HouseholdRegistered",
-            "ResidentRegistered",
-            "ResidentMoved",
-            "ResidentArrived",
-            "ResidentNeedsChanged",
-            "ResidentErased",
-            "VolunteerRoleAssigned",
-            "VolunteerRoleReleased",
-        ),
+    reads = (
+        BuildingRegistered,
+        HouseholdRegistered,
+        ResidentRegistered,
+        ResidentMoved,
+        ResidentArrived,
+        ResidentNeedsChanged,
+        ResidentErased,
+        VolunteerRoleAssigned,
+        VolunteerRoleReleased,
     )
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         # The health flags come opened from their seal in ``private`` (this service holds the keys handed
         # over); a shredded seal reads as no flag.
-        event = residents_events.registry.decode(envelope.type, {**envelope.data, **(envelope.private or {})})
+        event = residents_catalogue.decode(envelope.type, {**envelope.data, **(envelope.private or {})})
         compound = envelope.compound
-        if isinstance(event, residents_events.BuildingRegistered):
+        if isinstance(event, BuildingRegistered):
             upsert(
                 session,
                 buildings,
                 {"building": event.building},
                 {"compound": compound, "number": event.number, "floors": event.floors},
             )
-        elif isinstance(event, residents_events.HouseholdRegistered):
+        elif isinstance(event, HouseholdRegistered):
             upsert(
                 session,
                 households,
                 {"household": event.household},
                 {"compound": compound, "building": event.building, "floor": event.floor, "room": event.room},
             )
-        elif isinstance(event, residents_events.ResidentRegistered | residents_events.ResidentArrived):
+        elif isinstance(event, ResidentRegistered | ResidentArrived):
             upsert(
                 session,
                 residents,
@@ -282,25 +284,25 @@ class Register(Projection):
                     **{flag: bool(getattr(event, flag)) for flag in FLAGS},
                 },
             )
-        elif isinstance(event, residents_events.ResidentNeedsChanged):
+        elif isinstance(event, ResidentNeedsChanged):
             session.execute(
                 update(residents)
                 .where(residents.c.resident == event.resident)
                 .values(**{flag: bool(getattr(event, flag)) for flag in FLAGS})
             )
-        elif isinstance(event, residents_events.ResidentMoved):
+        elif isinstance(event, ResidentMoved):
             session.execute(
                 update(residents)
                 .where(residents.c.resident == event.resident)
                 .values(household=event.to_household, building=event.building)
             )
-        elif isinstance(event, residents_events.ResidentErased):
+        elif isinstance(event, ResidentErased):
             session.execute(
                 update(residents)
                 .where(residents.c.resident == event.resident)
                 .values(erased=True, **dict.fromkeys(HEALTH, False))
             )
-        elif isinstance(event, residents_events.VolunteerRoleAssigned):
+        elif isinstance(event, VolunteerRoleAssigned):
             if event.role == "sampling_point":
                 return
             if event.replaces:
@@ -317,7 +319,7 @@ class Register(Projection):
                 {"building": event.building, "volunteer": event.volunteer, "role": event.role},
                 {"compound": compound, "shift": event.shift, "leader": event.leader},
             )
-        elif isinstance(event, residents_events.VolunteerRoleReleased):
+        elif isinstance(event, VolunteerRoleReleased):
             session.execute(
                 delete(volunteer_roles).where(
                     volunteer_roles.c.building == event.building,
@@ -332,19 +334,16 @@ class Deliveries(Projection):
 
     name = "deliveries"
     tables = (batches, shares, shift_calls)
-    types = _types(
-        "supplies",
-        (
-            "BatchArrived",
-            "AllocationPlanned",
-            "BatchDispatched",
-            "ShiftCalled",
-            "DeliveryTasksIssued",
-            "DeliveryConfirmed",
-            "DeliveryFailed",
-            "FollowUpResolved",
-            "BuildingDelivered",
-        ),
+    reads = (
+        ev.BatchArrived,
+        ev.AllocationPlanned,
+        ev.BatchDispatched,
+        ev.ShiftCalled,
+        ev.DeliveryTasksIssued,
+        ev.DeliveryConfirmed,
+        ev.DeliveryFailed,
+        ev.FollowUpResolved,
+        ev.BuildingDelivered,
     )
 
     def apply(self, session: Session, envelope: Envelope) -> None:
@@ -458,16 +457,13 @@ class Custody(Projection):
 
     name = "custody"
     tables = (medicine_requests, cards, card_history)
-    types = _types(
-        "supplies",
-        (
-            "MedicineRequested",
-            "CardCollected",
-            "CardHandedOver",
-            "MedicinePurchased",
-            "MedicineAndCardReturned",
-            "CardOverdue",
-        ),
+    reads = (
+        ev.MedicineRequested,
+        ev.CardCollected,
+        ev.CardHandedOver,
+        ev.MedicinePurchased,
+        ev.MedicineAndCardReturned,
+        ev.CardOverdue,
     )
 
     def apply(self, session: Session, envelope: Envelope) -> None:
@@ -612,7 +608,11 @@ class Ledger(Projection):
 
     name = "ledger"
     tables = (donations, donation_items, donation_batches)
-    types = _types("supplies", ("DonationAccepted", "DonationRefused", "DonationAllocated"))
+    reads = (
+        ev.DonationAccepted,
+        ev.DonationRefused,
+        ev.DonationAllocated,
+    )
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         event = _own(envelope)

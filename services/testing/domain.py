@@ -21,8 +21,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from juwei.aggregate import Aggregate, DomainRuleViolation
-from services.testing.events import (
+from contracts.testing import (
     AntigenReported,
     BuildingsAssigned,
     CallPlanMade,
@@ -48,6 +47,7 @@ from services.testing.events import (
     TubeResulted,
     UnitCalled,
 )
+from juwei.aggregate import Aggregate, DomainRuleViolation
 
 MODES = ("building", "half_building", "floor", "auto")
 FLOOR_ORDERS = ("down", "up")

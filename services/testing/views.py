@@ -34,13 +34,24 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from contracts import testing as ev
+from contracts.access import Departures
+from contracts.ids import local_id
+from contracts.residents import (
+    BuildingRegistered,
+    HouseholdRegistered,
+    ResidentArrived,
+    ResidentErased,
+    ResidentMoved,
+    ResidentNeedsChanged,
+    ResidentRegistered,
+    VolunteerEnlisted,
+    VolunteerStoodDown,
+)
+from contracts.residents import registry as residents_catalogue
 from juwei.aggregate import DomainRuleViolation
-from juwei.events import DomainEvent, Envelope, parse_time
+from juwei.events import Envelope, parse_time
 from juwei.projection import Projection, upsert, write_many
-from services.access import Departures
-from services.residents.events import registry as residents_catalogue
-from services.roles import local_id
-from services.testing import events as ev
 from services.testing.domain import BuildingLayout, Occupant, PointCapacity, status_after
 
 tables = MetaData()
@@ -304,11 +315,6 @@ def bulk_upsert(session: Session, table: Table, keys: tuple[str, ...], rows: lis
     write_many(session, statement, rows)
 
 
-def _types(*classes: type[DomainEvent]) -> frozenset[str]:
-    """Every stored version of these events (old versions are upcast when read)."""
-    return frozenset(ev.registry.type_names(cls.event_type for cls in classes))
-
-
 def _own(envelope: Envelope) -> dict[str, Any]:
     """An own event's payload with its private part: the health data testing keeps to itself."""
     return {**envelope.data, **envelope.private} if envelope.private else envelope.data
@@ -319,19 +325,14 @@ class Register(Projection):
 
     name = "register"
     tables = (buildings, households, residents)
-    types = frozenset(
-        residents_catalogue.type_names(
-            f"juwei.residents.{name}"
-            for name in (
-                "BuildingRegistered",
-                "HouseholdRegistered",
-                "ResidentRegistered",
-                "ResidentMoved",
-                "ResidentArrived",
-                "ResidentNeedsChanged",
-                "ResidentErased",
-            )
-        )
+    reads = (
+        BuildingRegistered,
+        HouseholdRegistered,
+        ResidentRegistered,
+        ResidentMoved,
+        ResidentArrived,
+        ResidentNeedsChanged,
+        ResidentErased,
     )
 
     def apply(self, session: Session, envelope: Envelope) -> None:
@@ -420,9 +421,7 @@ class Volunteers(Projection):
 
     name = "volunteers"
     tables = (volunteers,)
-    types = frozenset(
-        residents_catalogue.type_names(("juwei.residents.VolunteerEnlisted", "juwei.residents.VolunteerStoodDown"))
-    )
+    reads = (VolunteerEnlisted, VolunteerStoodDown)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         data = envelope.data
@@ -440,7 +439,7 @@ class Points(Projection):
 
     name = "points"
     tables = (points, point_buildings)
-    types = _types(ev.SamplingPointOpened, ev.SamplingPointChanged, ev.SamplingPointClosed, ev.BuildingsAssigned)
+    reads = (ev.SamplingPointOpened, ev.SamplingPointChanged, ev.SamplingPointClosed, ev.BuildingsAssigned)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         event = ev.registry.decode(envelope.type, envelope.data)
@@ -476,7 +475,7 @@ class Rounds(Projection):
 
     name = "rounds"
     tables = (rounds, plans, calls, door_to_door)
-    types = _types(ev.RoundScheduled, ev.CallPlanMade, ev.UnitCalled, ev.DoorToDoorSamplingAssigned)
+    reads = (ev.RoundScheduled, ev.CallPlanMade, ev.UnitCalled, ev.DoorToDoorSamplingAssigned)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         event = ev.registry.decode(envelope.type, _own(envelope))
@@ -582,7 +581,7 @@ class Results(Projection):
 
     name = "results"
     tables = (samples, round_residents, tubes, antigen)
-    types = _types(ev.SampleCollected, ev.TubeResulted, ev.IndividualResultRecorded, ev.AntigenReported)
+    reads = (ev.SampleCollected, ev.TubeResulted, ev.IndividualResultRecorded, ev.AntigenReported)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         self.apply_many(session, [envelope])
@@ -783,7 +782,7 @@ class Cases(Projection):
 
     name = "cases"
     tables = (cases, close_contacts)
-    types = _types(ev.CaseConfirmed, ev.CloseContactsIsolated, ev.TransferScheduled, ev.CaseTransferred, ev.CaseClosed)
+    reads = (ev.CaseConfirmed, ev.CloseContactsIsolated, ev.TransferScheduled, ev.CaseTransferred, ev.CaseClosed)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         event = ev.registry.decode(envelope.type, _own(envelope))
@@ -844,7 +843,7 @@ class Disinfections(Projection):
 
     name = "disinfections"
     tables = (disinfections,)
-    types = _types(ev.DisinfectionRecorded)
+    reads = (ev.DisinfectionRecorded,)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         event = ev.registry.decode(envelope.type, envelope.data)

@@ -17,7 +17,8 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.orm import Session
 
 from juwei.aggregate import Aggregate, DomainRuleViolation, Repository
-from juwei.auth import Caller, require
+from juwei.auth import require
+from juwei.callers import Caller
 from juwei.consumer import Delivery
 from juwei.events import DomainEvent, Envelope, EventRegistry
 from juwei.projection import Projection

@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from contracts import supplies as ev
+from contracts.supplies import CardHolder, DonationItem, GroupOrder, SupplyItem
 from juwei.aggregate import DomainRuleViolation
 from juwei.events import payload
-from services.supplies import events as ev
 from services.supplies.domain import (
     Batch,
     BuildingDelivery,
@@ -26,7 +27,6 @@ from services.supplies.domain import (
     rota,
     shift_on_duty,
 )
-from services.supplies.events import CardHolder, DonationItem, GroupOrder, SupplyItem
 
 TODAY = date(2022, 4, 12)
 NOW = datetime(2022, 4, 12, 9, 0, tzinfo=UTC)

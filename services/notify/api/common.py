@@ -10,13 +10,14 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts import roles as r
+from contracts.ids import global_id, local_id
 from juwei.aggregate import Aggregate, Repository
-from juwei.auth import Caller, require
+from juwei.auth import require
+from juwei.callers import Caller
 from juwei.problems import Problem
 from juwei.service import Runtime
-from services import roles as r
 from services.notify.views import groups
-from services.roles import global_id, local_id
 
 A = TypeVar("A", bound=Aggregate)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select, update
 
+from contracts.notify import DeliveryRequeued
 from juwei.auth import CompoundId, LocalId
 from juwei.events import utcnow
 from juwei.paging import Limit
@@ -18,7 +19,6 @@ from juwei.problems import Problem
 from services.notify import handlers
 from services.notify.api.common import Anyone, Command, StaffOnly, global_id, local_id, require_group, runtime_of
 from services.notify.domain import Texts, has_id_number
-from services.notify.events import DeliveryRequeued
 from services.notify.views import attempts, board_items, channels, deliveries, groups, messages
 
 router = APIRouter(tags=["messages"])

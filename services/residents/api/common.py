@@ -10,10 +10,10 @@ from typing import TypeVar
 from fastapi import Request
 from sqlalchemy.orm import Session
 
+from contracts.ids import global_id, local_id
 from juwei.aggregate import Aggregate, Repository
-from juwei.auth import Caller
+from juwei.callers import Caller
 from juwei.service import Runtime
-from services.roles import global_id, local_id
 
 A = TypeVar("A", bound=Aggregate)
 

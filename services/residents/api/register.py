@@ -3,7 +3,7 @@
 Identity (name, phone, ID-card number) is sealed under the resident's own vault key before it enters an
 event, and only in the event's private part: it never reaches Kafka or the feed. Views show it masked to
 everyone; ``?reveal=true`` shows it to committee staff, district operators and the building's information
-officer. Health flags are shown only to roles with a health grant (``services.access``): not to logistics
+officer. Health flags are shown only to roles with a health grant (``contracts.roles.HEALTH_ROLES``): not to logistics
 volunteers. Every read that shows a revealed identity or health flags leaves one row per resident in the
 audit of sensitive reads (``juwei.audit``), written in the same transaction that reads it. Erasure destroys
 the resident's keys (crypto-shredding): identity and sealed health flags alike.
@@ -30,24 +30,25 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from juwei.aggregate import DomainRuleViolation, NotFound
-from juwei.audit import SensitiveRead, purpose_of, record_reads, sensitive_reads_table
-from juwei.auth import Caller, CompoundId, LocalId, require
-from juwei.paging import Limit
-from juwei.problems import Problem
-from juwei.vault import Vault
-from services.access import HEALTH_ROLES
-from services.residents import importing, views
-from services.residents.api.common import Command, global_id, local_id, runtime_of, today_of
-from services.residents.domain import Building, Household, Needs, id_number_problem, normalise_phone, phone_problem
-from services.roles import (
+from contracts.roles import (
     ALL,
     COMMITTEE_STAFF,
     DISTRICT_OPERATOR,
     EXTERNAL_CONSUMER,
+    HEALTH_ROLES,
     INFORMATION_OFFICER,
     LOGISTICS_VOLUNTEER,
 )
+from juwei.aggregate import DomainRuleViolation, NotFound
+from juwei.audit import SensitiveRead, purpose_of, record_reads, sensitive_reads_table
+from juwei.auth import CompoundId, LocalId, require
+from juwei.callers import Caller
+from juwei.paging import Limit
+from juwei.problems import Problem
+from juwei.vault import Vault
+from services.residents import importing, views
+from services.residents.api.common import Command, global_id, local_id, runtime_of, today_of
+from services.residents.domain import Building, Household, Needs, id_number_problem, normalise_phone, phone_problem
 
 router = APIRouter(tags=["register"])
 

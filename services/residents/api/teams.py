@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from juwei.auth import Caller, CompoundId, LocalId, require
+from contracts import roles as r
+from juwei.auth import CompoundId, LocalId, require
+from juwei.callers import Caller
 from juwei.problems import Problem
-from services import roles as r
 from services.residents.api.common import Command, global_id, local_id, runtime_of
 from services.residents.domain import (
     MAX_BUILDINGS_PER_STAFF,

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.supplies import DonationUse, GroupOrder, Need, SupplyItem
 from juwei.auth import CompoundId, LocalId
 from juwei.problems import Problem
 from services.supplies.api.common import (
@@ -34,7 +35,6 @@ from services.supplies.domain import (
     call_shifts,
     delivery_id,
 )
-from services.supplies.events import DonationUse, GroupOrder, Need, SupplyItem
 from services.supplies.views import FLAGS, batches, buildings, households, residents, shares, shift_calls
 
 router = APIRouter(tags=["batches"])

@@ -12,12 +12,13 @@ from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts import roles as r
+from contracts.ids import global_id, local_id
 from juwei.aggregate import Aggregate, Repository
-from juwei.auth import Caller, require
+from juwei.auth import require
+from juwei.callers import Caller
 from juwei.problems import Problem
 from juwei.service import Runtime
-from services import roles as r
-from services.roles import global_id, local_id
 from services.supplies.domain import SupplyPolicy
 from services.supplies.policy import policy_for
 from services.supplies.views import buildings, residents, volunteer_roles

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from juwei.auth import Caller, CompoundId, LocalId
+from contracts import roles as r
+from juwei.auth import CompoundId, LocalId
+from juwei.callers import Caller
 from juwei.problems import Problem
 from juwei.store import ConcurrencyError
-from services import roles as r
 from services.supplies.api.common import (
     Command,
     LocalIdText,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from contracts.supplies import DonationAccepted, DonationItem, DonationRefused
 from juwei.auth import CompoundId, LocalId
 from juwei.problems import Problem
 from services.supplies.api.common import (
@@ -22,7 +23,6 @@ from services.supplies.api.common import (
     runtime_of,
 )
 from services.supplies.domain import Donation
-from services.supplies.events import DonationAccepted, DonationItem, DonationRefused
 from services.supplies.views import batches, donation_batches, donation_items, donations
 
 router = APIRouter(tags=["donations"])

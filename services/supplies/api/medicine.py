@@ -14,11 +14,13 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
+from contracts import roles as r
+from contracts.supplies import CardHolder
 from juwei.audit import SensitiveRead, purpose_of, record_reads
-from juwei.auth import Caller, CompoundId, LocalId
+from juwei.auth import CompoundId, LocalId
+from juwei.callers import Caller
 from juwei.events import utcnow
 from juwei.problems import Problem
-from services import roles as r
 from services.supplies.api.common import (
     Buyers,
     CardCarriers,
@@ -39,7 +41,6 @@ from services.supplies.api.common import (
     visible_buildings,
 )
 from services.supplies.domain import MedicineCard
-from services.supplies.events import CardHolder
 from services.supplies.views import card_history, cards, medicine_requests
 
 router = APIRouter(tags=["medicine"])

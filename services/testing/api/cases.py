@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from juwei.auth import Caller, CompoundId, LocalId, require
+from contracts import roles as r
+from juwei.auth import CompoundId, LocalId, require
+from juwei.callers import Caller
 from juwei.problems import Problem
-from services import roles as r
 from services.testing.api.common import Command, album_of, global_id, local_id, local_time, now, runtime_of, shown
 from services.testing.domain import MAX_PHOTOS, Case, Disinfection
 from services.testing.views import buildings, cases, close_contacts, disinfections

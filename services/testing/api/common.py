@@ -15,14 +15,14 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from contracts import roles as r
+from contracts.ids import global_id, local_id
 from juwei.aggregate import Aggregate, Repository
-from juwei.auth import Caller
+from juwei.callers import Caller
 from juwei.events import utcnow
 from juwei.problems import Problem
 from juwei.service import Runtime
 from juwei.store import events_table
-from services import roles as r
-from services.roles import global_id, local_id
 from services.testing.photos import PhotoAlbum
 from services.testing.views import key_bindings, utc
 

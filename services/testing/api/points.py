@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from juwei.auth import Caller, CompoundId, Holder, LocalId, issue_key, require
+from contracts import roles as r
+from juwei.auth import CompoundId, LocalId, issue_key, require
+from juwei.callers import Caller, Holder
 from juwei.problems import Problem
-from services import roles as r
 from services.testing.api.common import Command, LocalIdText, global_id, local_id, runtime_of
 from services.testing.domain import PointAssignment, SamplingPoint, natural_key, propose_assignment
 from services.testing.views import buildings, key_bindings, point_buildings, points, residents, volunteers

@@ -11,12 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from contracts import roles as r
+from contracts.roles import HEALTH_ROLES
+from contracts.testing import BuildingTestingProgress
 from juwei.aggregate import DomainRuleViolation
-from juwei.auth import Caller, CompoundId, Holder, LocalId, issue_key, require
+from juwei.auth import CompoundId, LocalId, issue_key, require
+from juwei.callers import Caller, Holder
 from juwei.problems import Problem
 from juwei.store import lock_appends
-from services import roles as r
-from services.access import HEALTH_ROLES
 from services.testing.api.common import (
     Command,
     LocalIdText,
@@ -48,7 +50,6 @@ from services.testing.domain import (
     status_after,
     tested,
 )
-from services.testing.events import BuildingTestingProgress
 from services.testing.views import (
     antigen,
     cases,

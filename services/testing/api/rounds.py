@@ -11,9 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from juwei.auth import Caller, CompoundId, LocalId, require
+from contracts import roles as r
+from contracts.testing import PlannedCall
+from juwei.auth import CompoundId, LocalId, require
+from juwei.callers import Caller
 from juwei.problems import Problem
-from services import roles as r
 from services.testing.api.common import (
     Command,
     LocalIdText,
@@ -28,7 +30,6 @@ from services.testing.api.common import (
     zone_of,
 )
 from services.testing.domain import CallQueue, CallRules, Round, natural_key, plan_round
-from services.testing.events import PlannedCall
 from services.testing.views import calls, capacities_of, door_to_door, layouts_of, plans, points, rounds
 
 router = APIRouter(tags=["rounds"])

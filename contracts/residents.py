@@ -9,7 +9,7 @@ testing) are handed that key with each record (``juwei.vault.KeyCourier``), nobo
 erasure or retention shreds it everywhere. Events recorded before version 2 carried the flags and the birth
 year in clear; they are read as version 2 with those fields private (never published again).
 Every event that concerns one building declares ``building``: the envelope copies it and Kafka keys on it.
-``audience`` says which roles besides staff read an event in the feed (see ``services.access``).
+``audience`` says which roles besides staff read an event in the feed (see ``contracts.access``).
 """
 
 from __future__ import annotations
@@ -19,11 +19,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from contracts import roles as r
+from contracts.sensitivity import VOCABULARY
 from juwei.events import DomainEvent, EventRegistry, Sealed, Sensitivity
-from services import roles as r
-from services.sensitivity import VOCABULARY
 
-registry = EventRegistry(vocabulary=VOCABULARY)
+TOPIC = "juwei.residents"
+registry = EventRegistry(
+    vocabulary=VOCABULARY,
+    topic=TOPIC,
+    description="Buildings, households, residents (ids only), staff, volunteers, zone status.",
+)
 
 HEALTH_FLAGS = ("regular_medication", "mobility_impaired", "bedridden", "pregnant")
 OFFICER = frozenset({r.INFORMATION_OFFICER})

@@ -21,34 +21,20 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from contracts import roles as r
+from contracts.residents import ResidentErased, VolunteerStoodDown
+from contracts.roles import HEALTH_ROLES
 from juwei.access import FeedRefused, FeedScope, bases
-from juwei.auth import Caller, Holder, revoke_keys_of
-from juwei.events import Envelope
+from juwei.auth import revoke_keys_of
+from juwei.callers import Caller, Holder
+from juwei.events import Envelope, types_of
 from juwei.projection import Projection
 from juwei.settings import Settings
 from juwei.vault import shred_subject
-from services import roles as r
 
-# Roles whose work needs health data (a household: its own members').
-HEALTH_ROLES = frozenset(
-    {r.DISTRICT_OPERATOR, r.COMMITTEE_STAFF, r.INFORMATION_OFFICER, r.SUBDISTRICT_STAFF, r.HOUSEHOLD}
-)
-# Who may hold a key of each role: people of the register are checked against it when the key is made.
-HOLDERS: dict[str, tuple[str, ...]] = {
-    r.DISTRICT_OPERATOR: ("official", "system"),
-    r.COMMITTEE_STAFF: ("staff",),
-    r.INFORMATION_OFFICER: ("volunteer",),
-    r.LOGISTICS_VOLUNTEER: ("volunteer",),
-    r.SAMPLING_VOLUNTEER: ("volunteer",),
-    r.SUBDISTRICT_STAFF: ("official",),
-    r.HOUSEHOLD: ("household",),
-    r.EXTERNAL_CONSUMER: ("system",),
-}
 # The fields by which an event names a household (its own, or one a resident moves from or to).
 HOUSEHOLD_FIELDS = frozenset({"household", "households", "from_household", "to_household"})
 POINT_FIELDS = frozenset({"point", "points"})
-STOOD_DOWN = "juwei.residents.VolunteerStoodDown.v1"
-ERASED = "juwei.residents.ResidentErased.v1"
 
 # A service's way to find the sampling point a key is bound to (district-wide id), if it knows points.
 PointOf = Callable[[Session, Caller], str | None]
@@ -58,16 +44,6 @@ def health_key(variable: str) -> Callable[[Settings], str]:
     """``ServiceDefinition.health_key`` of a service granted health data: the key in ``variable``, shared by
     exactly the services granted (residents, supplies, testing; never notify)."""
     return lambda settings: settings.shared_key(variable)
-
-
-def holder_problem(role: str, holder: Holder) -> str | None:
-    """Why ``holder`` may not hold a key of ``role`` (None when they may)."""
-    kinds = HOLDERS.get(role)
-    if kinds is None:
-        return f"unknown role {role!r} (one of {', '.join(r.ALL)})"
-    if holder.kind not in kinds:
-        return f"a {role} key is issued to a {' or '.join(kinds)}, not to a {holder.kind}"
-    return None
 
 
 def _compounds(caller: Caller) -> frozenset[str] | None:
@@ -134,10 +110,11 @@ class Departures(Projection):
     """
 
     name = "departures"
-    types = frozenset({STOOD_DOWN, ERASED})
+    reads = (VolunteerStoodDown, ResidentErased)
+    _stood_down = types_of(VolunteerStoodDown)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
-        if envelope.type == STOOD_DOWN:
+        if envelope.type in self._stood_down:
             revoke_keys_of(session, Holder("volunteer", envelope.data["volunteer"]))
         else:
             shred_subject(session, envelope.data["resident"])

@@ -12,12 +12,17 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from contracts import roles as r
+from contracts.sensitivity import VOCABULARY
 from juwei.events import DomainEvent, EventRegistry
-from services import roles as r
-from services.sensitivity import VOCABULARY
 
-registry = EventRegistry(vocabulary=VOCABULARY)
-# Who besides staff reads each event in the feed (``services.access``): what the groups were told, and the
+TOPIC = "juwei.notify"
+registry = EventRegistry(
+    vocabulary=VOCABULARY,
+    topic=TOPIC,
+    description="Messages sent to building groups and their deliveries.",
+)
+# Who besides staff reads each event in the feed (``contracts.access``): what the groups were told, and the
 # questions an information officer passed on. Channels and deliveries are the operators' business.
 BUILDING_TEAM = frozenset({r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER})
 

@@ -14,13 +14,18 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import roles as r
+from contracts.sensitivity import COUNT, VOCABULARY
 from juwei.events import DomainEvent, EventRegistry, Sensitivity
-from services import roles as r
-from services.sensitivity import COUNT, VOCABULARY
 
-registry = EventRegistry(vocabulary=VOCABULARY)
+TOPIC = "juwei.supplies"
+registry = EventRegistry(
+    vocabulary=VOCABULARY,
+    topic=TOPIC,
+    description="Supply batches, allocations, shifts, deliveries, medicine custody, donations.",
+)
 
-# Who besides staff reads each event in the feed (``services.access``): the building's team its deliveries,
+# Who besides staff reads each event in the feed (``contracts.access``): the building's team its deliveries,
 # the card carriers and the subdistrict the medicine runs, a household its own deliveries and requests.
 DELIVERY_TEAM = frozenset({r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER})
 DOORSTEP = frozenset({*DELIVERY_TEAM, r.HOUSEHOLD})

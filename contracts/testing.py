@@ -18,13 +18,18 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts import roles as r
+from contracts.sensitivity import COUNT, VOCABULARY
 from juwei.events import DomainEvent, EventRegistry, Sensitivity
-from services import roles as r
-from services.sensitivity import COUNT, VOCABULARY
 
-registry = EventRegistry(vocabulary=VOCABULARY)
+TOPIC = "juwei.testing"
+registry = EventRegistry(
+    vocabulary=VOCABULARY,
+    topic=TOPIC,
+    description="Sampling points, rounds, call plans, samples, results (ids only), cases, disinfection.",
+)
 
-# Who besides staff reads each event in the feed (``services.access``): a point's volunteers its round and
+# Who besides staff reads each event in the feed (``contracts.access``): a point's volunteers its round and
 # calls, a building's team its calls and progress, a household its own samples.
 AT_THE_POINT = frozenset({r.SAMPLING_VOLUNTEER})
 CALLING = frozenset({r.SAMPLING_VOLUNTEER, r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER})
