@@ -1,4 +1,5 @@
-"""Who may read what, the same in every service: the feed's scope per role, health grants, key holders.
+"""Who may do and read what, the same in every service: the roles each kind of route admits, the feed's scope
+per role, and what leaving the register takes away.
 
 | role | events of the feed | health data |
 | --- | --- | --- |
@@ -17,20 +18,47 @@ A role whose work needs no event type of a service gets 403 from that service's 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends
 from sqlalchemy.orm import Session
 
 from contracts import roles as r
 from contracts.residents import ResidentErased, VolunteerStoodDown
 from contracts.roles import HEALTH_ROLES
 from juwei.access import FeedRefused, FeedScope, bases
-from juwei.auth import revoke_keys_of
+from juwei.auth import admit, revoke_keys_of
 from juwei.callers import Caller, Holder
 from juwei.events import Envelope, types_of
 from juwei.projection import Projection
 from juwei.settings import Settings
 from juwei.vault import shred_subject
+
+# The roles each kind of route admits, named once for every service: ``admit`` checks the role, then the key's
+# scope over the compound in the path (a building the request touches is checked where it is known).
+Staff = Annotated[Caller, Depends(admit(*r.STAFF))]
+# Staff and the building's information officer (the register, chasing who is untested, questions).
+Officers = Annotated[Caller, Depends(admit(*r.STAFF, r.INFORMATION_OFFICER))]
+Logistics = Annotated[Caller, Depends(admit(*r.STAFF, r.LOGISTICS_VOLUNTEER))]
+# A building's team: its information officer and its logistics group.
+BuildingTeam = Annotated[Caller, Depends(admit(*r.STAFF, r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER))]
+Volunteers = Annotated[
+    Caller, Depends(admit(*r.STAFF, r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER, r.SAMPLING_VOLUNTEER))
+]
+Samplers = Annotated[Caller, Depends(admit(*r.STAFF, r.SAMPLING_VOLUNTEER))]
+# Who works a testing round: the sampling points and the information officers who call the floors down.
+RoundWorkers = Annotated[Caller, Depends(admit(*r.STAFF, r.SAMPLING_VOLUNTEER, r.INFORMATION_OFFICER))]
+SelfReporters = Annotated[Caller, Depends(admit(*r.STAFF, r.INFORMATION_OFFICER, r.HOUSEHOLD))]
+# Medicine runs: who reads the requests, who carries cards, who buys, who follows the custody chain.
+MedicineReaders = Annotated[Caller, Depends(admit(*r.STAFF, r.INFORMATION_OFFICER, r.SUBDISTRICT_STAFF))]
+CardCarriers = Annotated[Caller, Depends(admit(*r.STAFF, r.LOGISTICS_VOLUNTEER, r.SUBDISTRICT_STAFF))]
+Buyers = Annotated[Caller, Depends(admit(*r.STAFF, r.SUBDISTRICT_STAFF))]
+CustodyReaders = Annotated[
+    Caller,
+    Depends(admit(*r.STAFF, r.LOGISTICS_VOLUNTEER, r.INFORMATION_OFFICER, r.SUBDISTRICT_STAFF)),
+]
+# Everyone of the compound: staff, its volunteers, the subdistrict office and the households.
+CompoundPeople = Annotated[Caller, Depends(admit(*(role for role in r.ALL if role != r.EXTERNAL_CONSUMER)))]
 
 # The fields by which an event names a household (its own, or one a resident moves from or to).
 HOUSEHOLD_FIELDS = frozenset({"household", "households", "from_household", "to_household"})

@@ -33,7 +33,7 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy import Column, DateTime, String, Table, Text, insert, select, update
 from sqlalchemy.orm import Session
 
-from juwei.callers import Caller, Grant, Holder
+from juwei.callers import Caller, Forbidden, Grant, Holder
 from juwei.events import utcnow
 from juwei.store import metadata
 
@@ -323,17 +323,33 @@ def current_caller(request: Request, key: Annotated[str | None, Depends(_header)
     return caller
 
 
+def _role_check(caller: Caller, allowed: frozenset[str]) -> None:
+    if allowed and caller.role not in allowed:
+        raise Forbidden(f"role {caller.role} may not do this; needs one of {', '.join(sorted(allowed))}")
+
+
 def require(*roles: str) -> Callable[..., Caller]:
     """A dependency that admits the given roles (none given: any authenticated caller)."""
     allowed = frozenset(roles)
 
     def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
-        if allowed and caller.role not in allowed:
-            raise HTTPException(
-                status_code=403, detail=f"role {caller.role} may not do this; needs one of {', '.join(sorted(allowed))}"
-            )
+        _role_check(caller, allowed)
         return caller
 
     # Tests and tooling read who a route admits from here (e.g. the access matrix).
+    dependency.juwei_roles = allowed  # type: ignore[attr-defined]
+    return dependency
+
+
+def admit(*roles: str) -> Callable[..., Caller]:
+    """``require`` for the routes of one compound (``/compounds/{compound}/…``): the roles, then the key's scope
+    over the compound in the path. A building the request touches is checked where it is known."""
+    allowed = frozenset(roles)
+
+    def dependency(compound: CompoundId, caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+        _role_check(caller, allowed)
+        caller.require_scope(compound)
+        return caller
+
     dependency.juwei_roles = allowed  # type: ignore[attr-defined]
     return dependency

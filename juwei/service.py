@@ -485,7 +485,3 @@ def load_definition(spec: str) -> ServiceDefinition:
     if not isinstance(definition, ServiceDefinition):
         raise TypeError(f"{spec} is not a ServiceDefinition")
     return definition
-
-
-def runtime_dependency(request: Request) -> Runtime:
-    return request.app.state.runtime

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contracts.testing import CaseConfirmed
-from juwei.aggregate import Repository
 from juwei.events import DomainEvent, Envelope
+from juwei.repository import Repository
 from juwei.service import EventHandler, Runtime
 from services.residents.domain import Zone
 from services.residents.views import zones

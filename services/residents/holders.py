@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from contracts.ids import local_id
-from juwei.aggregate import Repository
 from juwei.callers import Holder
+from juwei.repository import Repository
 from juwei.service import Runtime
 from services.residents import views
 from services.residents.domain import Staff, Volunteer

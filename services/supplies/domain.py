@@ -44,7 +44,7 @@ from contracts.supplies import (
     SupplyItem,
     SupplyPolicySet,
 )
-from juwei.aggregate import Aggregate, DomainRuleViolation
+from juwei.aggregate import Aggregate, Conflict, Invalid, NotFound, NotPermitted
 
 SOURCES = ("government", "group_purchase", "donation")
 METHODS = ("equal", "household_size", "needs", "orders")
@@ -67,10 +67,6 @@ DEFAULT_CATEGORIES = (
     "hand_sanitiser",
 )
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
-
-
-def _violation(message: str, code: str, status: int | None = None) -> DomainRuleViolation:
-    return DomainRuleViolation(message, code=code, status=status)
 
 
 def normalise_category(text: str) -> str:
@@ -96,19 +92,19 @@ class SupplyPolicy:
         """The policy with categories normalised, or a 422 rule violation saying what is wrong."""
         pattern = self.rota_pattern.strip().upper()
         if not 1 <= len(pattern) <= 28 or set(pattern) - set(SHIFTS):
-            raise _violation(f"a rota pattern is 1-28 letters A and B, not {self.rota_pattern!r}", "invalid-rota", 422)
+            raise Invalid(f"a rota pattern is 1-28 letters A and B, not {self.rota_pattern!r}", code="invalid-rota")
         if set(pattern) != set(SHIFTS):
-            raise _violation("the rota must give both shifts their turn (A and B)", "invalid-rota", 422)
+            raise Invalid("the rota must give both shifts their turn (A and B)", code="invalid-rota")
         if self.both_shifts_households < 1 or self.both_shifts_items < 1:
-            raise _violation("both-shifts thresholds are at least 1", "invalid-threshold", 422)
+            raise Invalid("both-shifts thresholds are at least 1", code="invalid-threshold")
         if not 1 <= self.card_return_hours <= 24 * 30:
-            raise _violation("a card's return limit is 1 hour to 30 days", "invalid-card-limit", 422)
+            raise Invalid("a card's return limit is 1 hour to 30 days", code="invalid-card-limit")
         categories = tuple(dict.fromkeys(normalise_category(c) for c in self.donation_categories if c.strip()))
         bad = [c for c in categories if not _SLUG.match(c)]
         if bad:
-            raise _violation(f"categories are words like antigen_kits, not {bad[0]!r}", "invalid-category", 422)
+            raise Invalid(f"categories are words like antigen_kits, not {bad[0]!r}", code="invalid-category")
         if not categories:
-            raise _violation("name at least one epidemic-prevention category", "invalid-category", 422)
+            raise Invalid("name at least one epidemic-prevention category", code="invalid-category")
         return SupplyPolicy(
             pattern,
             self.rota_starts_on,
@@ -217,7 +213,7 @@ def weight(facts: HouseholdFacts, method: str, needs: Collection[str]) -> int:
     if method == "needs":
         wanted = frozenset(needs)
         return sum(1 for member in facts.members if member & wanted)
-    raise _violation(f"unknown allocation method {method!r} (one of {', '.join(METHODS)})", "invalid-method", 422)
+    raise Invalid(f"unknown allocation method {method!r} (one of {', '.join(METHODS)})", code="invalid-method")
 
 
 def apportion(quantity: int, weights: Mapping[str, int], rank: Mapping[str, str]) -> dict[str, int]:
@@ -228,7 +224,7 @@ def apportion(quantity: int, weights: Mapping[str, int], rank: Mapping[str, str]
     """
     total = sum(weights.values())
     if total <= 0:
-        raise _violation("nobody to allocate to: every household's weight is 0", "nobody-to-allocate", 422)
+        raise Invalid("nobody to allocate to: every household's weight is 0", code="nobody-to-allocate")
     base = {h: quantity * w // total for h, w in weights.items()}
     remainder = {h: quantity * w % total for h, w in weights.items()}
     left = quantity - sum(base.values())
@@ -253,11 +249,11 @@ def allocate(
     seen: set[str] = set()
     for facts in households:
         if facts.household in seen:
-            raise _violation(f"household {facts.household} is listed twice", "household-twice", 422)
+            raise Invalid(f"household {facts.household} is listed twice", code="household-twice")
         seen.add(facts.household)
     unknown_needs = set(needs) - set(NEEDS)
     if unknown_needs:
-        raise _violation(f"unknown needs: {', '.join(sorted(unknown_needs))}", "invalid-needs", 422)
+        raise Invalid(f"unknown needs: {', '.join(sorted(unknown_needs))}", code="invalid-needs")
     weights = {f.household: weight(f, method, needs) for f in households}
     rank = {h: tie_rank(batch, h) for h in weights}
     plan: dict[str, dict[str, int]] = {}
@@ -303,7 +299,7 @@ class Batch(Aggregate):
 
     def _require_arrived(self) -> str:
         if self.source is None:
-            raise _violation(f"batch {self.id} has not arrived", "batch-unknown", 404)
+            raise NotFound(f"batch {self.id} has not arrived", code="batch-unknown")
         return self.source
 
     def arrive(
@@ -320,44 +316,42 @@ class Batch(Aggregate):
     ) -> None:
         """Record the arrival; ``donations`` pairs each use of a donation with the unit it was given in."""
         if self.exists:
-            raise _violation(f"batch {self.id} has already arrived", "batch-exists")
+            raise Conflict(f"batch {self.id} has already arrived", code="batch-exists")
         if source not in SOURCES:
-            raise _violation(f"unknown source {source!r} (one of {', '.join(SOURCES)})", "invalid-source", 422)
+            raise Invalid(f"unknown source {source!r} (one of {', '.join(SOURCES)})", code="invalid-source")
         names = [i.item for i in items]
         if len(set(names)) != len(names):
-            raise _violation("each item appears once in a batch", "item-twice", 422)
+            raise Invalid("each item appears once in a batch", code="item-twice")
         if source == "group_purchase":
             if not orders:
-                raise _violation("a group purchase arrives with its orders", "orders-required", 422)
+                raise Invalid("a group purchase arrives with its orders", code="orders-required")
             if buildings or households or donations:
-                raise _violation("a group purchase goes to its orders' households only", "invalid-batch", 422)
+                raise Invalid("a group purchase goes to its orders' households only", code="invalid-batch")
             ids = [o.order for o in orders]
             if len(set(ids)) != len(ids):
-                raise _violation("each order appears once in a batch", "order-twice", 422)
+                raise Invalid("each order appears once in a batch", code="order-twice")
             totals = _totals((item, q) for o in orders for item, q in o.items.items())
             if items and {i.item: i.quantity for i in items} != totals:
-                raise _violation("the items do not add up to the orders", "items-do-not-match-orders", 422)
+                raise Invalid("the items do not add up to the orders", code="items-do-not-match-orders")
             units = {i.item: i.unit for i in items}
             items = [SupplyItem(item=k, quantity=v, unit=units.get(k, "piece")) for k, v in sorted(totals.items())]
         elif source == "donation":
             if not donations:
-                raise _violation(
-                    "a donation batch names the accepted donations it comes from", "donations-required", 422
-                )
+                raise Invalid("a donation batch names the accepted donations it comes from", code="donations-required")
             if orders or items:
-                raise _violation("a donation batch's items are the donations it comes from", "invalid-batch", 422)
+                raise Invalid("a donation batch's items are the donations it comes from", code="invalid-batch")
             pairs = [(use.donation, use.item) for use, _ in donations]
             if len(set(pairs)) != len(pairs):
-                raise _violation("each item of a donation appears once in a batch", "item-twice", 422)
+                raise Invalid("each item of a donation appears once in a batch", code="item-twice")
             units = {use.item: unit for use, unit in donations}
             totals = _totals((use.item, use.quantity) for use, _ in donations)
             items = [SupplyItem(item=k, quantity=v, unit=units[k]) for k, v in sorted(totals.items())]
         elif orders or donations:
-            raise _violation("government supplies come without orders or donations", "invalid-batch", 422)
+            raise Invalid("government supplies come without orders or donations", code="invalid-batch")
         elif not items:
-            raise _violation("a batch has at least one item", "items-required", 422)
+            raise Invalid("a batch has at least one item", code="items-required")
         if source != "group_purchase" and not (buildings or households):
-            raise _violation("say which buildings or households the batch is for", "targets-required", 422)
+            raise Invalid("say which buildings or households the batch is for", code="targets-required")
         self.record(
             BatchArrived(
                 batch=self.id,
@@ -382,27 +376,27 @@ class Batch(Aggregate):
         """Allocate the batch to ``households`` (the targets' facts) and record the plan, building by building."""
         source = self._require_arrived()
         if self.method is not None:
-            raise _violation(f"batch {self.id} is already planned ({self.method})", "already-planned")
+            raise Conflict(f"batch {self.id} is already planned ({self.method})", code="already-planned")
         buildings, listed = self.targets()
         strays = [f.household for f in households if f.building not in buildings and f.household not in listed]
         if strays:
-            raise _violation(f"household {strays[0]} is not one the batch is for", "not-a-target", 422)
+            raise Invalid(f"household {strays[0]} is not one the batch is for", code="not-a-target")
         chosen_needs = tuple(needs) or DEFAULT_NEEDS
         if source == "group_purchase":
             if method not in (None, "orders"):
-                raise _violation("a group purchase is allocated by its orders", "invalid-method", 422)
+                raise Invalid("a group purchase is allocated by its orders", code="invalid-method")
             method = "orders"
             known = {f.household for f in households}
             missing = [o["household"] for o in self.orders if o["household"] not in known]
             if missing:
-                raise _violation(f"household {missing[0]} of an order is not registered", "household-unknown", 404)
+                raise NotFound(f"household {missing[0]} of an order is not registered", code="household-unknown")
             plan = allocate_orders(GroupOrder(**o) for o in self.orders)
         else:
             method = method or "equal"
             if method == "orders":
-                raise _violation("only a group purchase is allocated by orders", "invalid-method", 422)
+                raise Invalid("only a group purchase is allocated by orders", code="invalid-method")
             if not households:
-                raise _violation(f"batch {self.id} is for no registered household", "nobody-to-allocate", 422)
+                raise Invalid(f"batch {self.id} is for no registered household", code="nobody-to-allocate")
             plan = allocate(self.id, self.items, households, method, chosen_needs)
         facts = {f.household: f for f in households}
         by_building: dict[str, list[AllocationShare]] = {}
@@ -431,9 +425,11 @@ class Batch(Aggregate):
         """Send the planned batch out; returns the buildings whose shifts are to be called."""
         self._require_arrived()
         if self.method is None:
-            raise _violation(f"batch {self.id} has no allocation plan yet: plan before anything moves", "not-planned")
+            raise Conflict(
+                f"batch {self.id} has no allocation plan yet: plan before anything moves", code="not-planned"
+            )
         if self.dispatched_on is not None:
-            raise _violation(f"batch {self.id} was dispatched on {self.dispatched_on}", "already-dispatched")
+            raise Conflict(f"batch {self.id} was dispatched on {self.dispatched_on}", code="already-dispatched")
         buildings = sorted({s["building"] for s in self.shares.values()})
         self.record(BatchDispatched(batch=self.id, on=on, buildings=buildings))
         return buildings
@@ -501,11 +497,11 @@ class BuildingDelivery(Aggregate):
     ) -> None:
         """Call the shift(s) and issue the tasks floor by floor (``tasks``: household, floor, room)."""
         if self.exists:
-            raise _violation(
-                f"the shifts of building {building} were already called for batch {batch}", "already-called"
+            raise Conflict(
+                f"the shifts of building {building} were already called for batch {batch}", code="already-called"
             )
         if not tasks:
-            raise _violation(f"batch {batch} has nothing for building {building}", "nothing-to-deliver", 422)
+            raise Invalid(f"batch {batch} has nothing for building {building}", code="nothing-to-deliver")
         floors: dict[int, list[str]] = {}
         for household, floor, _room in sorted(tasks, key=lambda t: (t[1], t[2], t[0])):
             floors.setdefault(floor, []).append(household)
@@ -534,12 +530,12 @@ class BuildingDelivery(Aggregate):
 
     def _task(self, household: str) -> dict:
         if self.batch is None:
-            raise _violation(
-                f"no delivery {self.id}: the batch was not dispatched to this building", "not-dispatched", 404
+            raise NotFound(
+                f"no delivery {self.id}: the batch was not dispatched to this building", code="not-dispatched"
             )
         task = self.tasks.get(household)
         if task is None:
-            raise _violation(f"household {household} has no share in this delivery", "not-in-task", 404)
+            raise NotFound(f"household {household} has no share in this delivery", code="not-in-task")
         return task
 
     def check_deliverer(self, by: str | None, group: Mapping[str, str | None]) -> None:
@@ -547,14 +543,13 @@ class BuildingDelivery(Aggregate):
         if by is None:
             return
         if by not in group:
-            raise _violation(
-                f"volunteer {by} is not in the logistics group of building {self.building}", "not-in-group", 403
+            raise NotPermitted(
+                f"volunteer {by} is not in the logistics group of building {self.building}", code="not-in-group"
             )
         if group[by] not in self.shifts:
-            raise _violation(
+            raise NotPermitted(
                 f"volunteer {by} works shift {group[by]}; this delivery calls shift {' and '.join(self.shifts)}",
-                "not-on-shift",
-                403,
+                code="not-on-shift",
             )
 
     def _progress(self, household: str, status: str) -> dict[str, int]:
@@ -568,7 +563,7 @@ class BuildingDelivery(Aggregate):
     def _finished(self, household: str) -> str:
         task = self._task(household)
         if task["status"] in RECEIVED or task["status"] == "returned_to_stock":
-            raise _violation(f"household {household} is done with: {task['status']}", "already-done")
+            raise Conflict(f"household {household} is done with: {task['status']}", code="already-done")
         return task["status"]
 
     def confirm(self, household: str, by: str | None, group: Mapping[str, str | None]) -> None:
@@ -600,7 +595,7 @@ class BuildingDelivery(Aggregate):
         """Not delivered, and why: the household goes on (or stays on) the follow-up list."""
         self.check_deliverer(by, group)
         if reason not in FAILURE_REASONS:
-            raise _violation(f"reason is one of {', '.join(FAILURE_REASONS)}, not {reason!r}", "invalid-reason", 422)
+            raise Invalid(f"reason is one of {', '.join(FAILURE_REASONS)}, not {reason!r}", code="invalid-reason")
         self._finished(household)
         task = self.tasks[household]
         assert self.batch is not None and self.building is not None
@@ -621,12 +616,14 @@ class BuildingDelivery(Aggregate):
         """Take a household off the follow-up list: it collected its share, got it exchanged, or it went back."""
         self.check_deliverer(by, group)
         if resolution not in RESOLUTIONS:
-            raise _violation(
-                f"resolution is one of {', '.join(RESOLUTIONS)}, not {resolution!r}", "invalid-resolution", 422
+            raise Invalid(
+                f"resolution is one of {', '.join(RESOLUTIONS)}, not {resolution!r}", code="invalid-resolution"
             )
         task = self._task(household)
         if task["status"] != "failed":
-            raise _violation(f"household {household} is not on the follow-up list ({task['status']})", "no-follow-up")
+            raise Conflict(
+                f"household {household} is not on the follow-up list ({task['status']})", code="no-follow-up"
+            )
         assert self.batch is not None and self.building is not None
         self.record(
             FollowUpResolved(
@@ -726,16 +723,16 @@ class MedicineCard(Aggregate):
 
     def _require_known(self) -> tuple[str, str]:
         if self.household is None or self.building is None:
-            raise _violation(f"no medicine was requested for resident {self.id}", "card-unknown", 404)
+            raise NotFound(f"no medicine was requested for resident {self.id}", code="card-unknown")
         return self.household, self.building
 
     def _require_holder(self, giver: CardHolder) -> None:
         current = self.holder or self._home().model_dump()
         if (giver.kind, giver.id) != (current["kind"], current["id"]):
-            raise _violation(
+            raise Conflict(
                 f"the card of resident {self.id} is held by {describe(current)}, not by {describe(giver)}:"
                 " only the card's custodian can hand it over",
-                "not-the-custodian",
+                code="not-the-custodian",
             )
 
     def request_medicine(
@@ -749,11 +746,11 @@ class MedicineCard(Aggregate):
         prescription: str | None,
     ) -> None:
         if request in self.requests:
-            raise _violation(f"medicine request {request} is already recorded", "request-exists")
+            raise Conflict(f"medicine request {request} is already recorded", code="request-exists")
         if self.household is not None and household != self.household:
-            raise _violation(
+            raise Conflict(
                 f"the card of resident {self.id} belongs to household {self.household}; settle it before the move",
-                "card-elsewhere",
+                code="card-elsewhere",
             )
         self.record(
             MedicineRequested(
@@ -776,18 +773,19 @@ class MedicineCard(Aggregate):
         """The building's logistics leader takes the card from the household."""
         _household, building = self._require_known()
         if not self.at_home:
-            raise _violation(
-                f"the card of resident {self.id} is already out, with {describe(self.holder or {})}", "card-out"
+            raise Conflict(
+                f"the card of resident {self.id} is already out, with {describe(self.holder or {})}", code="card-out"
             )
         if not self.open_requests:
-            raise _violation(f"resident {self.id} has no open medicine request: the card stays home", "nothing-to-buy")
+            raise Conflict(
+                f"resident {self.id} has no open medicine request: the card stays home", code="nothing-to-buy"
+            )
         if building_leader is None:
-            raise _violation(f"building {building} has no logistics leader to collect cards", "no-leader")
+            raise Conflict(f"building {building} has no logistics leader to collect cards", code="no-leader")
         if leader != building_leader:
-            raise _violation(
+            raise NotPermitted(
                 f"cards are collected by the logistics leader of building {building} ({building_leader}), not {leader}",
-                "not-the-leader",
-                403,
+                code="not-the-leader",
             )
         self.record(
             CardCollected(
@@ -814,19 +812,17 @@ class MedicineCard(Aggregate):
         """From its holder to the next on the way (leader ↔ subdistrict); ``logistics``: the building's group."""
         _household, building = self._require_known()
         if giver.kind == "household":
-            raise _violation(
-                "a card leaves its household only when the logistics leader collects it", "collect-first", 422
+            raise Invalid(
+                "a card leaves its household only when the logistics leader collects it", code="collect-first"
             )
         if receiver.kind == "household":
-            raise _violation(
-                "a card goes back to its household with the medicine: record the return", "use-return", 422
-            )
+            raise Invalid("a card goes back to its household with the medicine: record the return", code="use-return")
         if (giver.kind, giver.id) == (receiver.kind, receiver.id):
-            raise _violation(f"{describe(giver)} cannot hand a card to themselves", "same-holder", 422)
+            raise Invalid(f"{describe(giver)} cannot hand a card to themselves", code="same-holder")
         self._require_holder(giver)
         if receiver.kind == "volunteer" and receiver.id not in logistics:
-            raise _violation(
-                f"volunteer {receiver.id} is not in the logistics group of building {building}", "not-in-group", 422
+            raise Invalid(
+                f"volunteer {receiver.id} is not in the logistics group of building {building}", code="not-in-group"
             )
         self.record(
             CardHandedOver(
@@ -846,14 +842,14 @@ class MedicineCard(Aggregate):
         _household, building = self._require_known()
         status = self.requests.get(request)
         if status is None:
-            raise _violation(f"resident {self.id} has no medicine request {request}", "request-unknown", 404)
+            raise NotFound(f"resident {self.id} has no medicine request {request}", code="request-unknown")
         if status != "open":
-            raise _violation(f"the medicine of request {request} was already bought", "already-purchased")
+            raise Conflict(f"the medicine of request {request} was already bought", code="already-purchased")
         current = self.holder or self._home().model_dump()
         if self.at_home or (by.kind, by.id) != (current["kind"], current["id"]):
-            raise _violation(
+            raise Conflict(
                 f"medicine is bought with the card, which is with {describe(current)}, not {describe(by)}",
-                "card-not-with-buyer",
+                code="card-not-with-buyer",
             )
         self.record(MedicinePurchased(request=request, card=self.id, resident=self.id, building=building, by=by, at=at))
 
@@ -861,7 +857,7 @@ class MedicineCard(Aggregate):
         """Medicine and card back to the household; requests not bought stay open for the next run."""
         _household, building = self._require_known()
         if self.at_home:
-            raise _violation(f"the card of resident {self.id} is at home already", "card-at-home")
+            raise Conflict(f"the card of resident {self.id} is at home already", code="card-at-home")
         self._require_holder(giver)
         self.record(
             MedicineAndCardReturned(
@@ -968,16 +964,16 @@ class Donation(Aggregate):
     ) -> None:
         """Accept the epidemic-prevention items, refuse the rest with the reason; ``refuse_reason`` refuses all."""
         if self.exists:
-            raise _violation(f"donation {self.id} is already recorded", "donation-exists")
+            raise Conflict(f"donation {self.id} is already recorded", code="donation-exists")
         if not items:
-            raise _violation("a donation has at least one item", "items-required", 422)
+            raise Invalid("a donation has at least one item", code="items-required")
         names = [i.item for i in items]
         if len(set(names)) != len(names):
-            raise _violation("each item appears once in a donation", "item-twice", 422)
+            raise Invalid("each item appears once in a donation", code="item-twice")
         items = [i.model_copy(update={"category": normalise_category(i.category)}) for i in items]
         if refuse_reason is not None:
             if not refuse_reason.strip():
-                raise _violation("a refusal needs its reason", "reason-required", 422)
+                raise Invalid("a refusal needs its reason", code="reason-required")
             accepted, refused, reason = [], list(items), refuse_reason.strip()
         else:
             accepted, refused = judge(items, categories)
@@ -998,13 +994,13 @@ class Donation(Aggregate):
     def allocate(self, batch: str, items: Mapping[str, int]) -> None:
         """Some of the accepted items go into ``batch``; never more than was accepted and is left."""
         if not self.exists:
-            raise _violation(f"donation {self.id} is not recorded", "donation-unknown", 404)
+            raise NotFound(f"donation {self.id} is not recorded", code="donation-unknown")
         for item, quantity in items.items():
             if item not in self.accepted:
-                raise _violation(f"donation {self.id} has no accepted {item}", "not-accepted")
+                raise Conflict(f"donation {self.id} has no accepted {item}", code="not-accepted")
             if quantity > self.remaining(item):
-                raise _violation(
-                    f"donation {self.id} has {self.remaining(item)} {item} left, not {quantity}", "donation-short"
+                raise Conflict(
+                    f"donation {self.id} has {self.remaining(item)} {item} left, not {quantity}", code="donation-short"
                 )
         self.record(DonationAllocated(donation=self.id, batch=batch, items=dict(items)))
 

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contracts.residents import ResidentErased
-from juwei.aggregate import Repository
 from juwei.events import DomainEvent, Envelope, utcnow
+from juwei.repository import Repository
 from juwei.service import EventHandler, Runtime
 from services.supplies.domain import MedicineCard
 from services.supplies.policy import policy_for

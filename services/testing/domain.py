@@ -47,7 +47,7 @@ from contracts.testing import (
     TubeResulted,
     UnitCalled,
 )
-from juwei.aggregate import Aggregate, DomainRuleViolation
+from juwei.aggregate import Aggregate, Conflict, DomainRuleViolation, Invalid, NotFound
 
 MODES = ("building", "half_building", "floor", "auto")
 FLOOR_ORDERS = ("down", "up")
@@ -62,10 +62,6 @@ MAX_PHOTO_BYTES = 5 * 1024 * 1024
 MAX_PHOTOS = 10
 # How late a clock may run: a record "done" more than this in the future is a typo, not a plan.
 CLOCK_SLACK = timedelta(minutes=10)
-
-
-def _violation(message: str, code: str, status: int | None = None) -> DomainRuleViolation:
-    return DomainRuleViolation(message, code=code, status=status)
 
 
 def natural_key(value: str) -> tuple[str | int, ...]:
@@ -121,14 +117,14 @@ class CallRules:
 
     def validate(self) -> None:
         if self.mode not in MODES:
-            raise _violation(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}", "invalid-mode", 422)
+            raise Invalid(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}", code="invalid-mode")
         if self.floor_order not in FLOOR_ORDERS:
-            raise _violation(f"floor order must be down or up, not {self.floor_order!r}", "invalid-order", 422)
+            raise Invalid(f"floor order must be down or up, not {self.floor_order!r}", code="invalid-order")
         for name in ("floors_per_call", "slot_minutes", "window_minutes", "lift_trip_minutes"):
             if getattr(self, name) < 1:
-                raise _violation(f"{name} must be at least 1", "invalid-rules", 422)
+                raise Invalid(f"{name} must be at least 1", code="invalid-rules")
         if self.walk_floors < 0:
-            raise _violation("walk_floors cannot be negative", "invalid-rules", 422)
+            raise Invalid("walk_floors cannot be negative", code="invalid-rules")
 
     def queue_limit(self, throughput: float) -> int:
         """The most people a point should ever have waiting: what it swabs in the waiting window."""
@@ -253,17 +249,15 @@ def _fits(unit: Unit, queue_limit: int, lift_limit: int | None) -> bool:
 
 def _too_large(unit: Unit, queue_limit: int, lift_limit: int | None, hint: str) -> DomainRuleViolation:
     if unit.people > queue_limit:
-        return _violation(
+        return Invalid(
             f"calling {unit.floors_text()} of building {unit.building} brings {unit.people} people to a point whose"
             f" queue limit is {queue_limit}; {hint}",
-            "call-exceeds-queue-limit",
-            422,
+            code="call-exceeds-queue-limit",
         )
-    return _violation(
+    return Invalid(
         f"calling {unit.floors_text()} of building {unit.building} puts {unit.lift_riders} people in lifts that"
         f" carry {lift_limit} per time slot; {hint}",
-        "call-exceeds-lift-capacity",
-        422,
+        code="call-exceeds-lift-capacity",
     )
 
 
@@ -372,11 +366,10 @@ def timetable(
     lifts have room for it in that slot; earlier buildings first, each building's floors in order."""
     queue_limit = rules.queue_limit(point.throughput)
     if queue_limit < 1:
-        raise _violation(
+        raise Invalid(
             f"point {point.point} takes {point.throughput} swabs a minute: a {rules.window_minutes}-minute window"
             " lets nobody queue",
-            "invalid-rules",
-            422,
+            code="invalid-rules",
         )
     ordered = sorted(layouts, key=lambda layout: natural_key(layout.building))
     pending = [deque(units_of(layout, rules, queue_limit)) for layout in ordered]
@@ -427,16 +420,16 @@ def plan_round(
     """Timetables for every point of a round and the door-to-door list; every resident exactly once."""
     rules.validate()
     if not points:
-        raise _violation("a round needs at least one sampling point", "no-points", 422)
+        raise Invalid("a round needs at least one sampling point", code="no-points")
     serving: dict[str, str] = {}
     for point in points:
         for building in point.buildings:
             serving[building] = point.point
     unserved = sorted((lay.building for lay in layouts if lay.called and lay.building not in serving), key=natural_key)
     if unserved:
-        raise _violation(
+        raise Conflict(
             f"buildings {', '.join(unserved)} are not assigned to any point of this round; assign them first",
-            "buildings-unassigned",
+            code="buildings-unassigned",
         )
     by_point: dict[str, list[BuildingLayout]] = {point.point: [] for point in points}
     for layout in layouts:
@@ -457,7 +450,7 @@ def propose_assignment(throughputs: Mapping[str, float], residents: Mapping[str,
     Largest building first to the point that would finish earliest with it (longest-processing-time rule).
     """
     if not throughputs:
-        raise _violation("no open sampling point to assign buildings to", "no-points", 409)
+        raise Conflict("no open sampling point to assign buildings to", code="no-points")
     load = dict.fromkeys(throughputs, 0)
     chosen: dict[str, list[str]] = {point: [] for point in throughputs}
     for building in sorted(residents, key=lambda b: (-residents[b], natural_key(b))):
@@ -484,12 +477,12 @@ TO_RESAMPLE = frozenset({"recall", "recall-individual", "retest", "pcr-requested
 def sample_kind(status: str | None, round_kind: str) -> str:
     """The kind of PCR sample a resident with this status gives next, or why they give none."""
     if status is None and round_kind == "antigen":
-        raise _violation(
+        raise Conflict(
             "an antigen day is a self-test: a PCR sample is taken only when a positive antigen asks for it",
-            "self-test-round",
+            code="self-test-round",
         )
     if status not in NEXT_SAMPLE:
-        raise _violation(f"this resident needs no sample now (status {status})", "already-sampled")
+        raise Conflict(f"this resident needs no sample now (status {status})", code="already-sampled")
     return NEXT_SAMPLE[status]
 
 
@@ -551,17 +544,17 @@ class SamplingPoint(Aggregate):
     @staticmethod
     def _check(name: str, location: str, throughput: float) -> None:
         if not name.strip():
-            raise _violation("a sampling point needs a name", "invalid-point", 422)
+            raise Invalid("a sampling point needs a name", code="invalid-point")
         if not location.strip():
-            raise _violation("a sampling point needs a location", "invalid-point", 422)
+            raise Invalid("a sampling point needs a location", code="invalid-point")
         if not 0 < throughput <= 100:
-            raise _violation(
-                f"throughput must be above 0 and at most 100 swabs a minute, not {throughput}", "invalid-point", 422
+            raise Invalid(
+                f"throughput must be above 0 and at most 100 swabs a minute, not {throughput}", code="invalid-point"
             )
 
     def open(self, name: str, location: str, throughput: float, volunteers: Iterable[str] = ()) -> None:
         if self.exists:
-            raise _violation(f"sampling point {self.id} is already open", "point-exists")
+            raise Conflict(f"sampling point {self.id} is already open", code="point-exists")
         self._check(name, location, throughput)
         self.record(
             SamplingPointOpened(
@@ -610,9 +603,9 @@ class SamplingPoint(Aggregate):
 
     def _require_open(self) -> None:
         if not self.exists:
-            raise _violation(f"sampling point {self.id} is not open", "point-unknown", 404)
+            raise NotFound(f"sampling point {self.id} is not open", code="point-unknown")
         if self.closed:
-            raise _violation(f"sampling point {self.id} is closed", "point-closed")
+            raise Conflict(f"sampling point {self.id} is closed", code="point-closed")
 
     def on_SamplingPointOpened(self, event: SamplingPointOpened) -> None:
         self.name, self.location, self.throughput = event.name, event.location, event.throughput
@@ -661,14 +654,14 @@ class PointAssignment(Aggregate):
     ) -> None:
         closed = [p for p in chosen if p not in open_points]
         if closed:
-            raise _violation(f"sampling points {', '.join(closed)} are not open", "point-unknown", 404)
+            raise NotFound(f"sampling points {', '.join(closed)} are not open", code="point-unknown")
         wanted = {point: list(dict.fromkeys(buildings)) for point, buildings in chosen.items()}
         unknown = sorted({b for bs in wanted.values() for b in bs if b not in known_buildings}, key=natural_key)
         if unknown:
-            raise _violation(f"unknown buildings: {', '.join(unknown)}", "building-unknown", 404)
+            raise NotFound(f"unknown buildings: {', '.join(unknown)}", code="building-unknown")
         twice = sorted({b for p, bs in wanted.items() for b in bs if any(b in o for q, o in wanted.items() if q != p)})
         if twice:
-            raise _violation(f"buildings {', '.join(twice)} are given to two points", "building-twice", 422)
+            raise Invalid(f"buildings {', '.join(twice)} are given to two points", code="building-twice")
         after = dict(self.served_by)
         for point, buildings in wanted.items():
             for building in buildings:
@@ -717,20 +710,20 @@ class Round(Aggregate):
     ) -> None:
         """``on`` is the date of ``starts_at`` in the compound's time zone."""
         if self.exists:
-            raise _violation(f"round {self.id} is already scheduled", "round-exists")
+            raise Conflict(f"round {self.id} is already scheduled", code="round-exists")
         if kind not in ROUND_KINDS:
-            raise _violation(f"a round is pcr or antigen, not {kind!r}", "invalid-round", 422)
+            raise Invalid(f"a round is pcr or antigen, not {kind!r}", code="invalid-round")
         if starts_at.tzinfo is None:
-            raise _violation("the round's start needs a time zone", "invalid-round", 422)
+            raise Invalid("the round's start needs a time zone", code="invalid-round")
         rules.validate()
         if not 1 <= pool_size <= MAX_POOL_SIZE:
-            raise _violation(f"a tube pools 1 to {MAX_POOL_SIZE} samples, not {pool_size}", "invalid-round", 422)
+            raise Invalid(f"a tube pools 1 to {MAX_POOL_SIZE} samples, not {pool_size}", code="invalid-round")
         chosen = list(dict.fromkeys(points))
         if kind == "pcr" and not chosen:
-            raise _violation("a PCR round needs at least one sampling point", "no-points", 422)
+            raise Invalid("a PCR round needs at least one sampling point", code="no-points")
         closed = [p for p in chosen if p not in open_points]
         if closed:
-            raise _violation(f"sampling points {', '.join(closed)} are not open", "point-unknown", 404)
+            raise NotFound(f"sampling points {', '.join(closed)} are not open", code="point-unknown")
         self.record(
             RoundScheduled(
                 round=self.id,
@@ -752,7 +745,7 @@ class Round(Aggregate):
 
     def require_scheduled(self) -> None:
         if not self.exists:
-            raise _violation(f"round {self.id} is not scheduled", "round-unknown", 404)
+            raise NotFound(f"round {self.id} is not scheduled", code="round-unknown")
 
     def assign_door_to_door(self, tasks: Mapping[str, Sequence[Occupant]]) -> None:
         """Bedridden residents are sampled at home: one list per building (an emptied list when re-planned)."""
@@ -808,9 +801,9 @@ class CallQueue(Aggregate):
 
     def set_plan(self, round: str, point: str, mode: str, table: Timetable) -> None:
         if self.called:
-            raise _violation(
+            raise Conflict(
                 f"point {point} has already made {self.called} calls in this round; the plan can no longer change",
-                "calls-started",
+                code="calls-started",
             )
         self.record(
             CallPlanMade(
@@ -830,10 +823,10 @@ class CallQueue(Aggregate):
     def call_next(self, round: str, point: str, *, at: datetime, by: str = "volunteer") -> PlannedCall:
         """ "Call next": the next unit of the timetable comes down now."""
         if not self.exists:
-            raise _violation(f"point {point} has no call plan in this round; make the plan first", "no-plan")
+            raise Conflict(f"point {point} has no call plan in this round; make the plan first", code="no-plan")
         upcoming = self.next_call
         if upcoming is None:
-            raise _violation(f"point {point} has called everyone in its plan", "plan-finished")
+            raise Conflict(f"point {point} has called everyone in its plan", code="plan-finished")
         self.record(
             UnitCalled(
                 round=round,
@@ -911,18 +904,18 @@ class Tube(Aggregate):
         """Put one resident's swab in this tube; ``status`` is their status in the round so far."""
         kind = sample_kind(status, round_kind)
         if self.result is not None:
-            raise _violation(f"tube {self.id} already has its result", "tube-resulted")
+            raise Conflict(f"tube {self.id} already has its result", code="tube-resulted")
         if self.round is not None and self.round != round:
-            raise _violation(f"tube {self.id} belongs to another round", "tube-other-round")
+            raise Conflict(f"tube {self.id} belongs to another round", code="tube-other-round")
         if self.kind is not None and self.kind != kind:
-            raise _violation(
-                f"tube {self.id} holds {self.kind} samples; this resident needs a {kind} one", "tube-kind-mismatch"
+            raise Conflict(
+                f"tube {self.id} holds {self.kind} samples; this resident needs a {kind} one", code="tube-kind-mismatch"
             )
         if resident in self.samples:
-            raise _violation(f"resident {resident} is already in tube {self.id}", "already-in-tube")
+            raise Conflict(f"resident {resident} is already in tube {self.id}", code="already-in-tube")
         capacity = pool_size if kind == "pooled" else 1
         if len(self.samples) >= capacity:
-            raise _violation(f"tube {self.id} is full ({capacity} samples)", "tube-full")
+            raise Conflict(f"tube {self.id} is full ({capacity} samples)", code="tube-full")
         self.record(
             SampleCollected(
                 round=round,
@@ -942,11 +935,11 @@ class Tube(Aggregate):
     def record_result(self, result: str, *, at: datetime) -> Confirmation | None:
         """The lab's result; returns the resident to open a case for when an individual test is positive."""
         if not self.exists:
-            raise _violation(f"tube {self.id} holds no sample", "tube-unknown", 404)
+            raise NotFound(f"tube {self.id} holds no sample", code="tube-unknown")
         if result not in RESULTS:
-            raise _violation(f"a result is negative, positive or invalid, not {result!r}", "invalid-result", 422)
+            raise Invalid(f"a result is negative, positive or invalid, not {result!r}", code="invalid-result")
         if self.result is not None:
-            raise _violation(f"tube {self.id} already has its result ({self.result})", "tube-resulted")
+            raise Conflict(f"tube {self.id} already has its result ({self.result})", code="tube-resulted")
         assert self.round is not None
         if self.kind == "individual":
             resident, swab = next(iter(self.samples.items()))
@@ -1045,14 +1038,14 @@ class SelfReports(Aggregate):
         photo: str | None = None,
     ) -> None:
         if round_kind != "antigen":
-            raise _violation("antigen self-reports belong to an antigen day, not a PCR round", "not-antigen-round")
+            raise Conflict("antigen self-reports belong to an antigen day, not a PCR round", code="not-antigen-round")
         if result not in RESULTS:
-            raise _violation(f"a result is negative, positive or invalid, not {result!r}", "invalid-result", 422)
+            raise Invalid(f"a result is negative, positive or invalid, not {result!r}", code="invalid-result")
         if resident not in members:
-            raise _violation(f"resident {resident} does not live in household {household}", "not-a-member", 422)
+            raise Invalid(f"resident {resident} does not live in household {household}", code="not-a-member")
         earlier = self.results.get(resident)
         if earlier is not None and earlier != "invalid":
-            raise _violation(f"resident {resident} has already reported ({earlier}) today", "already-reported")
+            raise Conflict(f"resident {resident} has already reported ({earlier}) today", code="already-reported")
         self.record(
             AntigenReported(
                 round=round,
@@ -1099,7 +1092,7 @@ class Case(Aggregate):
     ) -> None:
         """Open the case; the rest of the household become close contacts in home isolation."""
         if self.exists:
-            raise _violation(f"case {self.id} is already confirmed", "case-exists")
+            raise Conflict(f"case {self.id} is already confirmed", code="case-exists")
         self.record(
             CaseConfirmed(case=self.id, resident=resident, household=household, building=building, confirmed_on=on)
         )
@@ -1110,10 +1103,10 @@ class Case(Aggregate):
 
     def _require(self, *statuses: str) -> str:
         if self.status is None:
-            raise _violation(f"case {self.id} is not known", "case-unknown", 404)
+            raise NotFound(f"case {self.id} is not known", code="case-unknown")
         if self.status not in statuses:
-            raise _violation(
-                f"case {self.id} is {self.status}; this needs it {' or '.join(statuses)}", "case-wrong-status"
+            raise Conflict(
+                f"case {self.id} is {self.status}; this needs it {' or '.join(statuses)}", code="case-wrong-status"
             )
         assert self.building is not None
         return self.building
@@ -1121,7 +1114,7 @@ class Case(Aggregate):
     def schedule_transfer(self, at: datetime) -> None:
         building = self._require("confirmed", "transfer-scheduled")
         if at.tzinfo is None:
-            raise _violation("the transfer time needs a time zone", "invalid-time", 422)
+            raise Invalid("the transfer time needs a time zone", code="invalid-time")
         if at == self.scheduled_at:
             return
         self.record(TransferScheduled(case=self.id, building=building, scheduled_at=at))
@@ -1129,17 +1122,17 @@ class Case(Aggregate):
     def transferred(self, at: datetime, *, now: datetime, facility: str = "") -> None:
         building = self._require("confirmed", "transfer-scheduled")
         if at > now + CLOCK_SLACK:
-            raise _violation("a transfer cannot be recorded before it happens", "time-in-future", 422)
+            raise Invalid("a transfer cannot be recorded before it happens", code="time-in-future")
         self.record(CaseTransferred(case=self.id, building=building, transferred_at=at, facility=facility.strip()))
 
     def close(self, outcome: str, at: datetime, *, now: datetime) -> None:
         building = self._require("transferred")
         if outcome not in OUTCOMES:
-            raise _violation(f"a case closes as returned or recovered, not {outcome!r}", "invalid-outcome", 422)
+            raise Invalid(f"a case closes as returned or recovered, not {outcome!r}", code="invalid-outcome")
         if at > now + CLOCK_SLACK:
-            raise _violation("a case cannot be closed before it happens", "time-in-future", 422)
+            raise Invalid("a case cannot be closed before it happens", code="time-in-future")
         if self.transferred_at is not None and at < self.transferred_at:
-            raise _violation("a case closes after its transfer", "invalid-time", 422)
+            raise Invalid("a case closes after its transfer", code="invalid-time")
         self.record(CaseClosed(case=self.id, building=building, outcome=outcome, closed_at=at))  # type: ignore[arg-type]
 
     def on_CaseConfirmed(self, event: CaseConfirmed) -> None:
@@ -1189,18 +1182,18 @@ class Disinfection(Aggregate):
         case: str | None = None,
     ) -> None:
         if self.exists:
-            raise _violation(f"disinfection {self.id} is already recorded", "disinfection-exists")
+            raise Conflict(f"disinfection {self.id} is already recorded", code="disinfection-exists")
         clean = list(dict.fromkeys(a.strip() for a in areas if a.strip()))
         if not clean:
-            raise _violation("say which common areas were disinfected", "areas-required", 422)
+            raise Invalid("say which common areas were disinfected", code="areas-required")
         if not photos:
-            raise _violation("a disinfection record needs at least one photo", "photos-required", 422)
+            raise Invalid("a disinfection record needs at least one photo", code="photos-required")
         if len(photos) > MAX_PHOTOS:
-            raise _violation(f"at most {MAX_PHOTOS} photos per record", "too-many-photos", 422)
+            raise Invalid(f"at most {MAX_PHOTOS} photos per record", code="too-many-photos")
         if done_at.tzinfo is None:
-            raise _violation("the time needs a time zone", "invalid-time", 422)
+            raise Invalid("the time needs a time zone", code="invalid-time")
         if done_at > now + CLOCK_SLACK:
-            raise _violation("a disinfection cannot be recorded before it is done", "time-in-future", 422)
+            raise Invalid("a disinfection cannot be recorded before it is done", code="time-in-future")
         self.record(
             DisinfectionRecorded(
                 disinfection=self.id, building=building, done_at=done_at, areas=clean, photos=list(photos), case=case

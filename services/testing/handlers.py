@@ -7,8 +7,8 @@ from datetime import datetime
 import structlog
 from sqlalchemy import select
 
-from juwei.aggregate import Repository
 from juwei.events import utcnow
+from juwei.repository import Repository
 from juwei.service import Runtime
 from services.testing.domain import CallQueue
 from services.testing.views import calls, rounds, utc

@@ -49,7 +49,7 @@ from contracts.residents import (
     VolunteerStoodDown,
 )
 from contracts.residents import registry as residents_catalogue
-from juwei.aggregate import DomainRuleViolation
+from juwei.aggregate import Conflict
 from juwei.events import Envelope, parse_time
 from juwei.projection import Projection, upsert, write_many
 from services.testing.domain import BuildingLayout, Occupant, PointCapacity, status_after
@@ -904,7 +904,7 @@ def capacities_of(session: Session, compound: str, chosen: list[str]) -> list[Po
     }
     closed = [local_id(p) for p in chosen if p not in rows or not rows[p].open]
     if closed:
-        raise DomainRuleViolation(f"sampling points {', '.join(closed)} are not open", code="point-closed")
+        raise Conflict(f"sampling points {', '.join(closed)} are not open", code="point-closed")
     served: dict[str, list[str]] = {}
     for point, building in session.execute(
         select(point_buildings.c.point, point_buildings.c.building).where(point_buildings.c.compound == compound)

@@ -11,8 +11,8 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from juwei.aggregate import Repository
 from juwei.events import current_traceparent
+from juwei.repository import Repository
 from juwei.service import create_app
 from tests.conftest import both_databases
 from tests.kernel.harness import ROOT, key, runtime

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contracts.ids import global_id
-from juwei.aggregate import Repository
+from juwei.repository import Repository
 from juwei.service import Runtime
 from services.residents.domain import Building
 

@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 
 from contracts import roles as r
 from contracts.ids import global_id, local_id
-from juwei.aggregate import Aggregate, Repository
+from juwei.aggregate import Aggregate
 from juwei.auth import require
 from juwei.callers import Caller
 from juwei.problems import Problem
+from juwei.repository import Repository
 from juwei.service import Runtime
 from services.notify.views import groups
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from contracts import roles as r
 from contracts.supplies import CardHolder
-from juwei.audit import SensitiveRead, purpose_of, record_reads
+from juwei.audit import SensitiveRead, reading_of, record_reads
 from juwei.auth import CompoundId, LocalId
 from juwei.callers import Caller
 from juwei.events import utcnow
@@ -187,7 +187,7 @@ def building_needs(
 ) -> dict[str, Any]:
     caller.require_scope(compound, building)
     runtime = runtime_of(request)
-    purpose = purpose_of(request, f"medicine runs: the needs of building {building}")
+    reading = reading_of(request, f"medicine runs: the needs of building {building}")
     # Prescriptions are health data: each one shown is audited in the transaction that reads it.
     with runtime.database.unit_of_work() as session:
         building_id = building_known(session, compound, building)
@@ -212,7 +212,7 @@ def building_needs(
             SensitiveRead(global_id(compound, resident), "health", ("prescription",), building_id)
             for resident, _household in sorted(shown)
         ]
-        record_reads(session, request, caller, compound, reads, purpose)
+        record_reads(session, reading, caller, compound, reads)
     return {"building": building, "requests": found}
 
 

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from contracts import roles as r
 from contracts.ids import global_id, local_id
-from juwei.aggregate import Aggregate, Repository
+from juwei.aggregate import Aggregate
 from juwei.callers import Caller
 from juwei.events import utcnow
 from juwei.problems import Problem
+from juwei.repository import Repository
 from juwei.service import Runtime
 from juwei.store import events_table
 from services.testing.photos import PhotoAlbum
