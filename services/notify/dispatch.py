@@ -903,7 +903,7 @@ class Dispatcher:
     def _board_link(self, session: Session, info: ChannelInfo) -> str | None:
         if not self.policy.public_url:
             return None
-        from services.notify.board import token_for
+        from services.notify.application.board import token_for
 
         return f"{self.policy.public_url.rstrip('/')}/boards/{token_for(session, info.compound, info.building)}"
 
