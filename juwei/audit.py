@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from juwei.auth import CompoundId, key_holder, require
 from juwei.callers import Caller
 from juwei.events import utcnow
-from juwei.paging import Limit
+from juwei.paging import MAX_POSITION, Limit
 from juwei.problems import Problem
 from juwei.store import events_table, metadata
 
@@ -168,7 +168,7 @@ def audit_router(auditors: Sequence[str]) -> APIRouter:
             str | None, Query(max_length=100, description="Only reads of this person (local id)")
         ] = None,
         kind: Annotated[Literal["identity", "health"] | None, Query()] = None,
-        after: Annotated[int, Query(ge=0, description="`seq` of the last read already seen")] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_POSITION, description="`seq` of the last read already seen")] = 0,
         limit: Limit = 100,
     ) -> SensitiveReads:
         caller.require_scope(compound)

@@ -24,7 +24,7 @@ from juwei.access import Disclosure, FeedRefused, FeedScope, default_scope, type
 from juwei.audit import Reading, reading_of, record_reads
 from juwei.auth import authenticate_id, require
 from juwei.callers import Caller
-from juwei.paging import PAGE_MAX
+from juwei.paging import MAX_POSITION, PAGE_MAX
 from juwei.problems import Problem
 
 POLL_SECONDS = 0.25
@@ -114,8 +114,8 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int:
         value = int(last_event_id)
     except ValueError:
         raise Problem(400, "Last-Event-ID must be the position of the last event received") from None
-    if value < 0:
-        raise Problem(400, "Last-Event-ID must not be negative")
+    if not 0 <= value <= MAX_POSITION:
+        raise Problem(400, f"Last-Event-ID must be a position from 0 to {MAX_POSITION}")
     return value
 
 
@@ -131,7 +131,7 @@ def feed_router(page_max: int = 1000) -> APIRouter:
     def page(
         request: Request,
         caller: Annotated[Caller, Depends(require())],
-        after: Annotated[int, Query(ge=0, description="Position of the last event already seen")] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_POSITION, description="Position of the last event already seen")] = 0,
         limit: Annotated[int, Query(ge=1, le=min(page_max, PAGE_MAX))] = 100,
     ) -> FeedPage:
         scope = scope_of(request, caller)
@@ -152,7 +152,7 @@ def feed_router(page_max: int = 1000) -> APIRouter:
         request: Request,
         caller: Annotated[Caller, Depends(require())],
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        after: Annotated[int | None, Query(ge=0, le=MAX_POSITION)] = None,
     ) -> EventSourceResponse:
         cursor = _resume_point(last_event_id, after)
         scope = await run_in_threadpool(scope_of, request, caller)

@@ -1,4 +1,4 @@
-"""One page-size rule for every list that pages: ``limit`` from 1 to ``PAGE_MAX``, else 422."""
+"""One paging rule for every list: ``limit`` from 1 to ``PAGE_MAX``, positions from 0 to ``MAX_POSITION``, else 422."""
 
 from __future__ import annotations
 
@@ -10,3 +10,6 @@ from fastapi import Query
 PAGE_MAX = 1000
 
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description=f"Page size, 1 to {PAGE_MAX}")]
+
+# Positions and seqs are 64-bit signed integers in both databases: a larger `after` is a client's mistake, not a 500.
+MAX_POSITION = 2**63 - 1

@@ -228,6 +228,7 @@ class Runtime:
         try:
             courier.take(session, self.vault, delivery.sealed_keys)
         except ValueError as exc:  # sealed under another shared key: the fields stay closed, the event is good
+            # `event_id`: structlog's own first argument is called `event`.
             log.warning("service.sealed_key_refused", event_id=delivery.envelope.id, error=str(exc))
 
     def handle_received(self, session: Session, delivery: Delivery) -> None:

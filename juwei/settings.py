@@ -6,6 +6,7 @@ A service's own settings are ``JUWEI_<NAME>_*`` (database, port, vault key).
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -91,9 +92,7 @@ class Settings(BaseSettings):
 
         path = self.data_dir / f"{service}.vault.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(new_master_key())
-            path.chmod(0o600)
+            _create_once(path, new_master_key())
         return path.read_text().strip()
 
     def shared_key(self, variable: str) -> str:
@@ -110,15 +109,32 @@ class Settings(BaseSettings):
 
         path = self.data_dir / f"{variable.lower()}.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(new_master_key())
-            path.chmod(0o600)
+            _create_once(path, new_master_key())
         return path.read_text().strip()
 
     def port(self, service: str) -> int:
         """``JUWEI_<SERVICE>_PORT``, else the port the service is registered with (``juwei.registration``)."""
         explicit = os.environ.get(f"JUWEI_{service.upper()}_PORT")
         return int(explicit) if explicit else suite().port(service)
+
+
+def _create_once(path: Path, content: str) -> None:
+    """Write ``path`` unless another process wrote it first; either way every process reads the same file.
+
+    Services started side by side all find the key missing: each writes its own candidate to a file of its
+    own and links it into place, which fails for all but the first (a link never replaces, and never shows
+    a half-written file).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    candidate.write_text(content)
+    candidate.chmod(0o600)
+    try:
+        os.link(candidate, path)
+    except FileExistsError:
+        pass  # another process was first: its key is the one
+    finally:
+        candidate.unlink()
 
 
 @lru_cache

@@ -213,3 +213,14 @@ def test_api_docs_load_nothing_from_the_internet(desk_client) -> None:
         assert served.status_code == 200 and len(served.content) > 500, asset
     assert client.get("/openapi.json").json()["openapi"].startswith("3.")
     assert client.get("/redoc").status_code == 404  # ReDoc would load its script from a CDN
+
+
+def test_a_position_beyond_64_bits_is_a_clear_error_not_a_500(desk_client) -> None:
+    client, made = desk_client
+    secret = key(made)
+    huge = client.get("/events", params={"after": 2**63}, headers={"X-API-Key": secret})
+    assert huge.status_code == 422 and huge.headers["content-type"] == PROBLEM
+    largest = client.get("/events", params={"after": 2**63 - 1}, headers={"X-API-Key": secret})
+    assert largest.status_code == 200 and largest.json()["events"] == []
+    resumed = client.get("/events/stream", headers={"X-API-Key": secret, "Last-Event-ID": str(2**64)})
+    assert resumed.status_code == 400 and resumed.headers["content-type"] == PROBLEM

@@ -100,6 +100,10 @@ def test_the_board_stream_resumes_after_the_last_event_id(notify: Notify) -> Non
         notices = [json.loads(e["data"]) for e in resumed]
         assert [(n["title"], n["priority"]) for n in notices] == [("通知3", "critical"), ("通知4", "normal")]
         assert int(resumed[0]["id"]) > int(first[-1]["id"])
+        # A resume point beyond 64 bits is the client's mistake: a problem, not a 500 mid-stream.
+        beyond = http.get(f"{url}/stream", headers={"Last-Event-ID": str(2**64)})
+        assert beyond.status_code == 400 and beyond.headers["content-type"] == "application/problem+json"
+        assert http.get(f"{url}/stream", params={"after": 2**63}).status_code == 422
         english = http.get(f"{url}?lang=en")
         assert "Building 1 board" in english.text
         rotated = notify.client.post("/compounds/c1/buildings/1/board/rotate", headers=notify.key("committee-staff"))

@@ -87,10 +87,12 @@ def test_a_bundle_is_checked_loaded_and_started_on_a_host_without_network(
         archive.extractall(host, members=[m for m in archive.getmembers() if m.name.startswith("wheels/")],
                            filter="data")  # fmt: skip
     venv = host / "venv"
+    started = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     installed = offline(offline_engine, [str(venv / "bin" / "pip"), "install", "--quiet", "--no-index",
                                          "--find-links", str(host / "wheels"), "juwei[deploy]"], host)  # fmt: skip
     assert installed.returncode == 0, installed.stderr[-3000:]
+    record("juwei command installed from the bundle's wheels seconds", round(time.monotonic() - started, 1))
     command = [str(venv / "bin" / "juwei")]
     deploy = host / "deploy"
     deploy.mkdir()

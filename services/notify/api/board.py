@@ -21,6 +21,7 @@ from starlette.requests import Request
 from contracts.access import Officers, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf
+from juwei.paging import MAX_POSITION
 from juwei.problems import Problem
 from services.notify.application import board
 from services.notify.models import BoardLink
@@ -81,7 +82,7 @@ async def board_stream(
     request: Request,
     runtime: RuntimeOf,
     lang: Lang = "zh",
-    after: Annotated[int | None, Query(ge=0, description="Position already shown")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_POSITION, description="Position already shown")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     building, _compound, _label = board.board_of(runtime, token)
@@ -91,6 +92,8 @@ async def board_stream(
             cursor = int(last_event_id)
         except ValueError:
             raise Problem(400, "Last-Event-ID must be the position of the last notice received") from None
+        if not 0 <= cursor <= MAX_POSITION:
+            raise Problem(400, f"Last-Event-ID must be a position from 0 to {MAX_POSITION}")
 
     async def events() -> AsyncIterator[dict[str, Any]]:
         position = cursor

@@ -16,7 +16,7 @@ from contracts.access import BuildingTeam, CompoundPeople, Officers, Staff
 from juwei.audit import reading_of
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
-from juwei.paging import Limit
+from juwei.paging import MAX_POSITION, Limit
 from services.residents.application import lookups, register
 from services.residents.application.disclosure import household_out, resident_out
 from services.residents.models import (
@@ -232,7 +232,7 @@ def identity_reads(
     caller: Staff,
     runtime: RuntimeOf,
     resident: Annotated[str | None, Query(pattern=ID_PATTERN, description="Only reads of this resident")] = None,
-    after: Annotated[int, Query(ge=0, description="`seq` of the last read already seen")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION, description="`seq` of the last read already seen")] = 0,
     limit: Limit = 100,
 ) -> IdentityReads:
     return lookups.identity_reads(runtime, caller, compound, resident, after, limit)
