@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from contracts.ids import global_id
 from juwei.aggregate import NotFound
 from juwei.callers import Caller
 from juwei.events import utcnow
 from juwei.service import Runtime
+from services.notify.application.groups import require_group
 from services.notify.domain import building_label
 from services.notify.views import board_items, board_tokens, groups, messages
 
@@ -89,17 +89,11 @@ def _local(moment: Any, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
-def _require_group(session: Session, target: str, building: str) -> None:
-    if session.execute(select(groups.c.building).where(groups.c.building == target)).first() is None:
-        raise NotFound(f"building {building} has no group (not registered with residents yet)", code="building-unknown")
-
-
 def board_link(runtime: Runtime, caller: Caller, compound: str, building: str) -> str:
     """The link to a building's board (its token made on first use)."""
     caller.require_scope(compound, building)
-    target = global_id(compound, building)
     with runtime.database.unit_of_work() as session:
-        _require_group(session, target, building)
+        target = require_group(session, compound, building)
         token = token_for(session, compound, target)
     return f"/boards/{token}"
 
@@ -107,9 +101,8 @@ def board_link(runtime: Runtime, caller: Caller, compound: str, building: str) -
 def rotate_board_link(runtime: Runtime, caller: Caller, compound: str, building: str) -> str:
     """Replace the board's link: the old one stops working."""
     caller.require_scope(compound, building)
-    target = global_id(compound, building)
     with runtime.database.unit_of_work() as session:
-        _require_group(session, target, building)
+        target = require_group(session, compound, building)
         session.execute(
             update(board_tokens)
             .where(board_tokens.c.building == target, board_tokens.c.revoked_at.is_(None))
