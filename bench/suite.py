@@ -36,7 +36,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import CoordinatorLoadInProgressError
 
-from juwei.auth import Holder, issue_key
+from juwei.auth import issue_key
+from juwei.callers import Holder
 from juwei.events import Envelope
 from juwei.relay import producer_config
 from juwei.service import Runtime, load_definition

@@ -29,11 +29,12 @@ sys.path.insert(0, str(ROOT))
 import benchlib  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from juwei.auth import Holder, issue_key  # noqa: E402
+from contracts import roles as r  # noqa: E402
+from juwei.auth import issue_key  # noqa: E402
+from juwei.callers import Holder  # noqa: E402
 from juwei.local_postgres import LocalPostgres  # noqa: E402
 from juwei.service import Runtime, create_app  # noqa: E402
 from juwei.settings import Settings  # noqa: E402
-from services import roles as r  # noqa: E402
 from services.supplies.app import service  # noqa: E402
 from services.supplies.domain import HouseholdFacts, allocate  # noqa: E402
 from tests.supplies.seed import SeededCompound, feed  # noqa: E402

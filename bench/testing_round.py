@@ -35,8 +35,8 @@ sys.path.insert(0, str(benchlib.ROOT))  # the round is driven by the same code a
 
 from fastapi.testclient import TestClient
 
+from contracts.ids import global_id
 from juwei.service import create_app
-from services.roles import global_id
 from services.testing.domain import CallRules, plan_round
 from services.testing.views import capacities_of, layouts_of
 from tests.testing.compound import make_compound

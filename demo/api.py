@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import httpx
 
 SERVICES = ("residents", "supplies", "testing", "notify")
-DEFAULT_PORTS = {"residents": 8001, "supplies": 8002, "testing": 8003, "notify": 8004}
 # Seconds a refused connection is retried: long enough for a killed service container to come back.
 RESTART_GRACE = 120.0
 T = TypeVar("T")

@@ -15,17 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from juwei.audit import SensitiveRead
-from juwei.auth import Caller
+from juwei.callers import Caller
 from juwei.events import DomainEvent, Envelope, EventRegistry
 from juwei.sealing import Sealing
-
-if TYPE_CHECKING:
-    from juwei.service import Runtime
 
 
 class FeedRefused(Exception):
@@ -61,10 +58,11 @@ class FeedScope:
         return False
 
 
-FeedAccess = Callable[["Runtime", Session, Caller], FeedScope]
+# What a service's feed shows one caller: called with the service's runtime (``juwei.service.Runtime``).
+FeedAccess = Callable[[Any, Session, Caller], FeedScope]
 
 
-def default_scope(_runtime: Runtime, _session: Session, caller: Caller) -> FeedScope:
+def default_scope(_runtime: object, _session: Session, caller: Caller) -> FeedScope:
     """A service that states no rules: the key's compound (every compound for a district key), health included."""
     return FeedScope(compounds=frozenset({caller.compound}) if caller.compound else None, health=True)
 

@@ -1,41 +1,57 @@
-"""Aggregates: rebuild from events, decide on a command, emit new events.
+"""Aggregates: rebuild from events, decide on a command, emit new events; and the domain's refusals.
 
-Subclasses are plain Python (the domain modules): a command method checks the rules against the current
-state and calls ``self.record(event)``; ``when(event)`` changes the state and is the only place that
-does. The repository loads an aggregate from its stream (from a snapshot when the stream is long) and
-appends what it recorded with the version it was loaded at.
+Plain Python, no I/O: the domain modules build on this and nothing here touches a database. A command method
+checks the rules against the current state and calls ``self.record(event)``; ``when(event)`` changes the
+state and is the only place that does. ``juwei.repository`` loads an aggregate from its stream and saves
+what it recorded; ``juwei.unit_of_work`` does that for one command.
+
+A command the domain refuses raises one of the refusals below. Each names the rule it breaks (``code``); the
+kind of refusal says how the caller may answer, and the edge maps it to HTTP once (``juwei.problems``):
+
+- ``Invalid``: the command asks for what the rules never allow (a floor the building lacks, an unknown
+  zone, a pool larger than the tube holds);
+- ``NotFound``: it names something that is not there (a household never registered);
+- ``Conflict``: the present state forbids it (already registered, already resulted, a full group);
+- ``NotPermitted``: the rules name who may do it, and it is someone else (only the building's logistics
+  leader collects a medical-insurance card).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Self
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
-
-from juwei.events import DomainEvent, Envelope
-from juwei.store import EventStore, snapshots_table
+from juwei.events import DomainEvent
 
 
 class DomainRuleViolation(Exception):
-    """A command breaks one of the domain's rules; ``status`` is the HTTP status the API answers with."""
+    """A command breaks one of the domain's rules; ``code`` names the rule, ``details`` say more (every bad
+    item of a batch, say) and travel with the problem the caller gets."""
 
-    status: int = 409
+    default_code: ClassVar[str] = "rule-violated"
 
-    def __init__(self, message: str, *, code: str = "rule-violated", status: int | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
         super().__init__(message)
-        self.code = code
-        if status is not None:
-            self.status = status
+        self.code = code or self.default_code
+        self.details = details
+
+
+class Invalid(DomainRuleViolation):
+    """The command asks for what the rules never allow, whatever the state."""
 
 
 class NotFound(DomainRuleViolation):
-    status = 404
+    """The command names something that is not there."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="not-found", status=404)
+    default_code = "not-found"
+
+
+class Conflict(DomainRuleViolation):
+    """The present state forbids the command (it may be allowed later, or was done already)."""
+
+
+class NotPermitted(DomainRuleViolation):
+    """The rules name who may do this, and the person acting is not among them."""
 
 
 class Aggregate:
@@ -57,6 +73,11 @@ class Aggregate:
     @property
     def exists(self) -> bool:
         return self.version > 0 or bool(self._pending)
+
+    @classmethod
+    def unknown(cls, id: str) -> NotFound:
+        """What a command is told that names this kind of aggregate by an id no stream holds."""
+        return NotFound(f"{cls.__name__.lower()} {id} does not exist")
 
     def record(self, event: DomainEvent) -> None:
         self.when(event)
@@ -88,71 +109,3 @@ class Aggregate:
     def restore_state(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
             setattr(self, key, value)
-
-
-A = TypeVar("A", bound=Aggregate)
-
-
-class Repository(Generic[A]):
-    """Loads and saves one kind of aggregate through the event store."""
-
-    def __init__(self, store: EventStore, kind: type[A]) -> None:
-        self.store = store
-        self.kind = kind
-
-    def load(self, session: Session, id: str) -> A:
-        """The aggregate as its stream tells it; a new, empty one (version 0) when the stream is empty."""
-        aggregate = self.kind(id)
-        stream_id = self.kind.stream_id(id)
-        after = 0
-        if self.kind.snapshot_every:
-            row = (
-                session.execute(select(snapshots_table).where(snapshots_table.c.stream_id == stream_id))
-                .mappings()
-                .first()
-            )
-            if row is not None:
-                aggregate.restore_state(json.loads(row["state"]))
-                aggregate.version = after = row["version"]
-        envelopes = self.store.open_sealed(session, self.store.read_stream(session, stream_id, after_version=after))
-        aggregate.replay(self.store.decode(env) for env in envelopes)
-        return aggregate
-
-    def save(
-        self,
-        session: Session,
-        aggregate: A,
-        *,
-        compound: str,
-        actor: str | None = None,
-        traceparent: str | None = None,
-    ) -> list[Envelope]:
-        pending = aggregate.pending()
-        if not pending:
-            return []
-        envelopes = self.store.append(
-            session,
-            self.kind.stream_id(aggregate.id),
-            pending,
-            expected_version=aggregate.version,
-            compound=compound,
-            actor=actor,
-            traceparent=traceparent,
-        )
-        before = aggregate.version
-        aggregate.mark_saved()
-        every = self.kind.snapshot_every
-        if every and aggregate.version // every > before // every:
-            self._snapshot(session, aggregate)
-        return envelopes
-
-    def _snapshot(self, session: Session, aggregate: A) -> None:
-        stream_id = self.kind.stream_id(aggregate.id)
-        state = json.dumps(aggregate.snapshot_state(), default=str)
-        updated = session.execute(
-            snapshots_table.update()
-            .where(snapshots_table.c.stream_id == stream_id)
-            .values(version=aggregate.version, state=state)
-        ).rowcount
-        if not updated:
-            session.execute(insert(snapshots_table).values(stream_id=stream_id, version=aggregate.version, state=state))

@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Column, DateTime, Integer, String, Table, insert, select
 from sqlalchemy.orm import Session
 
-from juwei.auth import Caller, CompoundId, key_holder, require
+from juwei.auth import CompoundId, key_holder, require
+from juwei.callers import Caller
 from juwei.events import utcnow
 from juwei.paging import MAX_POSITION, Limit
 from juwei.problems import Problem
@@ -71,19 +72,29 @@ def purpose_of(request: Request, default: str) -> str:
     return given
 
 
+@dataclass(frozen=True)
+class Reading:
+    """Why a sensitive read happens (``purpose``) and where it was asked (the route, the request's id)."""
+
+    purpose: str
+    route: str = ""
+    request_id: str | None = None
+
+
+def reading_of(request: Request, default_purpose: str) -> Reading:
+    """The read a request makes: its ``X-Juwei-Purpose`` (else ``default_purpose``), route and request id."""
+    return Reading(
+        purpose_of(request, default_purpose), request.url.path[:300], getattr(request.state, "request_id", None)
+    )
+
+
 def record_reads(
-    session: Session,
-    request: Request,
-    caller: Caller,
-    compound: str,
-    reads: Iterable[SensitiveRead],
-    purpose: str,
+    session: Session, reading: Reading, caller: Caller, compound: str, reads: Iterable[SensitiveRead]
 ) -> int:
     """One audit row per person shown, in the caller's transaction; returns how many were written."""
     now = utcnow()
     holder = str(caller.holder) if caller.holder else None
-    route = request.url.path[:300]
-    request_id = getattr(request.state, "request_id", None)
+    purpose, route, request_id = reading.purpose, reading.route[:300], reading.request_id
     rows = [
         {
             "at": now,

@@ -33,6 +33,7 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy import Column, DateTime, String, Table, Text, insert, select, update
 from sqlalchemy.orm import Session
 
+from juwei.callers import Caller, Forbidden, Grant, Holder
 from juwei.events import utcnow
 from juwei.store import metadata
 
@@ -57,102 +58,12 @@ api_keys_table = Table(
     Column("read_grant", Text, nullable=True),
 )
 
-HOLDER_KINDS = ("staff", "volunteer", "household", "official", "system")
-
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Juwei API key: jw_<id>_<secret>")
 
 
 # Path parameters every service uses: a compound id and an id local to a compound.
 CompoundId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", description="Compound id", examples=["c1"])]
 LocalId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$", description="Id within the compound")]
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Whom a key was issued to: ``kind`` is one of ``HOLDER_KINDS``; ``id`` the person's id (district-wide for
-    staff, volunteers and households) or a name (an official, a system)."""
-
-    kind: str
-    id: str
-
-    def __post_init__(self) -> None:
-        if self.kind not in HOLDER_KINDS:
-            raise ValueError(f"a key's holder is one of {', '.join(HOLDER_KINDS)}, not {self.kind!r}")
-        if not self.id or not self.id.strip() or len(self.id) > 200:
-            raise ValueError("a key's holder needs an id or a name (at most 200 characters)")
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.id}"
-
-
-@dataclass(frozen=True)
-class Grant:
-    """What another system's key may read: event types (base names, ``juwei.testing.*`` for a whole service),
-    compounds, and whether health data. None means no limit of that kind beyond the key's own scope."""
-
-    types: frozenset[str] | None = None
-    compounds: frozenset[str] | None = None
-    health: bool = False
-
-    def names_type(self, type_name: str) -> bool:
-        if self.types is None:
-            return True
-        base = type_name.rsplit(".v", 1)[0]
-        service = base.rsplit(".", 1)[0]
-        return base in self.types or f"{service}.*" in self.types
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "types": sorted(self.types) if self.types is not None else None,
-                "compounds": sorted(self.compounds) if self.compounds is not None else None,
-                "health": self.health,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str | None) -> Grant | None:
-        if not text:
-            return None
-        raw = json.loads(text)
-        types, compounds = raw.get("types"), raw.get("compounds")
-        return cls(
-            frozenset(types) if types is not None else None,
-            frozenset(compounds) if compounds is not None else None,
-            bool(raw.get("health")),
-        )
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: a key's role and scope. ``compound`` None means every compound (district)."""
-
-    key_id: str
-    role: str
-    compound: str | None
-    buildings: frozenset[str] | None
-    holder: Holder | None = None
-    grant: Grant | None = None
-
-    @property
-    def is_district(self) -> bool:
-        return self.compound is None
-
-    def may_see_compound(self, compound: str) -> bool:
-        if self.compound is not None:
-            return self.compound == compound
-        # A district key of another system reaches only the compounds its grant names.
-        return self.grant is None or self.grant.compounds is None or compound in self.grant.compounds
-
-    def may_act_on(self, compound: str, building: str | None = None) -> bool:
-        if not self.may_see_compound(compound):
-            return False
-        return building is None or self.buildings is None or building in self.buildings
-
-    def require_scope(self, compound: str, building: str | None = None) -> None:
-        if not self.may_act_on(compound, building):
-            where = f"building {building} of compound {compound}" if building else f"compound {compound}"
-            raise HTTPException(status_code=403, detail=f"this key may not act on {where}")
 
 
 @dataclass(frozen=True)
@@ -412,17 +323,33 @@ def current_caller(request: Request, key: Annotated[str | None, Depends(_header)
     return caller
 
 
+def _role_check(caller: Caller, allowed: frozenset[str]) -> None:
+    if allowed and caller.role not in allowed:
+        raise Forbidden(f"role {caller.role} may not do this; needs one of {', '.join(sorted(allowed))}")
+
+
 def require(*roles: str) -> Callable[..., Caller]:
     """A dependency that admits the given roles (none given: any authenticated caller)."""
     allowed = frozenset(roles)
 
     def dependency(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
-        if allowed and caller.role not in allowed:
-            raise HTTPException(
-                status_code=403, detail=f"role {caller.role} may not do this; needs one of {', '.join(sorted(allowed))}"
-            )
+        _role_check(caller, allowed)
         return caller
 
     # Tests and tooling read who a route admits from here (e.g. the access matrix).
+    dependency.juwei_roles = allowed  # type: ignore[attr-defined]
+    return dependency
+
+
+def admit(*roles: str) -> Callable[..., Caller]:
+    """``require`` for the routes of one compound (``/compounds/{compound}/…``): the roles, then the key's scope
+    over the compound in the path. A building the request touches is checked where it is known."""
+    allowed = frozenset(roles)
+
+    def dependency(compound: CompoundId, caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+        _role_check(caller, allowed)
+        caller.require_scope(compound)
+        return caller
+
     dependency.juwei_roles = allowed  # type: ignore[attr-defined]
     return dependency

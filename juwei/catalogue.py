@@ -1,15 +1,15 @@
-"""The event catalogue (AsyncAPI 3.0) generated from the services' event registries.
+"""The event catalogue (AsyncAPI 3.0) generated from published event registries.
 
 The registries are the single source of truth: every payload's JSON Schema comes from its pydantic model
-(private fields left out: they never travel), so the published file cannot drift from the code. A test
-regenerates it and compares with ``asyncapi.yaml``; ``juwei catalogue`` rewrites the file.
+(private fields left out: they never travel), so the published file cannot drift from the code. Each
+registry is one channel (its ``topic`` and ``description``). Juwei's registries are its contracts
+(``composition.catalogue``); a test regenerates the file and compares it with ``asyncapi.yaml``, and
+``juwei catalogue`` rewrites it.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from collections.abc import Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -89,27 +89,23 @@ _ENVELOPE: dict[str, Any] = {
 # Every payload field's class (identity, health, location, none): see the README's privacy section.
 SENSITIVITY = "x-juwei-sensitivity"
 
-_DESCRIPTIONS = {
-    "residents": "Buildings, households, residents (ids only), staff, volunteers, zone status.",
-    "supplies": "Supply batches, allocations, shifts, deliveries, medicine custody, donations.",
-    "testing": "Sampling points, rounds, call plans, samples, results (ids only), cases, disinfection.",
-    "notify": "Messages sent to building groups and their deliveries.",
-}
-
 
 def _message_name(type_name: str) -> str:
     parts = type_name.split(".")  # juwei.<service>.<Event>.v<N>
     return f"{parts[1]}.{parts[2]}.{parts[3]}"
 
 
-def build(registries: Mapping[str, EventRegistry | None]) -> dict[str, Any]:
+def build(registries: Iterable[EventRegistry]) -> dict[str, Any]:
+    """The AsyncAPI document of these published registries, one channel (and its dead letters) each."""
     channels: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     schemas: dict[str, Any] = dict(_ENVELOPE)
-    for service, registry in registries.items():
+    for registry in registries:
+        if not registry.topic:
+            raise ValueError("only a published registry (one that names its topic) is a channel")
+        service = registry.topic.split(".", 1)[1]
         refs: dict[str, Any] = {}
-        for type_name, cls in sorted((registry.classes if registry else {}).items()):
-            assert registry is not None
+        for type_name, cls in sorted(registry.classes.items()):
             name = _message_name(type_name)
             classes = registry.field_classes(cls)
             schema = cls.model_json_schema(mode="serialization")
@@ -153,12 +149,12 @@ def build(registries: Mapping[str, EventRegistry | None]) -> dict[str, Any]:
             }
             refs[cls.__name__] = {"$ref": f"#/components/messages/{name}"}
         channels[service] = {
-            "address": f"juwei.{service}",
-            "description": _DESCRIPTIONS.get(service, ""),
+            "address": registry.topic,
+            "description": registry.description,
             "messages": refs,
         }
         channels[f"{service}DeadLetters"] = {
-            "address": f"juwei.{service}.dlq",
+            "address": f"{registry.topic}.dlq",
             "description": "Records a consumer could not handle, with the DeadLetterHeaders added.",
             "messages": {},
         }
@@ -205,17 +201,5 @@ def _relink(schema: Any) -> Any:
     return schema
 
 
-def service_registries(services: tuple[str, ...]) -> dict[str, EventRegistry | None]:
-    """Each service's published registry (``services.<name>.events.registry``), None where not built yet."""
-    found: dict[str, EventRegistry | None] = {}
-    for name in services:
-        module_name = f"services.{name}.events"
-        if importlib.util.find_spec(f"services.{name}") is None or importlib.util.find_spec(module_name) is None:
-            found[name] = None
-            continue
-        found[name] = importlib.import_module(module_name).registry
-    return found
-
-
-def render(registries: Mapping[str, EventRegistry | None]) -> str:
+def render(registries: Iterable[EventRegistry]) -> str:
     return yaml.safe_dump(build(registries), sort_keys=False, allow_unicode=True, width=120)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from juwei import stack_cli
+from juwei.registration import suite, topic_of
 from juwei.settings import Settings, settings
 
 app = typer.Typer(help="Juwei — event-sourced services for a residents' committee.", no_args_is_help=True)
@@ -29,7 +29,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(broker_app, name="broker")
 console = Console(stderr=True)
 
-ServiceArg = Annotated[str, typer.Argument(help="residents | supplies | testing | notify, or module:attribute")]
+ServiceArg = Annotated[str, typer.Argument(help="A registered service (residents, supplies, …) or module:attribute")]
 
 
 def _runtime(spec: str):
@@ -142,9 +142,8 @@ def keys_create(
     Staff, volunteers and households must be in the register (a volunteer stood down gets none); the key is
     printed once.
     """
-    from juwei.auth import Grant, Holder, issue_key
-    from juwei.service import available_services
-    from services.access import holder_problem
+    from juwei.auth import issue_key
+    from juwei.callers import Grant, Holder
 
     given = {"staff": staff, "volunteer": volunteer, "household": household, "official": official, "system": system}
     named = [(kind, value) for kind, value in given.items() if value]
@@ -159,10 +158,10 @@ def keys_create(
         holder = Holder(kind, value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    chosen_services = service or available_services()
+    chosen_services = service or suite().names
     # The suite's roles and who may hold them; another definition (module:attribute) names its own roles.
-    suite = all(":" not in name for name in chosen_services)
-    problem = holder_problem(role, holder) if suite else None
+    holders = suite().key_holders if all(":" not in name for name in chosen_services) else None
+    problem = holders.problem(role, holder) if holders is not None else None
     if problem:
         raise typer.BadParameter(problem)
     grant = None
@@ -171,13 +170,8 @@ def keys_create(
             raise typer.BadParameter("only an external-consumer key carries a grant")
         grant = Grant(_names(grant_types), _names(grant_compounds), grant_health)
     chosen = buildings.split(",") if buildings else None
-    if suite and "residents" in available_services() and kind in ("staff", "volunteer", "household"):
-        from services.residents.holders import check
-
-        runtime = _runtime("residents")
-        runtime.migrate()
-        problem, home = check(runtime, holder)
-        runtime.database.dispose()
+    if holders is not None and kind in ("staff", "volunteer", "household"):
+        problem, home = holders.check(holder)
         if problem:
             console.print(f"[red]{problem}[/]; no key was made")
             raise typer.Exit(1)
@@ -205,9 +199,8 @@ def keys_revoke(
 ) -> None:
     """Revoke a key everywhere at once (to replace it with a grace period: `juwei keys rotate`)."""
     from juwei.auth import revoke_key
-    from juwei.service import available_services
 
-    for name in service or available_services():
+    for name in service or suite().names:
         runtime = _runtime(name)
         with runtime.database.unit_of_work() as session:
             done = revoke_key(session, key_id)
@@ -237,14 +230,13 @@ def keys_rotate(
     The new key is printed once. Hand it out; `juwei keys revoke <old id>` ends the grace period early.
     """
     from juwei.auth import KeyNotActive, rotate_key
-    from juwei.service import available_services
 
     period = parse_duration(grace)
     if period < timedelta(0):
         raise typer.BadParameter("the grace period cannot be negative")
     successor = None
     rotated = []
-    for name in service or available_services():
+    for name in service or suite().names:
         runtime = _runtime(name)
         runtime.migrate()
         try:
@@ -262,11 +254,14 @@ def keys_rotate(
 
 @keys_app.command("list")
 def keys_list(
-    service: Annotated[str, typer.Option(help="The service whose key table to show")] = "residents",
+    service: Annotated[
+        str | None, typer.Option(help="The service whose key table to show (default: the suite's first)")
+    ] = None,
 ) -> None:
     """Keys that still work (ids, roles, scopes and expiry; never secrets)."""
     from juwei.auth import active_keys
 
+    service = service or suite().names[0]
     runtime = _runtime(service)
     runtime.migrate()
     with runtime.database.reading() as session:
@@ -283,68 +278,6 @@ def keys_list(
     Console().print(table)
 
 
-@app.command()
-def retention(
-    compound: Annotated[str, typer.Argument(help="The compound whose lockdown is over")],
-    force: Annotated[
-        bool, typer.Option(help="Retire even though the residents service does not see the lockdown over")
-    ] = False,
-    actor: Annotated[str | None, typer.Option(help="Who ordered it (kept with the record)")] = None,
-    service: Annotated[list[str] | None, typer.Option(help="Services to apply it in (default: all)")] = None,
-) -> None:
-    """Remove the compound's identity and health data in every service, keeping aggregate figures.
-
-    Refused while the compound or one of its buildings is sealed or controlled (residents' zones), unless
-    --force. Identities, prescriptions and donor names are crypto-shredded; per-person health rows are
-    deleted or blanked; the figures kept are printed and recorded in each service. Running it again is safe.
-    """
-    import json
-
-    from juwei import retention as keeping
-    from juwei.observability import configure_logging
-    from juwei.service import available_services
-
-    configure_logging(settings().log_level)  # logs to stderr: stdout carries only the figures
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", compound):
-        raise typer.BadParameter(f"{compound!r} is not a compound id")
-    chosen = service or available_services()
-    if "residents" in available_services() and not force:
-        from services.residents.retention import lockdown_over
-
-        runtime = _runtime("residents")
-        runtime.migrate()
-        over, why = lockdown_over(runtime, compound)
-        runtime.database.dispose()
-        if not over:
-            console.print(f"[red]{why}[/]; nothing was removed (--force overrides)")
-            raise typer.Exit(1)
-        console.print(why)
-    reports = {}
-    for name in chosen:
-        runtime = _runtime(name)
-        runtime.migrate()
-        reports[name] = keeping.retire(runtime, compound, actor=actor or os.environ.get("USER"))
-        runtime.database.dispose()
-        console.print(f"{name}: retired {compound}")
-    typer.echo(json.dumps(reports, indent=2, ensure_ascii=False, sort_keys=True))
-
-
-@app.command()
-def catalogue(
-    write: Annotated[Path | None, typer.Option(help="Write the AsyncAPI file here (default: print it)")] = None,
-) -> None:
-    """Generate the AsyncAPI event catalogue from the services' event registries."""
-    from juwei import catalogue as generator
-    from juwei.service import KNOWN_SERVICES
-
-    text = generator.render(generator.service_registries(KNOWN_SERVICES))
-    if write is None:
-        typer.echo(text)
-    else:
-        write.write_text(text)
-        console.print(f"wrote {write}")
-
-
 def _broker(config: Settings):
     from juwei.broker import LocalBroker
 
@@ -358,7 +291,6 @@ def _broker(config: Settings):
 
 def _topics(services: list[str]) -> list[str]:
     from juwei.consumer import dead_letter_topic
-    from juwei.service import topic_of
 
     return [name for s in services for name in (topic_of(s), dead_letter_topic(topic_of(s)))]
 
@@ -366,11 +298,9 @@ def _topics(services: list[str]) -> list[str]:
 @broker_app.command("start")
 def broker_start() -> None:
     """Fetch (first time), format and start the local broker; create the services' topics."""
-    from juwei.service import KNOWN_SERVICES
-
     broker = _broker(settings())
     broker.start()
-    broker.create_topics(_topics(list(KNOWN_SERVICES)))
+    broker.create_topics(_topics(suite().names))
     console.print(f"Kafka broker at [bold]{broker.bootstrap}[/]")
 
 
@@ -387,11 +317,10 @@ def topics(
 ) -> None:
     """Create the services' topics where missing and bring their retention in line (the stack's topic job)."""
     from juwei.consumer import dead_letter_topic
-    from juwei.service import KNOWN_SERVICES
     from juwei.topics import ensure_topics
 
     config = settings()
-    names = _topics(list(KNOWN_SERVICES))
+    names = _topics(suite().names)
     dead = {dead_letter_topic(name) for name in names}
     retention = {name: dlq_retention_ms if name in dead else retention_ms for name in names}
     states = ensure_topics(
@@ -465,10 +394,8 @@ def run(
     """Start the local broker and every service as processes, with SQLite under the data folder."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from juwei.service import KNOWN_SERVICES, available_services
-
     config = settings()
-    services = available_services()
+    services = suite().names
     key = _operator_key(config)
     started: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -477,7 +404,7 @@ def run(
                 task = progress.add_task("Kafka broker (first start fetches it from Maven Central)…")
                 broker = _broker(config)
                 broker.start()
-                broker.create_topics(_topics(list(KNOWN_SERVICES)))
+                broker.create_topics(_topics(services))
                 progress.update(task, description=f"Kafka broker at {broker.bootstrap}", completed=1, total=1)
             for name in services:
                 task = progress.add_task(f"{name}…")
@@ -572,7 +499,6 @@ def status_command(
     """Health, readiness, relay backlog, consumer lag per topic and events per second of every service."""
     import json
 
-    from juwei.service import KNOWN_SERVICES, available_services
     from juwei.stack import Stack, StackError
     from juwei.status import Target, collect, render
 
@@ -587,14 +513,14 @@ def status_command(
             console.print(f"[red]{exc}[/]")
             raise typer.Exit(1) from None
         urls = Stack.endpoints(containers)
-        names = list(explicit) or list(KNOWN_SERVICES)
+        names = list(explicit) or suite().names
         targets = [Target(name, explicit.get(name) or urls.get(name)) for name in names]
         # The brokers' external listener is plain PLAINTEXT on this host; an outside cluster uses the settings.
         bootstrap = Stack.kafka_bootstrap(containers) or config.kafka_bootstrap
         extra = {} if Stack.kafka_bootstrap(containers) else config.kafka_security()
     else:
         host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-        names = list(explicit) or available_services()
+        names = list(explicit) or suite().names
         targets = [Target(name, explicit.get(name) or f"http://{host}:{config.port(name)}") for name in names]
         bootstrap, extra = config.bootstrap, config.kafka_security()
     report = collect(targets, bootstrap, extra, sample_seconds=sample, containers=containers)
@@ -606,65 +532,10 @@ def status_command(
         raise typer.Exit(1)
 
 
-@app.command()
-def demo(
-    base_url_residents: Annotated[str | None, typer.Option(help="Default: JUWEI_HOST and JUWEI_RESIDENTS_PORT")] = None,
-    base_url_supplies: Annotated[str | None, typer.Option(help="Default: JUWEI_HOST and JUWEI_SUPPLIES_PORT")] = None,
-    base_url_testing: Annotated[str | None, typer.Option(help="Default: JUWEI_HOST and JUWEI_TESTING_PORT")] = None,
-    base_url_notify: Annotated[str | None, typer.Option(help="Default: JUWEI_HOST and JUWEI_NOTIFY_PORT")] = None,
-    key: Annotated[str | None, typer.Option(help="Operator key (default: JUWEI_DEMO_KEY or the data dir's)")] = None,
-    compound: Annotated[str, typer.Option(help="The compound to register (must be new)")] = "c1",
-    scale: Annotated[float, typer.Option(help="1.0: 25 buildings, 5,000 residents; 0.16: 4 buildings")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Same seed, same compound")] = 2022,
-    kafka: Annotated[str | None, typer.Option(help="Broker to read consumer lag from (default: the suite's)")] = None,
-    role_keys: Annotated[
-        str, typer.Option(help="auto | cli (`juwei keys create` per role) | operator (the operator key for all)")
-    ] = "auto",
-    sink_host: Annotated[str, typer.Option(help="Address the local WeCom/DingTalk/e-mail sinks listen on")] = (
-        "127.0.0.1"
-    ),
-    sink_advertised: Annotated[
-        str | None, typer.Option(help="Host notify reaches the sinks at (compose: host.docker.internal)")
-    ] = None,
-) -> None:
-    """Run the seed compound's day against a running suite, through the services' HTTP APIs only."""
-    from demo.compound import Size
-    from demo.scenario import DemoError, Options, run_demo
-
-    config = settings()
-    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-    operator = key or os.environ.get("JUWEI_DEMO_KEY")
-    if operator is None:
-        path = config.data_dir / "operator.key"
-        if not path.exists():
-            console.print(f"[red]no operator key: {path} does not exist[/] (start with `juwei run --detach`, or --key)")
-            raise typer.Exit(2)
-        operator = path.read_text().strip()
-    given = {
-        "residents": base_url_residents,
-        "supplies": base_url_supplies,
-        "testing": base_url_testing,
-        "notify": base_url_notify,
-    }
-    urls = {name: url or f"http://{host}:{config.port(name)}" for name, url in given.items()}
-    options = Options(
-        urls=urls,
-        key=operator,
-        compound=compound,
-        size=Size.at(scale),
-        seed=seed,
-        kafka=kafka or config.bootstrap,
-        role_keys=role_keys,
-        sink_host=sink_host,
-        sink_advertised=sink_advertised,
-    )
-    try:
-        outcome = run_demo(options, console)
-    except DemoError as exc:
-        console.print(f"[red]the demo stopped: {exc}[/]")
-        raise typer.Exit(1) from None
-    if not outcome.ok:
-        raise typer.Exit(1)
+# The commands that span the registered suite's services (a demo, retention, the event catalogue).
+_commands = suite().commands
+if _commands is not None:
+    _commands(app)
 
 
 def main() -> None:

@@ -67,6 +67,8 @@ class DomainEvent(BaseModel):
     ``sealed_fields`` maps a field holding a vault token to what it seals (``Sealed``): the domain sets the
     plain fields, the store seals them into the token on append and opens them again on load.
     ``audience`` names the roles, besides staff, whose work needs this event in their feed.
+    ``catalogue`` is the registry of the topic it is published on (set when that registry registers it): a
+    consuming service names the event classes it reads, and their topics and catalogues follow.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -77,6 +79,7 @@ class DomainEvent(BaseModel):
     sensitivity: ClassVar[dict[str, Sensitivity]] = {}
     sealed_fields: ClassVar[dict[str, Sealed]] = {}
     audience: ClassVar[frozenset[str]] = frozenset()
+    catalogue: ClassVar[EventRegistry | None] = None
 
     @classmethod
     def type_name(cls) -> str:
@@ -101,13 +104,20 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 @dataclass
 class EventRegistry:
-    """Maps versioned type names to payload classes and old versions to upcasters."""
+    """Maps versioned type names to payload classes and old versions to upcasters.
+
+    A producing service's published registry names its ``topic`` (``juwei.<service>``) and says in one line
+    what travels there (``description``, the AsyncAPI channel's); a merged registry (what one service
+    consumes from several topics) has neither.
+    """
 
     classes: dict[str, type[DomainEvent]] = field(default_factory=dict)
     upcasters: dict[str, tuple[str, Upcaster]] = field(default_factory=dict)
     # The sensitivity of a field by its name, for every event of this catalogue (``DomainEvent.sensitivity``
     # overrides it per event: a household id is location, but in a case it says who has the case).
     vocabulary: dict[str, Sensitivity] = field(default_factory=dict)
+    topic: str = ""
+    description: str = ""
     # Per current type: (field, default, default factory) of every optional field, for ``trusted``.
     _defaults: dict[str, list[tuple[str, Any, Callable[[], Any] | None]]] = field(
         default_factory=dict, repr=False, compare=False
@@ -121,6 +131,8 @@ class EventRegistry:
         if existing is not None and existing is not cls:
             raise TypeError(f"{name} is registered twice ({existing.__name__}, {cls.__name__})")
         self.classes[name] = cls
+        if self.topic and cls.__dict__.get("catalogue") is None:
+            cls.catalogue = self  # the class is published here; merged registries leave it where it is
         return cls
 
     def register_all(self, classes: Iterable[type[DomainEvent]]) -> None:
@@ -227,6 +239,21 @@ class EventRegistry:
             return cls.model_validate(upcast)
         except ValueError as exc:
             raise MalformedEvent(f"{type_name}: {exc}") from exc
+
+
+def catalogue_of(cls: type[DomainEvent]) -> EventRegistry:
+    """The published registry an event class belongs to (its topic's)."""
+    if cls.__dict__.get("catalogue") is None:
+        raise TypeError(f"{cls.__name__} is registered in no topic's registry")
+    return cls.__dict__["catalogue"]
+
+
+def types_of(*classes: type[DomainEvent]) -> frozenset[str]:
+    """Every stored version of these events, by type name (old versions are upcast when read)."""
+    names: set[str] = set()
+    for cls in classes:
+        names |= catalogue_of(cls).type_names([cls.event_type])
+    return frozenset(names)
 
 
 def _defaults_of(cls: type[DomainEvent]) -> list[tuple[str, Any, Callable[[], Any] | None]]:

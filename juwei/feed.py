@@ -21,8 +21,9 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from juwei.access import Disclosure, FeedRefused, FeedScope, default_scope, type_names
-from juwei.audit import purpose_of, record_reads
-from juwei.auth import Caller, authenticate_id, require
+from juwei.audit import Reading, reading_of, record_reads
+from juwei.auth import authenticate_id, require
+from juwei.callers import Caller
 from juwei.paging import MAX_POSITION, PAGE_MAX
 from juwei.problems import Problem
 
@@ -58,7 +59,7 @@ def scope_of(request: Request, caller: Caller) -> FeedScope:
             raise Problem(403, str(refused), "forbidden") from None
 
 
-def _read(request: Request, caller: Caller, scope: FeedScope, after: int, limit: int, purpose: str) -> _Read:
+def _read(request: Request, caller: Caller, scope: FeedScope, after: int, limit: int, reading: Reading) -> _Read:
     runtime = request.app.state.runtime
     store = runtime.store
     types = type_names(store.registry, scope)
@@ -97,7 +98,7 @@ def _read(request: Request, caller: Caller, scope: FeedScope, after: int, limit:
         for read in disclosure.reads:
             by_compound.setdefault(read.subject.split(":", 1)[0], []).append(read)
         for compound, reads in by_compound.items():
-            record_reads(session, request, caller, compound, reads, purpose)
+            record_reads(session, reading, caller, compound, reads)
     return _Read(shown, cursor, exhausted)
 
 
@@ -134,7 +135,7 @@ def feed_router(page_max: int = 1000) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=min(page_max, PAGE_MAX))] = 100,
     ) -> FeedPage:
         scope = scope_of(request, caller)
-        read = _read(request, caller, scope, after, limit, purpose_of(request, "event feed: catch-up page"))
+        read = _read(request, caller, scope, after, limit, reading_of(request, "event feed: catch-up page"))
         return FeedPage(
             events=read.events,
             next_after=read.cursor,
@@ -155,7 +156,7 @@ def feed_router(page_max: int = 1000) -> APIRouter:
     ) -> EventSourceResponse:
         cursor = _resume_point(last_event_id, after)
         scope = await run_in_threadpool(scope_of, request, caller)
-        purpose = purpose_of(request, "event feed: live stream")
+        reading = reading_of(request, "event feed: live stream")
         runtime = request.app.state.runtime
 
         def still_open() -> bool:
@@ -170,7 +171,7 @@ def feed_router(page_max: int = 1000) -> APIRouter:
                     if not await run_in_threadpool(still_open):
                         return  # the key was revoked or expired: the stream ends, a reconnect gets 401
                     checked = time.monotonic()
-                read = await run_in_threadpool(_read, request, caller, scope, position, 200, purpose)
+                read = await run_in_threadpool(_read, request, caller, scope, position, 200, reading)
                 for event in read.events:
                     data = json.dumps(event, ensure_ascii=False)
                     yield {"id": str(event["position"]), "event": event["type"], "data": data}

@@ -20,7 +20,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from juwei.aggregate import DomainRuleViolation
+from juwei.aggregate import Conflict, DomainRuleViolation, Invalid, NotFound, NotPermitted
+from juwei.callers import Forbidden
 from juwei.database import DatabaseUnavailable
 from juwei.store import ConcurrencyError
 
@@ -40,6 +41,16 @@ _TITLES = {
     500: "Internal error",
     503: "Service unavailable",
 }
+
+
+# The domain's refusals (``juwei.aggregate``), each kind with the status it is answered with: the one place
+# where they meet HTTP.
+REFUSALS: dict[type[DomainRuleViolation], int] = {Invalid: 422, NotFound: 404, Conflict: 409, NotPermitted: 403}
+
+
+def status_of(refusal: DomainRuleViolation) -> int:
+    """The HTTP status a refusal is answered with (a rule broken, of no finer kind: 409)."""
+    return next((REFUSALS[kind] for kind in type(refusal).__mro__ if kind in REFUSALS), 409)
 
 
 # Problem types whose name is not just the title's slug (see the README's list of types).
@@ -132,6 +143,10 @@ def install(app: FastAPI) -> None:
         code = _CODES.get(exc.status_code)
         return problem_response(request, exc.status_code, str(exc.detail), code, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        return problem_response(request, 403, exc.detail, exc.code)
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(request, exc.status, exc.detail, exc.code, **exc.extra)
@@ -150,7 +165,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DomainRuleViolation)
     async def _rule(request: Request, exc: DomainRuleViolation) -> JSONResponse:
-        return problem_response(request, exc.status, str(exc), exc.code)
+        return problem_response(request, status_of(exc), str(exc), exc.code, **exc.details)
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("http.database_unavailable", path=request.url.path, error=type(exc).__name__)

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from juwei.database import Database
-from juwei.events import Envelope
+from juwei.events import DomainEvent, Envelope, types_of
 from juwei.store import (
     EventStore,
     inbox_table,
@@ -53,8 +53,15 @@ class Projection:
 
     name: ClassVar[str] = ""
     tables: ClassVar[Sequence[Table]] = ()
-    # Event types it reads; empty means every type.
+    # The events it reads, by class (its own service's and others'); ``types`` follows from them.
+    reads: ClassVar[Sequence[type[DomainEvent]]] = ()
+    # Event types it reads, every stored version; empty means every type.
     types: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "reads" in cls.__dict__:
+            cls.types = types_of(*cls.reads)
 
     def handles(self, envelope: Envelope) -> bool:
         return not self.types or envelope.type in self.types

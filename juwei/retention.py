@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy import Column, DateTime, String, Table, Text, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from juwei.database import Database
 from juwei.events import utcnow
 from juwei.store import lock_appends, metadata
 from juwei.vault import subject_keys_table
-
-if TYPE_CHECKING:
-    from juwei.service import Runtime
 
 log = structlog.get_logger("juwei.retention")
 
@@ -37,8 +35,9 @@ retention_table = Table(
     Column("report", Text, nullable=False),
 )
 
-# What a service does to its own rows of a compound; returns the figures it kept and what it removed.
-Scrub = Callable[["Runtime", Session, str], dict[str, Any]]
+# What a service does to its own rows of a compound (``ServiceDefinition.retention``, bound to the service's
+# runtime): returns the figures it kept and what it removed.
+Scrub = Callable[[Session, str], dict[str, Any]]
 
 
 def shred_subjects(session: Session, prefixes: Iterable[str]) -> int:
@@ -50,12 +49,13 @@ def shred_subjects(session: Session, prefixes: Iterable[str]) -> int:
     return int(result.rowcount or 0)
 
 
-def retire(runtime: Runtime, compound: str, actor: str | None = None) -> dict[str, Any]:
-    """Apply the service's retention to ``compound`` and record it; running it again repeats the scrub."""
-    scrub = runtime.definition.retention
-    with runtime.database.unit_of_work() as session:
+def retire(
+    database: Database, scrub: Scrub | None, compound: str, *, actor: str | None = None, service: str = ""
+) -> dict[str, Any]:
+    """Apply a service's retention to ``compound`` and record it; running it again repeats the scrub."""
+    with database.unit_of_work() as session:
         lock_appends(session)  # no event of this service is projected half-way through the scrub
-        report = scrub(runtime, session, compound) if scrub is not None else {}
+        report = scrub(session, compound) if scrub is not None else {}
         values = {"retired_at": utcnow(), "actor": actor, "report": json.dumps(report, sort_keys=True, default=str)}
         known = session.execute(select(retention_table.c.compound).where(retention_table.c.compound == compound))
         if known.first() is None:
@@ -64,7 +64,7 @@ def retire(runtime: Runtime, compound: str, actor: str | None = None) -> dict[st
             # The figures of the first run stay: a second run finds nothing left to count.
             values.pop("report")
             session.execute(update(retention_table).where(retention_table.c.compound == compound).values(**values))
-    log.info("retention.retired", service=runtime.definition.name, compound=compound)
+    log.info("retention.retired", service=service, compound=compound)
     return report
 
 
@@ -74,10 +74,9 @@ def retired(session: Session) -> dict[str, dict[str, Any]]:
     return {row.compound: json.loads(row.report) for row in rows}
 
 
-def reapply(runtime: Runtime, session: Session) -> None:
+def reapply(session: Session, scrub: Scrub | None) -> None:
     """Scrub again every retired compound (after a rebuild put the rows back), in the caller's transaction."""
-    scrub = runtime.definition.retention
     if scrub is None:
         return
     for compound in retired(session):
-        scrub(runtime, session, compound)
+        scrub(session, compound)

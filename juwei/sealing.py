@@ -10,23 +10,30 @@ Shredding the key (erasure, retention) closes the token everywhere: in the log, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic_core import to_jsonable_python
 from sqlalchemy.orm import Session
 
 from juwei.events import DomainEvent, Envelope, EventRegistry, sealed_subject
 
-if TYPE_CHECKING:
-    from juwei.vault import Vault
+
+class SubjectKeys(Protocol):
+    """What sealing needs of a vault (``juwei.vault.Vault``): seal values and open tokens, per data subject."""
+
+    def seal_many(self, session: Session, values: Mapping[str, dict[str, Any]]) -> dict[str, str]: ...
+
+    def unseal_each(
+        self, session: Session, sealed: Sequence[tuple[str, str | None]]
+    ) -> list[dict[str, Any] | None]: ...
 
 
 class Sealing:
     """Seals and opens the sealed fields of one service's events with its vault."""
 
-    def __init__(self, vault: Callable[[], Vault]) -> None:
+    def __init__(self, vault: Callable[[], SubjectKeys]) -> None:
         self._vault = vault
 
     def seal(self, session: Session, events: Sequence[DomainEvent]) -> list[DomainEvent]:

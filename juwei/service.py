@@ -9,11 +9,10 @@ problem+json errors, request ids, API-key auth and the event feed.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +28,14 @@ from sqlalchemy.orm import Session
 from juwei import docs, migrate, observability, problems, retention
 from juwei.access import FeedAccess
 from juwei.audit import audit_router
-from juwei.auth import Holder, RateLimiter, issue_key, split_key
+from juwei.auth import RateLimiter, issue_key, split_key
+from juwei.callers import OPERATOR_ROLE, Holder
 from juwei.consumer import Delivery, EventConsumer
 from juwei.database import Database, DatabaseUnavailable
-from juwei.events import EventRegistry, sealed_subject
+from juwei.events import DomainEvent, Envelope, EventRegistry, catalogue_of, sealed_subject
 from juwei.feed import feed_router
 from juwei.projection import Projection, Projector
+from juwei.registration import suite, topic_of
 from juwei.relay import Relay
 from juwei.sealing import Sealing
 from juwei.settings import Settings, settings
@@ -42,12 +43,6 @@ from juwei.store import EventStore
 from juwei.vault import KeyCourier, Vault
 
 log = structlog.get_logger("juwei.service")
-KNOWN_SERVICES = ("residents", "supplies", "testing", "notify")
-OPERATOR_ROLE = "district-operator"
-
-
-def topic_of(service: str) -> str:
-    return f"juwei.{service}"
 
 
 @dataclass
@@ -58,6 +53,9 @@ class ServiceDefinition:
     registry: EventRegistry
     routers: Sequence[APIRouter] = ()
     projections: Callable[[], Sequence[Projection]] = lambda: ()
+    # The other services' events it reads (its handlers and projections), by class: the topics it consumes
+    # and their published catalogues follow from them unless named outright (tests that rename topics).
+    consumed_events: Sequence[type[DomainEvent]] = ()
     consumes: Sequence[str] = ()
     # The published catalogue of the consumed topics: a type it does not know is dead-lettered.
     catalogue: EventRegistry | None = None
@@ -78,6 +76,13 @@ class ServiceDefinition:
     description: str = ""
     version: str = "0.1.0"
 
+    def __post_init__(self) -> None:
+        catalogues = list({id(c): c for c in map(catalogue_of, self.consumed_events)}.values())
+        if not self.consumes:
+            self.consumes = [catalogue.topic for catalogue in catalogues]
+        if self.catalogue is None and catalogues:
+            self.catalogue = EventRegistry.merged(*catalogues)
+
     @property
     def topic(self) -> str:
         return topic_of(self.name)
@@ -85,6 +90,35 @@ class ServiceDefinition:
     @property
     def source(self) -> str:
         return f"/juwei/{self.name}"
+
+
+# What a service does with one event it receives, inside the consumer's transaction: (runtime, session, the
+# event decoded as its current version, its envelope).
+EventHandler = Callable[["Runtime", Session, Any, Envelope], None]
+
+
+def handled_by(table: Mapping[type[DomainEvent], EventHandler]) -> Callable[[Runtime, Session, Delivery], None]:
+    """``ServiceDefinition.on_received`` from a table of handlers keyed by event class (cosmicpython's
+    ``EVENT_HANDLERS``): a received event whose class has a handler is decoded and handed to it; others pass."""
+
+    def on_received(runtime: Runtime, session: Session, delivery: Delivery) -> None:
+        catalogue = runtime.definition.catalogue
+        if catalogue is None:
+            return
+        handler = table.get(catalogue.current_class(delivery.envelope.type))  # type: ignore[arg-type]
+        if handler is not None:
+            event = catalogue.decode(delivery.envelope.type, delivery.envelope.data)
+            handler(runtime, session, event, delivery.envelope)
+
+    return on_received
+
+
+def foreign_events(
+    own: EventRegistry, projections: Iterable[Projection], handlers: Iterable[type[DomainEvent]] = ()
+) -> list[type[DomainEvent]]:
+    """The other services' events a service consumes: those its handlers take and its projections read."""
+    found = [*handlers, *(cls for projection in projections for cls in projection.reads)]
+    return list(dict.fromkeys(cls for cls in found if catalogue_of(cls) is not own))
 
 
 class Runtime:
@@ -100,7 +134,7 @@ class Runtime:
         self.projector = Projector(self.database, self.store, definition.projections())
         self.store.on_append.append(self.projector.apply_own)
         # A replay must not bring back what retention removed.
-        self.projector.after_rebuild.append(lambda session: retention.reapply(self, session))
+        self.projector.after_rebuild.append(lambda session: retention.reapply(session, self._scrub))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         # One wake per periodic job, by the job's name: ``wake`` runs it now instead of at its next tick.
@@ -127,6 +161,15 @@ class Runtime:
     @property
     def group(self) -> str:
         return f"juwei-{self.definition.name}"
+
+    @property
+    def _scrub(self) -> retention.Scrub | None:
+        scrub = self.definition.retention
+        return (lambda session, compound: scrub(self, session, compound)) if scrub is not None else None
+
+    def retire(self, compound: str, actor: str | None = None) -> dict[str, Any]:
+        """Remove the compound's identity and health rows of this service (``juwei.retention``)."""
+        return retention.retire(self.database, self._scrub, compound, actor=actor, service=self.definition.name)
 
     def migrate(self) -> None:
         dirs = [self.definition.migrations] if self.definition.migrations else []
@@ -431,27 +474,15 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
 
 
 def load_definition(spec: str) -> ServiceDefinition:
-    """A known service name (``residents``) or ``module:attribute``."""
+    """A registered service's name (``residents``, see ``juwei.registration``) or ``module:attribute``."""
     module_name, _, attribute = spec.partition(":")
-    if not attribute:
-        if spec not in KNOWN_SERVICES:
-            raise LookupError(f"unknown service {spec!r}; known: {', '.join(KNOWN_SERVICES)}")
-        module_name, attribute = f"services.{spec}.app", "service"
-    module = importlib.import_module(module_name)
-    definition = getattr(module, attribute)
+    if attribute:
+        definition = getattr(importlib.import_module(module_name), attribute)
+    else:
+        member = suite().member(spec)
+        if member is None:
+            raise LookupError(f"unknown service {spec!r}; known: {', '.join(suite().names) or 'none registered'}")
+        definition = member.load()
     if not isinstance(definition, ServiceDefinition):
         raise TypeError(f"{spec} is not a ServiceDefinition")
     return definition
-
-
-def available_services() -> list[str]:
-    return [
-        name
-        for name in KNOWN_SERVICES
-        if importlib.util.find_spec(f"services.{name}") is not None
-        and importlib.util.find_spec(f"services.{name}.app") is not None
-    ]
-
-
-def runtime_dependency(request: Request) -> Runtime:
-    return request.app.state.runtime

@@ -1,4 +1,7 @@
-"""Configuration from the environment (pydantic-settings); every variable is listed in the README."""
+"""Configuration from the environment (pydantic-settings); every variable is listed in the README.
+
+A service's own settings are ``JUWEI_<NAME>_*`` (database, port, vault key).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The four services and their default ports; a service's settings are JUWEI_<NAME>_*.
-DEFAULT_PORTS: dict[str, int] = {"residents": 8001, "supplies": 8002, "testing": 8003, "notify": 8004}
+from juwei.registration import suite
 
 
 class Settings(BaseSettings):
@@ -111,8 +113,9 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
     def port(self, service: str) -> int:
+        """``JUWEI_<SERVICE>_PORT``, else the port the service is registered with (``juwei.registration``)."""
         explicit = os.environ.get(f"JUWEI_{service.upper()}_PORT")
-        return int(explicit) if explicit else DEFAULT_PORTS.get(service, 8000)
+        return int(explicit) if explicit else suite().port(service)
 
 
 def _create_once(path: Path, content: str) -> None:

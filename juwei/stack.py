@@ -19,7 +19,7 @@ from python_on_whales import ClientNotFoundError, DockerClient, DockerException
 from python_on_whales import Container as DockerContainer
 
 from juwei import envfile
-from juwei.settings import DEFAULT_PORTS
+from juwei.registration import suite
 
 SOURCE_DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
 COMPOSE_FILE = SOURCE_DEPLOY_DIR / "compose.yaml"
@@ -189,7 +189,8 @@ class Stack:
         """Base URL of each Juwei service that publishes its port, e.g. ``residents → http://127.0.0.1:8001``."""
         urls: dict[str, str] = {}
         for container in containers:
-            port = DEFAULT_PORTS.get(container.service)
+            member = suite().member(container.service)
+            port = member.port if member is not None else None
             published = container.published(port) if port else None
             if published and container.service not in urls:
                 urls[container.service] = f"http://{published[0]}:{published[1]}"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from juwei.service import ServiceDefinition
-from services import roles as r
-from services.access import feed_access
+from contracts import roles as r
+from contracts.access import feed_access
+from contracts.notify import registry
+from juwei.service import ServiceDefinition, foreign_events, handled_by
 from services.notify import dispatch, handlers, retention
 from services.notify.api import router
-from services.notify.events import registry
 from services.notify.views import projections
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -22,9 +22,10 @@ service = ServiceDefinition(
     registry=registry,
     routers=[router],
     projections=projections,
-    consumes=handlers.CONSUMED_TOPICS,
-    catalogue=handlers.CATALOGUE,
-    on_received=handlers.on_received,
+    # What notify reads of the other services: the events its rules announce, and what its projections keep
+    # (building groups and their members, sampling points' names, people who leave the register).
+    consumed_events=foreign_events(registry, projections(), handlers.EVENT_HANDLERS),
+    on_received=handled_by(handlers.EVENT_HANDLERS),
     periodic=[(policy.tick, dispatch.job(policy))],
     retention=retention.scrub,
     feed_access=feed_access(),

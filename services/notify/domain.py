@@ -18,8 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
-from juwei.aggregate import Aggregate, DomainRuleViolation
-from services.notify.events import (
+from contracts.notify import (
     ChannelAttached,
     ChannelDetached,
     ChannelReconfigured,
@@ -28,6 +27,7 @@ from services.notify.events import (
     QuestionSubmitted,
     QuietHoursSet,
 )
+from juwei.aggregate import Aggregate, Conflict, Invalid, NotFound
 
 CHANNEL_KINDS = ("wecom", "dingtalk", "feishu", "email", "webhook")
 PRIORITIES = ("normal", "important", "critical")
@@ -35,10 +35,6 @@ PRIORITIES = ("normal", "important", "critical")
 PEOPLE_CHANNELS = frozenset({"wecom", "dingtalk", "feishu", "email"})
 # Receivers of these dedupe on our delivery id (X-Juwei-Delivery), so a delivery whose fate is unknown may go again.
 IDEMPOTENT_CHANNELS = frozenset({"webhook"})
-
-
-def _violation(message: str, code: str, status: int | None = None) -> DomainRuleViolation:
-    return DomainRuleViolation(message, code=code, status=status)
 
 
 # --- channels -------------------------------------------------------------------------------------------
@@ -58,9 +54,9 @@ class Channel(Aggregate):
 
     def attach(self, building: str, kind: str, language: str, label: str, sealed_config: str) -> None:
         if self.exists:
-            raise _violation(f"channel {self.id} already exists", "channel-exists")
+            raise Conflict(f"channel {self.id} already exists", code="channel-exists")
         if kind not in CHANNEL_KINDS:
-            raise _violation(f"unknown channel kind {kind!r}", "invalid-channel", 422)
+            raise Invalid(f"unknown channel kind {kind!r}", code="invalid-channel")
         self.record(
             ChannelAttached(
                 channel=self.id, building=building, kind=kind, language=language, label=label, config=sealed_config
@@ -81,7 +77,7 @@ class Channel(Aggregate):
 
     def _require_attached(self) -> str:
         if not self.attached or self.building is None:
-            raise _violation(f"channel {self.id} is not attached", "not-found", 404)
+            raise NotFound(f"channel {self.id} is not attached", code="not-found")
         return self.building
 
     def on_ChannelAttached(self, event: ChannelAttached) -> None:
@@ -133,14 +129,14 @@ class Message(Aggregate):
         cause: str | None = None,
     ) -> None:
         if self.exists:
-            raise _violation(f"message {self.id} was already composed", "message-exists")
+            raise Conflict(f"message {self.id} was already composed", code="message-exists")
         if priority not in PRIORITIES:
-            raise _violation(f"unknown priority {priority!r}", "invalid-message", 422)
+            raise Invalid(f"unknown priority {priority!r}", code="invalid-message")
         chosen = sorted(set(buildings))
         if not chosen:
-            raise _violation("a message needs at least one building group", "no-building", 422)
+            raise Invalid("a message needs at least one building group", code="no-building")
         if not texts.title_zh.strip() and not texts.body_zh.strip():
-            raise _violation("a message needs a title or a body", "invalid-message", 422)
+            raise Invalid("a message needs a title or a body", code="invalid-message")
         self.record(
             MessageComposed(
                 message=self.id,
@@ -203,9 +199,9 @@ class QuietHours(Aggregate):
 
     def set(self, start: str | None, end: str | None) -> None:
         if (start is None) != (end is None):
-            raise _violation("give both the start and the end of quiet hours, or neither", "invalid-quiet-hours", 422)
+            raise Invalid("give both the start and the end of quiet hours, or neither", code="invalid-quiet-hours")
         if start is not None and start == end:
-            raise _violation("quiet hours need a start different from the end", "invalid-quiet-hours", 422)
+            raise Invalid("quiet hours need a start different from the end", code="invalid-quiet-hours")
         if (start, end) == (self.start, self.end) and self.exists:
             return
         self.record(QuietHoursSet(start=start, end=end))
@@ -350,9 +346,9 @@ class Question(Aggregate):
 
     def submit(self, building: str, text: str) -> None:
         if self.exists:
-            raise _violation(f"question {self.id} was already submitted", "question-exists")
+            raise Conflict(f"question {self.id} was already submitted", code="question-exists")
         if not normalise(text):
-            raise _violation("a question needs some words", "invalid-question", 422)
+            raise Invalid("a question needs some words", code="invalid-question")
         self.record(QuestionSubmitted(question=self.id, building=building, text=text.strip()))
 
     def on_QuestionSubmitted(self, event: QuestionSubmitted) -> None:
@@ -372,11 +368,11 @@ class Answer(Aggregate):
         policy_points: Sequence[str],
     ) -> None:
         if self.exists:
-            raise _violation(f"answer {self.id} was already given", "answer-exists")
+            raise Conflict(f"answer {self.id} was already given", code="answer-exists")
         if not questions:
-            raise _violation("nothing to answer: the group has no open questions", "nothing-to-answer")
+            raise Conflict("nothing to answer: the group has no open questions", code="nothing-to-answer")
         if not answer.strip():
-            raise _violation("an answer needs some words", "invalid-answer", 422)
+            raise Invalid("an answer needs some words", code="invalid-answer")
         self.record(
             QuestionsAnswered(
                 answer_id=self.id,

@@ -9,8 +9,6 @@ message already exists and the keys already exist: nothing is queued twice.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -21,9 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from juwei.consumer import Delivery
-from juwei.events import Envelope, EventRegistry, utcnow
-from juwei.service import Runtime
+from juwei.events import DomainEvent, Envelope, utcnow
+from juwei.service import EventHandler, Runtime
 from juwei.store import ConcurrencyError
 from services.notify.domain import Message, Texts, building_label
 from services.notify.rules import RULES, notices_for, render_texts
@@ -31,24 +28,9 @@ from services.notify.views import channels, deliveries, groups, households, samp
 
 log = structlog.get_logger("notify.handlers")
 
-CONSUMED_SERVICES = ("residents", "testing", "supplies")
-CONSUMED_TOPICS = [f"juwei.{name}" for name in CONSUMED_SERVICES]
 _IDS = uuid.UUID("6b1f0c8e-8d36-4a53-9f0e-6e6f74696679")  # namespace of ids derived from other ids
 # The dispatcher's periodic job, woken when a unit of work has queued deliveries (``Runtime.wake``).
 DISPATCH_JOB = "dispatch_deliveries"
-
-
-def consumed_catalogue() -> EventRegistry:
-    """The published catalogues of the services notify listens to, as far as they exist yet."""
-    found = []
-    for name in CONSUMED_SERVICES:
-        module = f"services.{name}.events"
-        if importlib.util.find_spec(f"services.{name}") and importlib.util.find_spec(module):
-            found.append(importlib.import_module(module).registry)
-    return EventRegistry.merged(*found)
-
-
-CATALOGUE = consumed_catalogue()
 
 
 def derived_id(*parts: str) -> str:
@@ -98,12 +80,8 @@ class GroupDirectory:
         return bool(self.session.execute(select(groups.c.lifts).where(groups.c.building == building)).scalar())
 
 
-def on_received(runtime: Runtime, session: Session, delivery: Delivery) -> None:
-    envelope = delivery.envelope
-    current = CATALOGUE.current_class(envelope.type)  # an older version is read as the current one
-    if current is None or current.type_name() not in RULES:
-        return  # catalogued, but nothing the building groups need to hear
-    event = CATALOGUE.decode(envelope.type, envelope.data)
+def announce(runtime: Runtime, session: Session, event: DomainEvent, envelope: Envelope) -> None:
+    """What the building groups hear of an event a rule reads: one message per notice of the rule."""
     for index, notice in enumerate(notices_for(event, envelope, GroupDirectory(session))):
         compose(
             runtime,
@@ -198,3 +176,7 @@ def queue(
         existing = connection.execute(select(deliveries.c.id).where(deliveries.c.delivery_key == key)).first()
         return 0 if existing else connection.execute(insert(deliveries).values(**values)).rowcount
     return int(connection.execute(statement, values).rowcount or 0)
+
+
+# Events with a rule are announced; everything else received only feeds the projections.
+EVENT_HANDLERS: dict[type[DomainEvent], EventHandler] = dict.fromkeys(RULES, announce)

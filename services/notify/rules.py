@@ -20,6 +20,26 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from contracts.residents import ZoneStatusChanged
+from contracts.supplies import (
+    BatchArrived,
+    BatchDispatched,
+    BuildingDelivered,
+    DeliveryConfirmed,
+    DonationAccepted,
+    DonationAllocated,
+    DonationRefused,
+    ShiftCalled,
+)
+from contracts.testing import (
+    BuildingTestingProgress,
+    CaseConfirmed,
+    CaseTransferred,
+    DisinfectionRecorded,
+    RoundScheduled,
+    TransferScheduled,
+    UnitCalled,
+)
 from juwei.events import DomainEvent, Envelope
 from services.notify.domain import Texts, redact
 
@@ -87,21 +107,22 @@ class Notice:
     priority: str = "normal"
 
 
-Rule = Callable[[DomainEvent, Envelope, Directory], list[Notice]]
-RULES: dict[str, Rule] = {}
+Rule = Callable[[Any, Envelope, Directory], list[Notice]]
+# Which rule reads each event, by its class: an older version is read as the current one (upcast).
+RULES: dict[type[DomainEvent], Rule] = {}
 
 
-def rule(*type_names: str) -> Callable[[Rule], Rule]:
+def rule(*classes: type[DomainEvent]) -> Callable[[Rule], Rule]:
     def register(fn: Rule) -> Rule:
-        for name in type_names:
-            RULES[name] = fn
+        for cls in classes:
+            RULES[cls] = fn
         return fn
 
     return register
 
 
 def notices_for(event: DomainEvent, envelope: Envelope, directory: Directory) -> list[Notice]:
-    fn = RULES.get(event.type_name())  # the current version: older ones are read as it (upcast)
+    fn = RULES.get(type(event))
     return fn(event, envelope, directory) if fn is not None else []
 
 
@@ -112,7 +133,7 @@ def local_date(moment: datetime, timezone: str = "Asia/Shanghai") -> date:
 # --- residents ------------------------------------------------------------------------------------------
 
 
-@rule("juwei.residents.ZoneStatusChanged.v1")
+@rule(ZoneStatusChanged)
 def zone_status_changed(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """A building's zone changed (that group hears it), or the compound's (every group hears it)."""
     if event.scope == "building" and event.building:
@@ -138,14 +159,14 @@ def zone_status_changed(event: Any, envelope: Envelope, directory: Directory) ->
 # --- testing --------------------------------------------------------------------------------------------
 
 
-@rule("juwei.testing.CaseConfirmed.v2")
+@rule(CaseConfirmed)
 def case_confirmed(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """ "One new positive case in building 12" — never who, never which floor."""
     params = {"place": directory.label(event.building), "on": day(event.confirmed_on)}
     return [Notice("case_confirmed", [event.building], params, "important")]
 
 
-@rule("juwei.testing.BuildingTestingProgress.v1")
+@rule(BuildingTestingProgress)
 def testing_progress(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """ "Building 7: 150 of 200 tested" at a quarter, half, three quarters and everyone: counts only."""
     params = {
@@ -169,7 +190,7 @@ CALL_MODES = {
 }
 
 
-@rule("juwei.testing.RoundScheduled.v1")
+@rule(RoundScheduled)
 def round_scheduled(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """A testing round for the whole compound: every group hears when and how (floor by floor, not a crowd)."""
     buildings = directory.buildings_of(envelope.compound)
@@ -184,7 +205,7 @@ def round_scheduled(event: Any, envelope: Envelope, directory: Directory) -> lis
     return [Notice("round_scheduled", buildings, params, "important")]
 
 
-@rule("juwei.testing.UnitCalled.v1")
+@rule(UnitCalled)
 def unit_called(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """Floors called down to a sampling point now: time-bound, so it rings even in quiet hours."""
     low, high = event.lowest_floor, event.highest_floor
@@ -208,13 +229,13 @@ def unit_called(event: Any, envelope: Envelope, directory: Directory) -> list[No
     return [Notice("unit_called", [event.building], params, "critical")]
 
 
-@rule("juwei.testing.TransferScheduled.v1")
+@rule(TransferScheduled)
 def transfer_scheduled(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     params = {"place": directory.label(event.building), "at": moment(event.scheduled_at)}
     return [Notice("transfer_scheduled", [event.building], params, "important")]
 
 
-@rule("juwei.testing.CaseTransferred.v1")
+@rule(CaseTransferred)
 def case_transferred(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """Where the case went (the facility) is left out: the group needs to know only that it happened."""
     params = {"place": directory.label(event.building), "at": moment(event.transferred_at)}
@@ -251,7 +272,7 @@ def _areas(areas: list[str]) -> Localized:
 PHOTO_BASE_URL = os.environ.get("JUWEI_NOTIFY_PHOTO_BASE_URL", "").rstrip("/")
 
 
-@rule("juwei.testing.DisinfectionRecorded.v1")
+@rule(DisinfectionRecorded)
 def disinfection_recorded(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """Photos of disinfection build trust (item 7): the count always, links where the photos are served."""
     disinfection = str(event.disinfection).split(":", 1)[-1]
@@ -297,7 +318,7 @@ def _items(pairs: list[tuple[str, int, str]]) -> Localized:
     return Localized(zh=zh + (f" 等 {len(pairs)} 种" if more else ""), en=en + (f" and {more} more" if more else ""))
 
 
-@rule("juwei.supplies.BatchArrived.v1")
+@rule(BatchArrived)
 def batch_arrived(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     buildings = sorted(set(event.buildings) | set(directory.buildings_of_households(list(event.households))))
     if not buildings:
@@ -310,7 +331,7 @@ def batch_arrived(event: Any, envelope: Envelope, directory: Directory) -> list[
     return [Notice("batch_arrived", buildings, params, "normal")]
 
 
-@rule("juwei.supplies.BatchDispatched.v1")
+@rule(BatchDispatched)
 def batch_dispatched(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     return [
         Notice("batch_dispatched", [building], {"place": directory.label(building), "on": day(event.on)})
@@ -318,7 +339,7 @@ def batch_dispatched(event: Any, envelope: Envelope, directory: Directory) -> li
     ]
 
 
-@rule("juwei.supplies.ShiftCalled.v1")
+@rule(ShiftCalled)
 def shift_called(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """Only the large batches that call out both shifts are news for the group; the rota is the volunteers'."""
     if not event.both:
@@ -327,7 +348,7 @@ def shift_called(event: Any, envelope: Envelope, directory: Directory) -> list[N
     return [Notice("both_shifts_called", [event.building], params, "normal")]
 
 
-@rule("juwei.supplies.DeliveryConfirmed.v1")
+@rule(DeliveryConfirmed)
 def delivery_progress(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """Progress once, when half the building has its supplies (every door would flood the group)."""
     if not event.households or event.delivered != (event.households + 1) // 2 or event.households < 4:
@@ -341,7 +362,7 @@ def delivery_progress(event: Any, envelope: Envelope, directory: Directory) -> l
     return [Notice("delivery_progress", [event.building], params, "normal")]
 
 
-@rule("juwei.supplies.BuildingDelivered.v1")
+@rule(BuildingDelivered)
 def building_delivered(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     params = {
         "place": directory.label(event.building),
@@ -352,13 +373,13 @@ def building_delivered(event: Any, envelope: Envelope, directory: Directory) -> 
     return [Notice("building_delivered", [event.building], params, "normal")]
 
 
-@rule("juwei.supplies.DonationAccepted.v1", "juwei.supplies.DonationRefused.v1")
+@rule(DonationAccepted, DonationRefused)
 def donation_ledger(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     """The public record of what came in (item 9): goods and counts, never the donor, never the reason."""
     buildings = directory.buildings_of(envelope.compound)
     if not buildings:
         return []
-    accepted = envelope.type.startswith("juwei.supplies.DonationAccepted")
+    accepted = isinstance(event, DonationAccepted)
     params = {
         "accepted": accepted,
         "verdict": Localized(
@@ -371,7 +392,7 @@ def donation_ledger(event: Any, envelope: Envelope, directory: Directory) -> lis
     return [Notice("donation_ledger", buildings, params, "normal")]
 
 
-@rule("juwei.supplies.DonationAllocated.v1")
+@rule(DonationAllocated)
 def donation_allocated(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
     buildings = directory.buildings_of(envelope.compound)
     if not buildings:

@@ -34,9 +34,26 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from contracts.access import Departures
+from contracts.notify import (
+    ChannelAttached,
+    ChannelDetached,
+    ChannelReconfigured,
+    MessageComposed,
+    QuestionsAnswered,
+    QuestionSubmitted,
+    QuietHoursSet,
+)
+from contracts.residents import (
+    BuildingRegistered,
+    HouseholdRegistered,
+    RepresentativeChosen,
+    ResidentErased,
+    ResidentMoved,
+)
+from contracts.testing import SamplingPointChanged, SamplingPointClosed, SamplingPointOpened
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert
-from services.access import Departures
 from services.notify.domain import QuestionGroup, bigrams, closest_group, redact
 
 tables = MetaData()
@@ -227,15 +244,12 @@ class Groups(Projection):
 
     name = "groups"
     tables = (groups, households)
-    types = frozenset(
-        f"juwei.residents.{name}.v1"
-        for name in (
-            "BuildingRegistered",
-            "HouseholdRegistered",
-            "RepresentativeChosen",
-            "ResidentMoved",
-            "ResidentErased",
-        )
+    reads = (
+        BuildingRegistered,
+        HouseholdRegistered,
+        RepresentativeChosen,
+        ResidentMoved,
+        ResidentErased,
     )
 
     def apply(self, session: Session, envelope: Envelope) -> None:
@@ -272,9 +286,7 @@ class Groups(Projection):
 class SamplingPoints(Projection):
     name = "sampling_points"
     tables = (sampling_points,)
-    types = frozenset(
-        f"juwei.testing.{name}.v1" for name in ("SamplingPointOpened", "SamplingPointChanged", "SamplingPointClosed")
-    )
+    reads = (SamplingPointOpened, SamplingPointChanged, SamplingPointClosed)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         data, kind = envelope.data, _kind(envelope)
@@ -292,10 +304,7 @@ class SamplingPoints(Projection):
 class Channels(Projection):
     name = "channels"
     tables = (channels, quiet_hours)
-    types = frozenset(
-        f"juwei.notify.{name}.v1"
-        for name in ("ChannelAttached", "ChannelReconfigured", "ChannelDetached", "QuietHoursSet")
-    )
+    reads = (ChannelAttached, ChannelReconfigured, ChannelDetached, QuietHoursSet)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         data, kind = {**envelope.data, **(envelope.private or {})}, _kind(envelope)
@@ -346,7 +355,7 @@ class Messages(Projection):
 
     name = "messages"
     tables = (messages, board_items)
-    types = frozenset({"juwei.notify.MessageComposed.v1"})
+    reads = (MessageComposed,)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         self.apply_many(session, [envelope])
@@ -392,7 +401,7 @@ class Questions(Projection):
 
     name = "questions"
     tables = (questions, question_groups, faq)
-    types = frozenset({"juwei.notify.QuestionSubmitted.v1", "juwei.notify.QuestionsAnswered.v1"})
+    reads = (QuestionSubmitted, QuestionsAnswered)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         data = {**envelope.data, **(envelope.private or {})}

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from juwei.service import ServiceDefinition
-from services import roles as r
-from services.access import feed_access, health_key
+from contracts import roles as r
+from contracts.access import feed_access, health_key
+from contracts.residents import registry
+from juwei.service import ServiceDefinition, foreign_events, handled_by
 from services.residents import handlers, retention
 from services.residents.api import router
 from services.residents.domain import Zone
-from services.residents.events import registry
 from services.residents.views import projections
-from services.testing.events import registry as testing_catalogue
 
 # Thresholds of the zone rules (Shanghai, April 2022: 7 and 14 days), configurable per deployment.
 Zone.sealed_days = int(os.environ.get("JUWEI_ZONE_SEALED_DAYS", Zone.sealed_days))
@@ -26,9 +25,8 @@ service = ServiceDefinition(
     registry=registry,
     routers=[router],
     projections=projections,
-    consumes=["juwei.testing"],
-    catalogue=testing_catalogue,
-    on_received=handlers.on_received,
+    consumed_events=foreign_events(registry, projections(), handlers.EVENT_HANDLERS),
+    on_received=handled_by(handlers.EVENT_HANDLERS),
     periodic=[(ZONE_REFRESH_SECONDS, handlers.let_the_days_count)],
     retention=retention.scrub,
     feed_access=feed_access(),

@@ -8,21 +8,18 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from juwei.aggregate import Repository
-from juwei.consumer import Delivery
-from juwei.service import Runtime
+from contracts.testing import CaseConfirmed
+from juwei.events import DomainEvent, Envelope
+from juwei.repository import Repository
+from juwei.service import EventHandler, Runtime
 from services.residents.domain import Zone
 from services.residents.views import zones
-from services.testing.events import CaseConfirmed
-from services.testing.events import registry as testing_catalogue
 
 log = structlog.get_logger("residents.handlers")
 
 
-def on_received(runtime: Runtime, session: Session, delivery: Delivery) -> None:
-    event = testing_catalogue.decode(delivery.envelope.type, delivery.envelope.data)
-    if isinstance(event, CaseConfirmed):
-        record_case(runtime, session, delivery.envelope.compound, event.building, event.confirmed_on)
+def case_confirmed(runtime: Runtime, session: Session, event: CaseConfirmed, envelope: Envelope) -> None:
+    record_case(runtime, session, envelope.compound, event.building, event.confirmed_on)
 
 
 def record_case(runtime: Runtime, session: Session, compound: str, building: str, case_on: date) -> None:
@@ -61,3 +58,7 @@ def let_the_days_count(runtime: Runtime) -> None:
                 repository.save(session, zone, compound=compound)
         for compound in {compound for _, compound, _ in rows}:
             reconcile_compound(runtime, session, compound, today)
+
+
+# What residents does with the other services' events: a confirmed case re-seals its building.
+EVENT_HANDLERS: dict[type[DomainEvent], EventHandler] = {CaseConfirmed: case_confirmed}

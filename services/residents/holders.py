@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from juwei.aggregate import Repository
-from juwei.auth import Holder
+from contracts.ids import local_id
+from juwei.callers import Holder
+from juwei.repository import Repository
 from juwei.service import Runtime
 from services.residents import views
 from services.residents.domain import Staff, Volunteer
-from services.roles import local_id
 
 
 def check(runtime: Runtime, holder: Holder) -> tuple[str | None, str | None]:

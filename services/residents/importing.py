@@ -23,13 +23,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from contracts.ids import global_id, local_id
 from juwei.aggregate import Aggregate
 from juwei.events import Envelope
 from juwei.store import EventStore, envelope_from_row, events_table, lock_appends
 from juwei.vault import Vault
 from services.residents import views
 from services.residents.domain import IMPORT_COLUMNS, Building, Household, ImportRow, Needs, RowError, validate_rows
-from services.roles import global_id, local_id
 
 __all__ = ["IMPORT_COLUMNS", "ImportRejected", "UnreadableFile", "import_buildings", "import_residents", "read_sheet"]
 

@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import false, func, select, update
 from sqlalchemy.orm import Session
 
+from contracts.ids import local_id
 from juwei.retention import shred_subjects
 from juwei.service import Runtime
 from services.residents import views
-from services.residents.api.zones import _answer as zone_answer
-from services.roles import local_id
+from services.residents.application.zones import zone_answer
 
 # Needs that are health data; ``elderly`` and ``infant`` follow from the birth year and stay.
 HEALTH_FLAGS = ("regular_medication", "mobility_impaired", "bedridden", "pregnant")

@@ -13,10 +13,28 @@ from typing import Any
 from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text, delete, update
 from sqlalchemy.orm import Session
 
-from juwei.events import Envelope
+from contracts.access import Departures
+from contracts.residents import (
+    BuildingRegistered,
+    HouseholdRegistered,
+    RepresentativeChosen,
+    ResidentArrived,
+    ResidentErased,
+    ResidentIdentityCorrected,
+    ResidentMoved,
+    ResidentNeedsChanged,
+    ResidentRegistered,
+    StaffAssigned,
+    VolunteerEnlisted,
+    VolunteerRoleAssigned,
+    VolunteerRoleReleased,
+    VolunteerStoodDown,
+    ZoneCaseRecorded,
+    ZoneStatusChanged,
+    registry,
+)
+from juwei.events import Envelope, types_of
 from juwei.projection import Projection, upsert
-from services.access import Departures
-from services.residents.events import registry
 
 tables = MetaData()
 
@@ -99,26 +117,21 @@ FLAGS = ("elderly", "regular_medication", "mobility_impaired", "bedridden", "pre
 HEALTH = ("regular_medication", "mobility_impaired", "bedridden", "pregnant")
 
 
-def _types(*names: str) -> frozenset[str]:
-    """Every stored version of these events (old versions are upcast when read)."""
-    return frozenset(registry.type_names(f"juwei.residents.{name}" for name in names))
-
-
 class Register(Projection):
     """Buildings, households and residents as the committee sees them."""
 
     name = "register"
     tables = (buildings, households, residents)
-    types = _types(
-        "BuildingRegistered",
-        "HouseholdRegistered",
-        "ResidentRegistered",
-        "ResidentIdentityCorrected",
-        "ResidentMoved",
-        "ResidentArrived",
-        "ResidentNeedsChanged",
-        "ResidentErased",
-        "RepresentativeChosen",
+    reads = (
+        BuildingRegistered,
+        HouseholdRegistered,
+        ResidentRegistered,
+        ResidentIdentityCorrected,
+        ResidentMoved,
+        ResidentArrived,
+        ResidentNeedsChanged,
+        ResidentErased,
+        RepresentativeChosen,
     )
 
     def apply(self, session: Session, envelope: Envelope) -> None:
@@ -203,8 +216,12 @@ class Teams(Projection):
 
     name = "teams"
     tables = (staff_buildings, volunteers, roles)
-    types = _types(
-        "StaffAssigned", "VolunteerEnlisted", "VolunteerRoleAssigned", "VolunteerRoleReleased", "VolunteerStoodDown"
+    reads = (
+        StaffAssigned,
+        VolunteerEnlisted,
+        VolunteerRoleAssigned,
+        VolunteerRoleReleased,
+        VolunteerStoodDown,
     )
 
     def apply(self, session: Session, envelope: Envelope) -> None:
@@ -257,12 +274,13 @@ class Zones(Projection):
 
     name = "zones"
     tables = (zones,)
-    types = frozenset({"juwei.residents.ZoneStatusChanged.v1", "juwei.residents.ZoneCaseRecorded.v1"})
+    reads = (ZoneStatusChanged, ZoneCaseRecorded)
+    _CASE_RECORDED = types_of(ZoneCaseRecorded)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
         data = envelope.data
         scope_id = data.get("building") or envelope.compound
-        if envelope.type == "juwei.residents.ZoneCaseRecorded.v1":
+        if envelope.type in self._CASE_RECORDED:
             session.execute(
                 update(zones)
                 .where(zones.c.scope_id == scope_id)

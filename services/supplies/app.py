@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from juwei.service import ServiceDefinition
-from services import roles as r
-from services.access import feed_access, health_key
-from services.residents.events import registry as residents_catalogue
+from contracts import roles as r
+from contracts.access import feed_access, health_key
+from contracts.supplies import registry
+from juwei.service import ServiceDefinition, foreign_events, handled_by
 from services.supplies import handlers, retention
 from services.supplies.api import router
-from services.supplies.events import registry
 from services.supplies.policy import default_policy
 from services.supplies.views import projections
 
@@ -29,9 +28,8 @@ service = ServiceDefinition(
     registry=registry,
     routers=[router],
     projections=projections,
-    consumes=["juwei.residents"],
-    catalogue=residents_catalogue,
-    on_received=handlers.on_received,
+    consumed_events=foreign_events(registry, projections(), handlers.EVENT_HANDLERS),
+    on_received=handled_by(handlers.EVENT_HANDLERS),
     periodic=[(CUSTODY_CHECK_SECONDS, handlers.raise_overdue_alerts)],
     retention=retention.scrub,
     feed_access=feed_access(),

@@ -8,11 +8,10 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from juwei.aggregate import Repository
-from juwei.consumer import Delivery
-from juwei.events import utcnow
-from juwei.service import Runtime
-from services.residents import events as residents_events
+from contracts.residents import ResidentErased
+from juwei.events import DomainEvent, Envelope, utcnow
+from juwei.repository import Repository
+from juwei.service import EventHandler, Runtime
 from services.supplies.domain import MedicineCard
 from services.supplies.policy import policy_for
 from services.supplies.views import cards
@@ -20,12 +19,8 @@ from services.supplies.views import cards
 log = structlog.get_logger("supplies.handlers")
 
 
-def on_received(runtime: Runtime, session: Session, delivery: Delivery) -> None:
+def resident_erased(runtime: Runtime, session: Session, event: ResidentErased, envelope: Envelope) -> None:
     """An erased resident's prescriptions are sealed under their key here: destroying it erases them."""
-    if delivery.envelope.type != residents_events.ResidentErased.type_name():
-        return
-    event = residents_events.registry.decode(delivery.envelope.type, delivery.envelope.data)
-    assert isinstance(event, residents_events.ResidentErased)
     if runtime.vault.shred(session, event.resident):
         log.info("supplies.prescriptions_shredded", resident=event.resident)
 
@@ -50,3 +45,7 @@ def raise_overdue_alerts(runtime: Runtime, now: datetime | None = None) -> int:
     if raised:
         log.warning("supplies.cards_overdue", cards=raised)
     return raised
+
+
+# What supplies does with the other services' events (its projections keep the register besides).
+EVENT_HANDLERS: dict[type[DomainEvent], EventHandler] = {ResidentErased: resident_erased}

@@ -7,7 +7,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from juwei.aggregate import Repository
+from juwei.repository import Repository
 from juwei.service import Runtime
 from services.supplies.domain import DEFAULT_CATEGORIES, CompoundPolicy, SupplyPolicy
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from juwei.service import ServiceDefinition
-from services import roles as r
-from services.access import feed_access, health_key
-from services.residents.events import registry as residents_catalogue
+from contracts import roles as r
+from contracts.access import feed_access, health_key
+from contracts.testing import registry
+from juwei.service import ServiceDefinition, foreign_events
 from services.testing import handlers, retention
 from services.testing.api import router
-from services.testing.events import registry
 from services.testing.views import point_of, projections
 
 # How often rounds that advance on their own look for units whose planned time has come.
@@ -26,10 +25,9 @@ service = ServiceDefinition(
     registry=registry,
     routers=[router],
     projections=projections,
-    consumes=["juwei.residents"],
-    # The catalogue check makes a payload that breaks residents' published schema poison; nothing else
-    # is done per received event, so the consumer hands whole polls to the register projection.
-    catalogue=residents_catalogue,
+    # The catalogue of what it reads makes a payload that breaks residents' published schema poison; nothing
+    # else is done per received event, so the consumer hands whole polls to the register projection.
+    consumed_events=foreign_events(registry, projections()),
     periodic=[(CALL_TICK_SECONDS, handlers.advance_call_plans)],
     retention=retention.scrub,
     feed_access=feed_access(point_of=point_of),

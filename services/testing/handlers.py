@@ -7,9 +7,9 @@ from datetime import datetime
 import structlog
 from sqlalchemy import select
 
-from juwei.aggregate import Repository
 from juwei.events import utcnow
 from juwei.service import Runtime
+from juwei.unit_of_work import UnitOfWork
 from services.testing.domain import CallQueue
 from services.testing.views import calls, rounds, utc
 
@@ -35,14 +35,12 @@ def advance_call_plans(runtime: Runtime, at: datetime | None = None) -> int:
         when = utc(starts_at)
         if when is not None and when <= moment:
             queues[(round_id, point)] = compound
-    repository = Repository(runtime.store, CallQueue)
     for (round_id, point), compound in sorted(queues.items()):
-        with runtime.database.unit_of_work() as session:
-            queue = repository.load(session, CallQueue.id_of(round_id, point))
+        with UnitOfWork(runtime, compound, actor=None) as unit:
+            queue = unit.load(CallQueue, CallQueue.id_of(round_id, point))
             while queue.next_call is not None and queue.next_call.starts_at <= moment:
                 queue.call_next(round_id, point, at=moment, by="schedule")
                 made += 1
-            repository.save(session, queue, compound=compound)
     if made:
         log.info("testing.calls_advanced", calls=made)
     return made

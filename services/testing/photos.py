@@ -12,9 +12,9 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO
 
+from contracts.testing import StoredPhoto
 from juwei.problems import Problem
 from services.testing.domain import MAX_PHOTO_BYTES, photo_type
-from services.testing.events import StoredPhoto
 
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 _PHOTO_ID = re.compile(r"^[0-9a-f]{64}$")

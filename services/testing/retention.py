@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import delete, false, func, select, update
 from sqlalchemy.orm import Session
 
+from contracts.ids import local_id
 from juwei.retention import shred_subjects
 from juwei.service import Runtime
-from services.roles import local_id
 from services.testing import views
 from services.testing.photos import PhotoAlbum
 

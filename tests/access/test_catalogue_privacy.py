@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from juwei.catalogue import service_registries
+from composition.catalogue import registries
+from contracts import roles as r
 from juwei.events import SENSITIVITIES, DomainEvent, EventRegistry
-from juwei.service import KNOWN_SERVICES
-from services import roles as r
+from juwei.registration import suite
 
-REGISTRIES: dict[str, EventRegistry] = {
-    name: registry for name, registry in service_registries(KNOWN_SERVICES).items() if registry is not None
-}
+REGISTRIES: dict[str, EventRegistry] = {registry.topic.split(".")[1]: registry for registry in registries(suite())}
 EVENTS = [(name, cls) for name, registry in REGISTRIES.items() for cls in registry.classes.values()]
 
 

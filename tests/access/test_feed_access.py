@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from juwei.auth import Grant, Holder
-from services import roles as r
+from contracts import roles as r
+from juwei.callers import Grant, Holder
 from services.residents.domain import IMPORT_COLUMNS
 from tests.access.seed import C, Seeded, seed
 from tests.access.test_matrix import CASES, PUBLIC, Ctx, KeySpec, routes

@@ -17,14 +17,15 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 from sqlalchemy import Table, select
 
-from juwei.auth import Holder, issue_key
+from contracts import roles as r
+from juwei.auth import issue_key
+from juwei.callers import Holder
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
 from juwei.service import Runtime, create_app, load_definition
 from juwei.settings import Settings
 from juwei.store import inbox_table
 from juwei.vault import SEALED_KEY_HEADER, subject_keys_table
-from services import roles as r
 from services.residents import views as residents_views
 from services.residents.domain import IMPORT_COLUMNS
 from services.residents.importing import BUILDING_COLUMNS

@@ -20,9 +20,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from juwei.auth import Holder, api_keys_table, revoke_key
+from contracts import roles as r
+from juwei.auth import api_keys_table, revoke_key
+from juwei.callers import Holder
 from juwei.store import events_table
-from services import roles as r
 from tests.access.seed import C, Seeded, seed
 from tests.access.world import PROBLEM, SERVICES, World
 from tests.conftest import ROOT

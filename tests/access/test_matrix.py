@@ -30,9 +30,9 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select
 
+from contracts import roles as r
 from juwei.auth import revoke_key, rotate_key
 from juwei.store import events_table
-from services import roles as r
 from tests.access.seed import C, Seeded, attach_channel, confirmed_case, medicine_request, png, seed
 from tests.access.world import PROBLEM, SERVICES, World
 
@@ -1022,7 +1022,8 @@ def test_no_key_an_unknown_key_and_a_revoked_or_expired_key_get_401_everywhere(w
 
 
 def test_a_rotated_key_keeps_working_through_its_grace_period_only(tmp_path: Path) -> None:
-    from juwei.auth import Holder, authenticate, issue_key
+    from juwei.auth import authenticate, issue_key
+    from juwei.callers import Holder
 
     made = World(tmp_path / "data", {s: f"sqlite:///{tmp_path / s}.db" for s in ("residents", *SERVICES[1:])})
     try:

@@ -20,14 +20,15 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from juwei.auth import Grant, Holder, issue_key
+from contracts import roles as r
+from contracts.roles import HOLDERS
+from juwei.auth import issue_key
+from juwei.callers import Grant, Holder
 from juwei.consumer import Delivery
 from juwei.events import Envelope, dump_json, utcnow
 from juwei.service import Runtime, create_app, load_definition
 from juwei.settings import Settings
 from juwei.store import inbox_table
-from services import roles as r
-from services.access import HOLDERS
 from services.residents.domain import IMPORT_COLUMNS, id_check_char
 from services.residents.importing import BUILDING_COLUMNS
 from services.testing.views import key_bindings
@@ -160,7 +161,7 @@ class World:
 
 
 def default_holder(role: str, compound: str | None, household: str | None, label: str | None) -> Holder:
-    """A holder of the kind the role's keys are issued to (``services.access.HOLDERS``)."""
+    """A holder of the kind the role's keys are issued to (``contracts.roles.HOLDERS``)."""
     kind = HOLDERS[role][0]
     if kind == "household":
         assert household is not None and compound is not None, "a household key names its household"

@@ -20,8 +20,8 @@ from python_on_whales import DockerException
 from sqlalchemy.engine import make_url
 
 from juwei.images import VERSION, BuildSettings
-from juwei.service import KNOWN_SERVICES
-from juwei.settings import DEFAULT_PORTS, Settings
+from juwei.registration import suite
+from juwei.settings import Settings
 from tests.conftest import ROOT
 from tests.deploy.conftest import (
     COMPOSE_FILE,
@@ -32,6 +32,9 @@ from tests.deploy.conftest import (
     secret_values,
     write_env_file,
 )
+
+KNOWN_SERVICES = tuple(suite().names)
+DEFAULT_PORTS = {member.name: member.port for member in suite().members}
 
 # The Kafka choices of the stack: one broker, three brokers, and each with the operator tools.
 PROFILE_SETS = [("single",), ("cluster",), ("single", "tools"), ("cluster", "tools")]

@@ -38,8 +38,9 @@ def test_the_wheel_the_image_installs_holds_every_file_and_loads_every_service(t
     assert installed.returncode == 0, installed.stderr
     probe = (
         "import juwei, juwei.cli\n"
-        "from juwei.service import available_services, load_definition\n"
-        "names = available_services()\n"
+        "from juwei.registration import suite\n"
+        "from juwei.service import load_definition\n"
+        "names = suite().names\n"
         "for name in names:\n"
         "    definition = load_definition(name)\n"
         "    assert definition.migrations is None or definition.migrations.is_dir(), definition.migrations\n"

@@ -28,9 +28,11 @@ from sqlalchemy.engine import make_url
 
 from juwei.broker import LocalBroker
 from juwei.cli import _topics
-from juwei.service import KNOWN_SERVICES
+from juwei.registration import suite
 from tests.conftest import ROOT
 from tests.deploy.conftest import DEPLOY
+
+KNOWN_SERVICES = tuple(suite().names)
 
 INIT_SCRIPT = DEPLOY / "postgres" / "init-databases.sh"
 # ---------------------------------------------------------------- PostgreSQL

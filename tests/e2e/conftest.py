@@ -25,8 +25,11 @@ from kafka.structs import OffsetAndMetadata
 
 from demo.sinks import free_port
 from juwei.consumer import dead_letter_topic
-from juwei.service import KNOWN_SERVICES, load_definition, topic_of
+from juwei.registration import suite, topic_of
+from juwei.service import load_definition
 from tests.kernel.harness import ROOT, wait_for
+
+KNOWN_SERVICES = tuple(suite().names)
 
 
 def topics() -> list[str]:

@@ -17,9 +17,11 @@ import httpx
 import pytest
 
 from demo.sinks import free_port
-from juwei.service import KNOWN_SERVICES
+from juwei.registration import suite
 from tests.e2e.conftest import start_groups_at_the_end
 from tests.kernel.harness import ROOT, wait_for
+
+KNOWN_SERVICES = tuple(suite().names)
 
 pytestmark = pytest.mark.kafka
 

@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, func, select, text
 from juwei.broker import LocalBroker
 from juwei.consumer import dead_letter_topic
 from juwei.local_postgres import LocalPostgres
-from juwei.service import topic_of
+from juwei.registration import topic_of
 from tests.conftest import KAFKA_PORT, POSTGRES_PORT, ROOT, TEST_HOME
 from tests.notify.platforms import Platforms, free_port
 

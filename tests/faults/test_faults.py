@@ -35,7 +35,8 @@ from kafka import KafkaProducer
 from sqlalchemy import select
 
 from juwei.events import binary_headers, utcnow
-from juwei.service import Runtime, load_definition, topic_of
+from juwei.registration import topic_of
+from juwei.service import Runtime, load_definition
 from juwei.settings import Settings
 from juwei.store import events_table, inbox_table
 from services.notify.views import deliveries, groups, messages

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from contracts import roles as r
 from juwei.paging import PAGE_MAX
-from services import roles as r
 from services.residents import importing
 from services.testing.domain import MAX_PHOTO_BYTES
 from tests.access.seed import C, png, seed

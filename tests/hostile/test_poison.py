@@ -21,14 +21,14 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import select
 
+from contracts.residents import BuildingRegistered
+from contracts.supplies import SupplyPolicySet
+from contracts.testing import SamplingPointOpened
 from juwei.consumer import EventConsumer, dead_letter_topic
 from juwei.events import DomainEvent, binary_headers, payload, utcnow
 from juwei.service import Runtime, load_definition
 from juwei.settings import Settings
 from juwei.store import inbox_table
-from services.residents.events import BuildingRegistered
-from services.supplies.events import SupplyPolicySet
-from services.testing.events import SamplingPointOpened
 from tests.kernel.harness import wait_for
 
 pytestmark = pytest.mark.kafka

@@ -9,7 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from juwei.auth import Holder, issue_key
+from juwei.auth import issue_key
+from juwei.callers import Holder
 from juwei.service import Runtime, ServiceDefinition
 from juwei.settings import Settings
 

@@ -16,11 +16,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
 from sqlalchemy.orm import Session
 
-from juwei.aggregate import Aggregate, DomainRuleViolation, Repository
-from juwei.auth import Caller, require
+from juwei.aggregate import Aggregate, Invalid
+from juwei.auth import require
+from juwei.callers import Caller
 from juwei.consumer import Delivery
 from juwei.events import DomainEvent, Envelope, EventRegistry
 from juwei.projection import Projection
+from juwei.repository import Repository
 from juwei.service import Runtime, ServiceDefinition
 
 MIGRATIONS = Path(__file__).resolve().parent / "sample_migrations"
@@ -63,7 +65,7 @@ class Tally(Aggregate):
 
     def add(self, amount: int, note: str = "") -> None:
         if self.total + amount < 0:
-            raise DomainRuleViolation(f"building {self.id} would go below zero", code="negative-tally", status=422)
+            raise Invalid(f"building {self.id} would go below zero", code="negative-tally")
         self.record(Tallied(building=self.id, amount=amount, note=note))
 
     def on_Tallied(self, event: Tallied) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 from kafka import KafkaConsumer
 from sqlalchemy import func, select
 
-from juwei.aggregate import Repository
 from juwei.consumer import dead_letter_topic
+from juwei.repository import Repository
 from juwei.store import inbox_table, read_checkpoint
 from tests.conftest import both_databases
 from tests.kernel.harness import runtime, spawn, wait_for

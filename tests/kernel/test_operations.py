@@ -11,8 +11,8 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from juwei.aggregate import Repository
 from juwei.events import current_traceparent
+from juwei.repository import Repository
 from juwei.service import create_app
 from tests.conftest import both_databases
 from tests.kernel.harness import ROOT, key, runtime
@@ -89,10 +89,10 @@ def test_a_request_traceparent_follows_into_the_events_it_appends(new_database, 
 
 
 def test_the_asyncapi_file_is_generated_from_the_event_registries() -> None:
-    from juwei.catalogue import render, service_registries
-    from juwei.service import KNOWN_SERVICES
+    from composition.catalogue import render
+    from juwei.registration import suite
 
-    expected = render(service_registries(KNOWN_SERVICES))
+    expected = render(suite())
     assert (ROOT / "asyncapi.yaml").read_text() == expected, "stale: run `juwei catalogue --write asyncapi.yaml`"
     spec = yaml.safe_load(expected)
     payload = spec["components"]["schemas"]["residents.ResidentRegistered.v2"]

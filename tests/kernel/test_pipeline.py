@@ -9,9 +9,9 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import select
 
-from juwei.aggregate import Repository
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
+from juwei.repository import Repository
 from juwei.store import inbox_table
 from tests.conftest import both_databases
 from tests.kernel.harness import runtime, wait_for

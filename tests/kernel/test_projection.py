@@ -7,10 +7,10 @@ import threading
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from juwei.aggregate import Repository
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
 from juwei.projection import Projector
+from juwei.repository import Repository
 from tests.conftest import both_databases
 from tests.kernel.harness import runtime, wait_for
 from tests.kernel.sample import DeskTotals, Tally, board_totals, definitions, desk_totals

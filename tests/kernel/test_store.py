@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from juwei.aggregate import DomainRuleViolation, Repository
+from juwei.aggregate import DomainRuleViolation
+from juwei.repository import Repository
 from juwei.store import ConcurrencyError, snapshots_table
 from tests.conftest import both_databases
 from tests.kernel.harness import runtime

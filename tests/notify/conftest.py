@@ -12,8 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
+from contracts.residents import BuildingRegistered, HouseholdRegistered, RepresentativeChosen
 from demo.sinks import Mailbox, Platforms
-from juwei.auth import Holder, issue_key
+from juwei.auth import issue_key
+from juwei.callers import Holder
 from juwei.consumer import Delivery
 from juwei.events import DomainEvent, Envelope, dump_json, new_event_id, utcnow
 from juwei.service import Runtime, ServiceDefinition, create_app
@@ -21,7 +23,6 @@ from juwei.settings import Settings
 from juwei.store import inbox_table
 from services.notify.app import service
 from services.notify.dispatch import Dispatcher, DispatchPolicy
-from services.residents.events import BuildingRegistered, HouseholdRegistered, RepresentativeChosen
 
 TODAY = date(2022, 4, 10)
 # Fast enough for tests: retries after a tenth of a second, a rate-limited bot rests one second.

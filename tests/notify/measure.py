@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from demo.sinks import Platforms
-from juwei.auth import Holder, issue_key
+from juwei.auth import issue_key
+from juwei.callers import Holder
 from services.notify.dispatch import DispatchPolicy
 from tests.notify.conftest import close_notify, compound_events, open_notify, receive
 

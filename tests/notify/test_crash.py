@@ -20,13 +20,14 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import func, select
 
-from juwei.auth import Holder, issue_key
+from contracts.residents import ZoneStatusChanged
+from contracts.testing import CaseConfirmed
+from juwei.auth import issue_key
+from juwei.callers import Holder
 from juwei.consumer import dead_letter_topic
 from juwei.service import create_app
 from juwei.store import inbox_table
 from services.notify.views import deliveries
-from services.residents.events import ZoneStatusChanged
-from services.testing.events import CaseConfirmed
 from tests.conftest import both_databases
 from tests.kernel.harness import ROOT, wait_for
 from tests.notify.conftest import compound_events, envelope, make_notify, receive

@@ -210,7 +210,7 @@ def test_quiet_hours_hold_everything_but_critical_messages_to_phones(notify: Not
 
 @both_databases
 def test_a_redelivered_event_queues_nothing_twice(notify: Notify, platforms) -> None:
-    from services.residents.events import ZoneStatusChanged
+    from contracts.residents import ZoneStatusChanged
 
     wecom = platforms.bot("wecom", "wk")
     notify.attach("2", "wecom", platforms.config(wecom))
@@ -276,7 +276,7 @@ def test_channels_are_checked_before_they_are_sealed(notify: Notify) -> None:
 
 
 def test_groups_follow_the_residents_register(notify: Notify) -> None:
-    from services.residents.events import ResidentErased, ResidentMoved
+    from contracts.residents import ResidentErased, ResidentMoved
 
     staff = notify.key(STAFF)
     listed = notify.client.get("/compounds/c1/groups", headers=staff).json()["groups"]

@@ -11,11 +11,11 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
+from contracts import supplies as supplies
+from contracts import testing as testing
+from contracts.residents import ZoneStatusChanged
 from juwei.store import events_table
 from services.notify.views import messages
-from services.residents.events import ZoneStatusChanged
-from services.supplies import events as supplies
-from services.testing import events as testing
 from tests.conftest import both_databases
 from tests.notify.conftest import Notify, envelope, receive
 

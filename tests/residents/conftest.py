@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from juwei.auth import Grant, Holder, issue_key
+from juwei.auth import issue_key
+from juwei.callers import Grant, Holder
 from juwei.service import Runtime, create_app
 from juwei.settings import Settings
 from services.residents.app import service

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from juwei.aggregate import Repository
+from contracts.ids import global_id
+from juwei.repository import Repository
 from juwei.service import Runtime
 from services.residents.domain import Building
-from services.roles import global_id
 
 
 def register_buildings(runtime: Runtime, compound: str, count: int, floors: int = 18, rooms: int = 4) -> list[str]:

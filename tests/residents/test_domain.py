@@ -8,8 +8,8 @@ from datetime import date, timedelta
 
 import pytest
 
+from contracts import residents as ev
 from juwei.aggregate import DomainRuleViolation
-from services.residents import events as ev
 from services.residents.domain import (
     IMPORT_COLUMNS,
     LOGISTICS_GROUP_SIZE,

@@ -12,12 +12,12 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
+from contracts import roles as r
+from contracts.residents import BuildingRegistered
 from juwei.store import ConcurrencyError, events_table
 from juwei.vault import subject_keys_table
-from services import roles as r
 from services.residents import importing, views
 from services.residents.domain import IMPORT_COLUMNS, id_check_char
-from services.residents.events import BuildingRegistered
 from tests.conftest import both_databases
 
 PROBLEM = "application/problem+json"

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from kafka import KafkaConsumer
 
-from juwei.aggregate import Repository
+from contracts.ids import global_id
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
+from juwei.repository import Repository
 from juwei.vault import SEALED_KEY_HEADER, KeyCourier, _decrypt
 from services.residents.domain import Household, Needs
-from services.roles import global_id
 from tests.residents.conftest import TODAY, make_residents
 from tests.residents.seed import register_buildings
 

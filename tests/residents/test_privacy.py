@@ -6,10 +6,11 @@ import json
 
 from sqlalchemy import select
 
-from juwei.auth import Grant, split_key
+from contracts import roles as r
+from juwei.auth import split_key
+from juwei.callers import Grant
 from juwei.service import Runtime
 from juwei.store import events_table
-from services import roles as r
 from services.residents import importing, views
 from services.residents.app import service
 from tests.conftest import both_databases

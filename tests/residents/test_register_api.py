@@ -8,11 +8,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from contracts import roles as r
 from juwei.audit import sensitive_reads_table
 from juwei.store import events_table
-from services import roles as r
 from services.residents import views
-from services.residents.api.register import mask_id_number, mask_name, mask_phone
+from services.residents.application.disclosure import mask_id_number, mask_name, mask_phone
 from services.residents.domain import id_check_char
 from tests.conftest import both_databases
 

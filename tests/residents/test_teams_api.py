@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from contracts import roles as r
 from juwei.store import events_table
-from services import roles as r
 from tests.conftest import both_databases
 from tests.residents.seed import register_buildings
 

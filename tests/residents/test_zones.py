@@ -8,12 +8,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer
 
+from contracts import roles as r
+from contracts.testing import CaseConfirmed
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope, new_event_id, utcnow
 from juwei.service import create_app
-from services import roles as r
 from services.residents import handlers
-from services.testing.events import CaseConfirmed
 from tests.conftest import both_databases
 from tests.kernel.harness import wait_for
 from tests.residents.conftest import TODAY, make_residents
@@ -186,7 +186,8 @@ def _zone_events(runtime) -> list[dict]:
 
 
 def _key(runtime, role: str, buildings: list[str] | None = None) -> dict[str, str]:
-    from juwei.auth import Holder, issue_key
+    from juwei.auth import issue_key
+    from juwei.callers import Holder
 
     with runtime.database.unit_of_work() as session:
         return {"X-API-Key": issue_key(session, role, "c1", buildings, holder=Holder("system", f"test {role}")).key}

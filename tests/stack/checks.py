@@ -10,7 +10,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from juwei.service import Runtime, load_definition, topic_of
+from juwei.registration import topic_of
+from juwei.service import Runtime, load_definition
 from juwei.settings import Settings
 from tests.faults.test_faults import _dump, every_event_everywhere
 from tests.stack.conftest import SERVICES, StackUnderTest

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import insert
 
+from contracts import residents as rev
 from juwei.consumer import Delivery
 from juwei.events import DomainEvent, Envelope, dump_json, new_event_id, payload, utcnow
 from juwei.service import Runtime
 from juwei.store import inbox_table
-from services.residents import events as rev
 from tests.sealing import HEALTH_SEAL
 
 SHIFTS = "AAABBB"  # six volunteers per logistics group: three on shift A, three on B

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from contracts import roles as r
 from juwei.store import events_table, snapshots_table
-from services import roles as r
 from tests.conftest import both_databases
 from tests.supplies.seed import seeded
 

@@ -7,9 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from contracts import supplies as ev
+from contracts.supplies import CardHolder, DonationItem, GroupOrder, SupplyItem
 from juwei.aggregate import DomainRuleViolation
 from juwei.events import payload
-from services.supplies import events as ev
+from juwei.problems import status_of
 from services.supplies.domain import (
     Batch,
     BuildingDelivery,
@@ -26,7 +28,6 @@ from services.supplies.domain import (
     rota,
     shift_on_duty,
 )
-from services.supplies.events import CardHolder, DonationItem, GroupOrder, SupplyItem
 
 TODAY = date(2022, 4, 12)
 NOW = datetime(2022, 4, 12, 9, 0, tzinfo=UTC)
@@ -356,7 +357,7 @@ def test_a_handover_by_someone_who_does_not_hold_the_card_is_rejected_and_nothin
         "the card of resident c1:r1 is held by volunteer c1:v1, not by volunteer c1:v2:"
         " only the card's custodian can hand it over"
     )
-    assert error.status == 409
+    assert status_of(error) == 409
     assert card.pending() == [] and (card.version, card.holder) == before
     raises_rule("not-the-custodian", card.return_home, SUBDISTRICT, at=NOW)
     raises_rule(

@@ -20,11 +20,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import func, select
 
-from juwei.auth import Holder, issue_key
+from contracts import roles as r
+from juwei.auth import issue_key
+from juwei.callers import Holder
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
 from juwei.service import Runtime, create_app
-from services import roles as r
 from services.supplies.views import buildings, households, residents, shares, volunteer_roles
 from tests.conftest import both_databases
 from tests.kernel.harness import wait_for

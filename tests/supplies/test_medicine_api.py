@@ -7,10 +7,10 @@ from itertools import pairwise
 
 from sqlalchemy import func, select
 
+from contracts import residents as rev
+from contracts import roles as r
 from juwei.events import utcnow
 from juwei.store import events_table
-from services import roles as r
-from services.residents import events as rev
 from services.supplies import handlers
 from services.supplies.views import card_history
 from tests.conftest import both_databases

@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 
+from contracts import roles as r
+from contracts.residents import ResidentErased, VolunteerRoleAssigned
 from juwei.service import create_app, load_definition
-from services import roles as r
-from services.residents.events import ResidentErased, VolunteerRoleAssigned
 from services.supplies.app import service
 from services.supplies.views import tables
 from tests.conftest import both_databases

@@ -10,9 +10,9 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from contracts.ids import global_id
+from contracts.residents import BuildingRegistered, HouseholdRegistered, ResidentRegistered
 from juwei.events import DomainEvent, Envelope, new_event_id, payload, utcnow
-from services.residents.events import BuildingRegistered, HouseholdRegistered, ResidentRegistered
-from services.roles import global_id
 from tests.sealing import HEALTH_SEAL
 
 SOURCE = "/juwei/residents"

@@ -12,13 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from juwei.auth import Grant, Holder, issue_key
+from contracts import roles as r
+from juwei.auth import issue_key
+from juwei.callers import Grant, Holder
 from juwei.consumer import Delivery
 from juwei.events import Envelope, dump_json, utcnow
 from juwei.service import Runtime, create_app
 from juwei.settings import Settings
 from juwei.store import inbox_table
-from services import roles as r
 from services.testing.app import service
 from tests.sealing import HEALTH_SEAL
 from tests.testing.compound import Compound, make_compound

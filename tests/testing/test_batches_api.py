@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from contracts import roles as r
 from juwei.events import Envelope
 from juwei.projection import Projection
 from juwei.store import events_table
-from services import roles as r
 from services.testing.views import Register, Results
 from tests.conftest import both_databases
 from tests.testing.compound import Compound

@@ -7,7 +7,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from services import roles as r
+from contracts import roles as r
 from tests.conftest import both_databases
 from tests.testing.compound import Compound
 from tests.testing.conftest import Testing, open_points, receive, small_compound

@@ -10,8 +10,8 @@ from typing import TypeVar
 
 import pytest
 
+from contracts import testing as ev
 from juwei.aggregate import Aggregate, DomainRuleViolation
-from services.testing import events as ev
 from services.testing.domain import (
     BuildingLayout,
     CallQueue,

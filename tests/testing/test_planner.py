@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from juwei.aggregate import DomainRuleViolation
+from juwei.problems import status_of
 from services.testing.domain import (
     BuildingLayout,
     CallPlan,
@@ -153,7 +154,7 @@ def test_whole_building_half_building_and_auto() -> None:
     assert [u.people for u in units_of(small, whole, queue_limit=30)] == [24]
     with pytest.raises(DomainRuleViolation) as raised:
         units_of(big, whole, queue_limit=30)
-    assert raised.value.code == "call-exceeds-queue-limit" and raised.value.status == 422
+    assert raised.value.code == "call-exceeds-queue-limit" and status_of(raised.value) == 422
     halves = units_of(big, CallRules(mode="half_building", lift_trip_minutes=1), queue_limit=60)
     assert [(u.lowest_floor, u.highest_floor, u.people) for u in halves] == [(6, 10, 50), (1, 5, 50)]
     with pytest.raises(DomainRuleViolation) as raised:
@@ -186,7 +187,7 @@ def test_a_household_too_big_for_any_call_is_refused_with_its_reason() -> None:
     tower = BuildingLayout("5", 5, lifts=1, lift_capacity=8, occupants=crowd)
     with pytest.raises(DomainRuleViolation) as raised:
         units_of(tower, CallRules(mode="floor"), queue_limit=100)  # the lift carries 16 a slot
-    assert raised.value.code == "call-exceeds-lift-capacity" and raised.value.status == 422
+    assert raised.value.code == "call-exceeds-lift-capacity" and status_of(raised.value) == 422
     with pytest.raises(DomainRuleViolation) as raised:
         units_of(tower, CallRules(mode="floor", lift_trip_minutes=1), queue_limit=10)
     assert raised.value.code == "call-exceeds-queue-limit"
@@ -207,7 +208,7 @@ def test_rules_are_checked() -> None:
     for rules in (CallRules(mode="crowd"), CallRules(slot_minutes=0), CallRules(floor_order="sideways")):
         with pytest.raises(DomainRuleViolation) as raised:
             plan_round(START, rules, [PointCapacity("p1", 2, ("1",))], layouts)
-        assert raised.value.status == 422
+        assert status_of(raised.value) == 422
     with pytest.raises(DomainRuleViolation) as raised:
         plan_round(START, CallRules(window_minutes=1), [PointCapacity("p1", 0.5, ("1",))], layouts)
     assert raised.value.code == "invalid-rules"

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from contracts import roles as r
 from juwei.store import events_table
-from services import roles as r
 from services.testing import handlers
 from tests.conftest import both_databases
 from tests.testing.conftest import Testing, open_points, receive, small_compound

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from contracts.residents import ResidentArrived, ResidentErased, ResidentMoved, ResidentNeedsChanged
 from juwei.consumer import Delivery
 from juwei.events import MalformedEvent, UnknownEventType
-from services.residents.events import ResidentArrived, ResidentErased, ResidentMoved, ResidentNeedsChanged
 from tests.conftest import both_databases
 from tests.testing.conftest import Testing, open_points, receive, small_compound
 

@@ -6,8 +6,8 @@ import json
 
 from sqlalchemy import select
 
+from contracts import roles as r
 from juwei.store import events_table
-from services import roles as r
 from tests.conftest import both_databases
 from tests.testing.compound import Compound
 from tests.testing.conftest import Testing, open_points, receive, small_compound

@@ -8,10 +8,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 
+from contracts import roles as r
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
 from juwei.service import create_app
-from services import roles as r
 from tests.conftest import both_databases
 from tests.testing.compound import make_compound
 from tests.testing.conftest import Testing, make_testing

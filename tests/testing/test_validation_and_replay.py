@@ -11,8 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from juwei.auth import Grant
-from services import roles as r
+from contracts import roles as r
+from juwei.callers import Grant
 from services.testing.views import projections, tables
 from tests.conftest import both_databases
 from tests.testing.conftest import PROBLEM, Testing, open_points, receive, small_compound

@@ -2,8 +2,7 @@
 
 from fastapi import APIRouter
 
-from services.notify import board
-from services.notify.api import groups, messages, questions
+from services.notify.api import board, groups, messages, questions
 
 router = APIRouter()
 router.include_router(groups.router)

@@ -1,0 +1,154 @@
+"""What the notify service's HTTP API takes and gives: request and response models, apart from the routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# --- building groups and channels ----------------------------------------------------------------------------------
+
+
+Kind = Literal["wecom", "dingtalk", "feishu", "email", "webhook"]
+
+
+class ChannelIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "dingtalk",
+                    "label": "12号楼官方群",
+                    "config": {"url": "https://oapi.dingtalk.com/robot/send?access_token=…", "secret": "SEC…"},
+                }
+            ]
+        },
+    )
+    kind: Kind
+    language: Literal["zh", "en"] = "zh"
+    label: str = Field("", max_length=100)
+    config: dict[str, Any] = Field(
+        description="by kind: bots {url, secret?}; webhook {url, secret}; "
+        "email {host, port, sender, recipients, username?, password?, "
+        "starttls?, ssl?}. Never returned."
+    )
+
+
+class ChannelUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    config: dict[str, Any]
+    language: Literal["zh", "en"] | None = None
+
+
+class ChannelOut(BaseModel):
+    channel: str
+    building: str
+    kind: str
+    language: str
+    label: str
+    endpoint: str = Field(description="host only: keys, secrets and addresses are never shown")
+    active: bool
+    broken: str | None = Field(None, description="why the platform refuses this channel; fix it with PUT")
+    blocked_until: datetime | None = None
+    pending: int = 0
+    dead: int = 0
+
+
+# A time of day in the compound, hh:mm.
+TimeOfDay = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["22:00"])]
+
+
+class QuietHoursIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"start": "22:00", "end": "07:00"}]})
+    start: TimeOfDay | None = None
+    end: TimeOfDay | None = None
+
+
+# --- messages ------------------------------------------------------------------------------------------------------
+
+
+class AnnouncementIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "明日全员核酸",
+                    "body": "明天 7:00 起按楼层分批下楼采样，请听楼栋群通知，不要提前下楼。",
+                    "buildings": None,
+                    "priority": "important",
+                }
+            ]
+        },
+    )
+    title: str = Field(min_length=1, max_length=120)
+    body: str = Field("", max_length=4000)
+    title_en: str = Field("", max_length=200)
+    body_en: str = Field("", max_length=6000)
+    buildings: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]] | None = Field(
+        None, description="the buildings whose groups get it; none: every group of the compound", max_length=500
+    )
+    priority: Literal["normal", "important", "critical"] = "normal"
+
+
+class Composed(BaseModel):
+    message: str
+    buildings: list[str]
+    deliveries: int
+
+
+class Requeued(BaseModel):
+    delivery: str
+    status: str
+    next_attempt_at: datetime
+
+
+# --- questions -----------------------------------------------------------------------------------------------------
+
+
+class QuestionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "我们楼的阳性什么时候转运？"}]})
+    text: str = Field(min_length=1, max_length=500)
+
+
+class QuestionOut(BaseModel):
+    question: str
+    building: str
+    question_group: str
+    faq: list[dict[str, Any]] = Field(default_factory=list, description="answers already given to similar questions")
+
+
+class AnswerIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": "楼里的阳性病例什么时候转运？",
+                    "answer": "转运由区里统一安排，确定时间后会第一时间在本群通知。",
+                    "policy_points": ["阳性病例转运由区疫情防控指挥部统一调度", "转运后楼栋公共区域当天消杀"],
+                }
+            ]
+        },
+    )
+    question: str = Field(min_length=1, max_length=200, description="the question as it will be published")
+    answer: str = Field(min_length=1, max_length=4000)
+    policy_points: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=20)
+    priority: Literal["normal", "important", "critical"] = "normal"
+
+
+class Answered(BaseModel):
+    answer: str
+    message: str
+    buildings: list[str]
+    questions: int
+
+
+# --- the building board --------------------------------------------------------------------------------------------
+
+
+class BoardLink(BaseModel):
+    building: str
+    url: str
