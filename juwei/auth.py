@@ -28,14 +28,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy import Column, DateTime, String, Table, Text, insert, select, update
 from sqlalchemy.orm import Session
 
 from juwei.callers import Caller, Forbidden, Grant, Holder
 from juwei.events import utcnow
+from juwei.problems import Refusal
 from juwei.store import metadata
+from juwei.wording import Said
 
 api_keys_table = Table(
     "juwei_api_keys",
@@ -323,26 +325,25 @@ def _rate_limit(request: Request, caller: Caller) -> None:
     wait = limiter.take(caller.key_id) if limiter is not None else None
     if wait is not None:
         assert limiter is not None
-        raise HTTPException(
-            status_code=429,
-            detail=f"this key made more than {limiter.rate:g} requests a second (bursts of {limiter.burst}); "
+        raise Refusal(
+            429,
+            f"this key made more than {limiter.rate:g} requests a second (bursts of {limiter.burst}); "
             "slow down and retry after the time in Retry-After",
+            Said("rate-limited", {"rate": f"{limiter.rate:g}", "burst": limiter.burst}),
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
 
 
 def current_caller(request: Request, key: Annotated[str | None, Depends(_header)]) -> Caller:
     if not key:
-        raise HTTPException(
-            status_code=401, detail="send an API key in the X-API-Key header", headers={"WWW-Authenticate": "APIKey"}
+        raise Refusal(
+            401, "send an API key in the X-API-Key header", Said("key-missing"), headers={"WWW-Authenticate": "APIKey"}
         )
     runtime = request.app.state.runtime
     with runtime.database.reading() as session:
         caller = authenticate(session, key)
     if caller is None:
-        raise HTTPException(
-            status_code=401, detail="unknown or revoked API key", headers={"WWW-Authenticate": "APIKey"}
-        )
+        raise Refusal(401, "unknown or revoked API key", Said("key-unknown"), headers={"WWW-Authenticate": "APIKey"})
     request.state.caller = caller
     _rate_limit(request, caller)
     return caller
@@ -350,7 +351,9 @@ def current_caller(request: Request, key: Annotated[str | None, Depends(_header)
 
 def _role_check(caller: Caller, allowed: frozenset[str]) -> None:
     if allowed and caller.role not in allowed:
-        raise Forbidden(f"role {caller.role} may not do this; needs one of {', '.join(sorted(allowed))}")
+        roles = ", ".join(sorted(allowed))
+        said = Said("role-refused", {"role": caller.role, "allowed": roles})
+        raise Forbidden(f"role {caller.role} may not do this; needs one of {roles}", said=said)
 
 
 def require(*roles: str) -> Callable[..., Caller]:

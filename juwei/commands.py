@@ -36,6 +36,7 @@ from juwei.events import utcnow
 from juwei.failpoints import failpoint
 from juwei.problems import Problem, problem_response
 from juwei.store import metadata
+from juwei.wording import Said
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -104,6 +105,7 @@ def claim(session: Session) -> None:
             409,
             f"the command {pending.id} is being carried out by another request; send it again for its answer",
             "command-in-progress",
+            said=Said("command-in-progress", {"id": pending.id}),
         ) from None
 
     def committed(_session: Session) -> None:
@@ -147,12 +149,16 @@ class CommandLedger:
                 422,
                 f"{HEADER} must be 8 to 100 characters of A-Z, a-z, 0-9, _ and -",
                 "idempotency-key-invalid",
+                said=Said("idempotency-key-invalid"),
             )(scope, receive, send)
             return
         try:
             body = await _read(receive)
         except HTTPException as exc:  # the body limit, met while the body is read here rather than in a route
-            await problem_response(request, exc.status_code, str(exc.detail), "body-too-large")(scope, receive, send)
+            said = getattr(exc, "said", None)
+            await problem_response(request, exc.status_code, str(exc.detail), "body-too-large", said=said)(
+                scope, receive, send
+            )
             return
         path = scope["path"]
         printed = fingerprint(scope["method"], path, scope.get("query_string", b"").decode("latin-1"), body)
@@ -223,6 +229,7 @@ class CommandLedger:
                 422,
                 f"{HEADER} {found['id']} was used for another request; make a new id for a new command",
                 "idempotency-key-reused",
+                said=Said("idempotency-key-reused", {"id": found["id"]}),
             )(scope, receive, send)
             return
         headers = [(REPLAYED.lower().encode(), b"true")]

@@ -456,6 +456,7 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
             503,
             "not ready: " + ", ".join(f"{name} {value}" for name, value in checks.items() if value != "ok"),
             "not-ready",
+            said=problems.Said("not-ready", {"checks": ", ".join(n for n, v in checks.items() if v != "ok")}),
             checks=checks,
         )
 
