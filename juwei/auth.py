@@ -127,6 +127,8 @@ def issue_key(
             .values(revoked_at=None, successor=None, **values)
         )
     caller = Caller(key_id, role, compound, frozenset(chosen) if chosen is not None else None, holder, grant)
+    # The answer of this transaction's command shows a secret: the command ledger must not keep it.
+    session.info["juwei.secret_shown"] = True
     return IssuedKey(key, caller)
 
 

@@ -11,7 +11,8 @@ handler has answered, its status and body are stored on the record; a replay get
 The same id with another request (method, path, query, body), or from another key: 422. Two requests with
 one id at the same moment: the second blocks on the record's primary key until the first commits, then gets
 409 (in progress); never both. A command refused (4xx) writes nothing and is not recorded: it can be sent
-again. A 5xx after the commit keeps the record without an answer (the replay says it was carried out).
+again. A 5xx after the commit keeps the record without an answer (the replay says it was carried out), and so
+does an answer that shows a new key's secret: secrets are only ever stored hashed.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class PendingCommand:
     path: str
     fingerprint: str
     claimed: bool = False
+    # False when the answer shows a key's secret (``issue_key``): secrets are only ever stored hashed.
+    keep_answer: bool = True
 
 
 current_command: ContextVar[PendingCommand | None] = ContextVar("juwei_command", default=None)
@@ -108,8 +111,9 @@ def claim(session: Session) -> None:
             said=Said("command-in-progress", {"id": pending.id}),
         ) from None
 
-    def committed(_session: Session) -> None:
+    def committed(done: Session) -> None:
         pending.claimed = True
+        pending.keep_answer = not done.info.get("juwei.secret_shown", False)
 
     event.listen(session, "after_commit", committed, once=True)
 
@@ -195,7 +199,7 @@ class CommandLedger:
             # The commit is done, the answer neither stored nor sent: a test kills the process here.
             failpoint("commands.after_commit")
             media = _header(started, b"content-type")
-            await run_in_threadpool(self._settle, pending.id, status, answer, media)
+            await run_in_threadpool(self._settle, pending, status, answer, media)
         await send(started)
         await send({"type": "http.response.body", "body": answer, "more_body": False})
 
@@ -208,15 +212,15 @@ class CommandLedger:
             caller = authenticate(session, key) if key else None
         return {**row, "caller": caller.key_id if caller is not None else None}
 
-    def _settle(self, id: str, status: int, answer: bytes, media: str | None) -> None:
+    def _settle(self, pending: PendingCommand, status: int, answer: bytes, media: str | None) -> None:
         with self.runtime.database.unit_of_work() as session:
             if 400 <= status < 500:
                 # Refused after a write of its own (a first unit committed): sent again, it is carried out anew.
-                session.execute(delete(commands_table).where(commands_table.c.id == id))
-            elif status < 400:
+                session.execute(delete(commands_table).where(commands_table.c.id == pending.id))
+            elif status < 400 and pending.keep_answer:
                 session.execute(
                     update(commands_table)
-                    .where(commands_table.c.id == id)
+                    .where(commands_table.c.id == pending.id)
                     .values(status=status, response=answer.decode("utf-8", "replace"), media_type=media)
                 )
 

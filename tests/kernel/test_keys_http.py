@@ -8,8 +8,10 @@ from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from juwei.auth import api_keys_table
+from juwei.commands import commands_table
 from juwei.service import create_app
 from tests.conftest import both_databases
 from tests.kernel.harness import key, runtime
@@ -146,3 +148,19 @@ def test_staff_revoke_keys_of_their_compound_and_a_holder_signs_out(desk) -> Non
     # Staff limited to b1 may not revoke a key of b2 (issued by the operator).
     b2 = _invite(client, key(made, "district-operator", None), buildings=["b2"]).json()
     assert client.delete(f"/compounds/c1/keys/{b2['key_id']}", headers=_h(staff)).status_code == 403
+
+
+def test_a_replayed_invitation_never_keeps_the_keys_secret(desk) -> None:
+    client, made = desk
+    staff = key(made, "committee-staff", "c1")
+    payload = {"role": "household", "holder": {"kind": "household", "id": "h1-0101"}, "buildings": ["b1"]}
+    headers = {"X-API-Key": staff, "Idempotency-Key": "invite-h1-0101-a"}
+    first = client.post("/compounds/c1/keys", json=payload, headers=headers)
+    assert first.status_code == 201
+    again = client.post("/compounds/c1/keys", json=payload, headers=headers)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == {"replayed": True, "detail": "this command was already carried out"}
+    with made.database.reading() as session:
+        assert session.query(api_keys_table).count() == 2
+        stored = session.execute(select(commands_table.c.response, commands_table.c.status)).one()
+    assert stored == (None, None)
