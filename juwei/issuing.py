@@ -165,6 +165,8 @@ def key_router() -> APIRouter:
             issued = issue_key(
                 session, body.role, compound, buildings, body.label, key=body.key, holder=holder, expires_at=expires_at
             )
+            if runtime.definition.key_issued is not None:
+                runtime.definition.key_issued(runtime, session, issued.caller)
         made = issued.caller
         return {
             "key": issued.key,

@@ -29,7 +29,7 @@ from juwei import commands, docs, migrate, observability, problems, retention
 from juwei.access import FeedAccess
 from juwei.audit import audit_router
 from juwei.auth import RateLimiter, issue_key, split_key
-from juwei.callers import OPERATOR_ROLE, Holder
+from juwei.callers import OPERATOR_ROLE, Caller, Holder
 from juwei.consumer import Delivery, EventConsumer
 from juwei.database import Database, DatabaseUnavailable
 from juwei.events import DomainEvent, Envelope, EventRegistry, catalogue_of, sealed_subject
@@ -77,6 +77,8 @@ class ServiceDefinition:
     # Whether a person may hold a key issued over HTTP: (why not or None, their building's local id or None).
     # Only the service that keeps the register sets it (residents); the others accept whom staff vouch for.
     holder_check: Callable[[Runtime, Holder], tuple[str | None, str | None]] | None = None
+    # Called in the transaction of a key issued over HTTP (testing binds a household's key to the household).
+    key_issued: Callable[[Runtime, Session, Caller], None] | None = None
     description: str = ""
     version: str = "0.1.0"
 

@@ -24,6 +24,7 @@ from contracts import roles as r
 from juwei.auth import api_keys_table, revoke_key
 from juwei.callers import Holder
 from juwei.store import events_table
+from services.testing.views import key_bindings
 from tests.access.seed import C, Seeded, seed
 from tests.access.world import PROBLEM, SERVICES, World
 from tests.conftest import ROOT
@@ -159,6 +160,15 @@ def test_staff_invite_over_http_only_people_of_the_register_with_their_building(
     stranger = {"role": r.HOUSEHOLD, "holder": {"kind": "household", "id": "h9-9999"}}
     unknown = made.request("residents", "POST", f"{C}/keys", staff, json=stranger)
     assert unknown.status_code == 422 and "not registered" in unknown.json()["detail"]
+    # In testing a household's key speaks for its own household, bound as testing's own household keys are.
+    household = {"role": r.HOUSEHOLD, "holder": {"kind": "household", "id": "h1-0101"}, "buildings": ["b1"]}
+    issued_household = made.request("testing", "POST", f"{C}/keys", staff, json=household)
+    assert issued_household.status_code == 201, issued_household.text
+    with made.runtimes["testing"].database.reading() as session:
+        bound = session.execute(
+            select(key_bindings.c.household).where(key_bindings.c.key_id == issued_household.json()["key_id"])
+        ).scalar()
+    assert bound == "c1:h1-0101"
     # Supplies does not keep the register: it takes whom committee staff vouch for.
     assert (
         made.request("supplies", "POST", f"{C}/keys", staff, json={**stranger, "buildings": ["b1"]}).status_code == 201
