@@ -28,14 +28,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy import Column, DateTime, String, Table, Text, insert, select, update
 from sqlalchemy.orm import Session
 
 from juwei.callers import Caller, Forbidden, Grant, Holder
 from juwei.events import utcnow
+from juwei.problems import Refusal
 from juwei.store import metadata
+from juwei.wording import Said
 
 api_keys_table = Table(
     "juwei_api_keys",
@@ -93,8 +95,10 @@ def issue_key(
     *,
     holder: Holder,
     grant: Grant | None = None,
+    expires_at: datetime | None = None,
 ) -> IssuedKey:
-    """Store a new key (or a given one, for bootstrap and for the same key in every service) for ``holder``."""
+    """Store a new key (or a given one, for bootstrap and for the same key in every service) for ``holder``;
+    ``expires_at`` ends its life by itself (an invitation's key for a volunteer's shift)."""
     if key is None:
         key = f"jw_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
     parts = split_key(key)
@@ -112,6 +116,7 @@ def issue_key(
         "holder_kind": holder.kind,
         "holder": holder.id,
         "read_grant": grant.to_json() if grant is not None else None,
+        "expires_at": expires_at,
     }
     if existing is None:
         session.execute(insert(api_keys_table).values(id=key_id, created_at=utcnow(), **values))
@@ -119,9 +124,11 @@ def issue_key(
         session.execute(
             update(api_keys_table)
             .where(api_keys_table.c.id == key_id)
-            .values(revoked_at=None, expires_at=None, successor=None, **values)
+            .values(revoked_at=None, successor=None, **values)
         )
     caller = Caller(key_id, role, compound, frozenset(chosen) if chosen is not None else None, holder, grant)
+    # The answer of this transaction's command shows a secret: the command ledger must not keep it.
+    session.info["juwei.secret_shown"] = True
     return IssuedKey(key, caller)
 
 
@@ -250,6 +257,28 @@ def authenticate(session: Session, key: str) -> Caller | None:
     )
 
 
+def key_row(session: Session, key_id: str) -> dict[str, Any] | None:
+    """The stored row of a key (its hash included: only for the kernel's own checks), revoked or not."""
+    row = session.execute(select(api_keys_table).where(api_keys_table.c.id == key_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def opens(row: dict[str, Any], key: str) -> bool:
+    """Whether ``key``'s secret is the one stored in ``row`` (whatever the row's state)."""
+    parts = split_key(key)
+    return parts is not None and hmac.compare_digest(row["secret_hash"], _hash(parts[1]))
+
+
+def is_active(row: dict[str, Any], now: datetime | None = None) -> bool:
+    """Neither revoked nor past its expiry."""
+    return _active(row, now or utcnow())
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
+    return _aware(moment) if moment is not None else None
+
+
 def authenticate_id(session: Session, key_id: str) -> bool:
     """Whether the key with this id still opens doors (neither revoked nor expired)."""
     row = (
@@ -298,26 +327,25 @@ def _rate_limit(request: Request, caller: Caller) -> None:
     wait = limiter.take(caller.key_id) if limiter is not None else None
     if wait is not None:
         assert limiter is not None
-        raise HTTPException(
-            status_code=429,
-            detail=f"this key made more than {limiter.rate:g} requests a second (bursts of {limiter.burst}); "
+        raise Refusal(
+            429,
+            f"this key made more than {limiter.rate:g} requests a second (bursts of {limiter.burst}); "
             "slow down and retry after the time in Retry-After",
+            Said("rate-limited", {"rate": f"{limiter.rate:g}", "burst": limiter.burst}),
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
 
 
 def current_caller(request: Request, key: Annotated[str | None, Depends(_header)]) -> Caller:
     if not key:
-        raise HTTPException(
-            status_code=401, detail="send an API key in the X-API-Key header", headers={"WWW-Authenticate": "APIKey"}
+        raise Refusal(
+            401, "send an API key in the X-API-Key header", Said("key-missing"), headers={"WWW-Authenticate": "APIKey"}
         )
     runtime = request.app.state.runtime
     with runtime.database.reading() as session:
         caller = authenticate(session, key)
     if caller is None:
-        raise HTTPException(
-            status_code=401, detail="unknown or revoked API key", headers={"WWW-Authenticate": "APIKey"}
-        )
+        raise Refusal(401, "unknown or revoked API key", Said("key-unknown"), headers={"WWW-Authenticate": "APIKey"})
     request.state.caller = caller
     _rate_limit(request, caller)
     return caller
@@ -325,7 +353,9 @@ def current_caller(request: Request, key: Annotated[str | None, Depends(_header)
 
 def _role_check(caller: Caller, allowed: frozenset[str]) -> None:
     if allowed and caller.role not in allowed:
-        raise Forbidden(f"role {caller.role} may not do this; needs one of {', '.join(sorted(allowed))}")
+        roles = ", ".join(sorted(allowed))
+        said = Said("role-refused", {"role": caller.role, "allowed": roles})
+        raise Forbidden(f"role {caller.role} may not do this; needs one of {roles}", said=said)
 
 
 def require(*roles: str) -> Callable[..., Caller]:

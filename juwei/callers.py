@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from juwei.wording import Said
+
 OPERATOR_ROLE = "district-operator"
 HOLDER_KINDS = ("staff", "volunteer", "household", "official", "system")
 
@@ -17,10 +19,11 @@ HOLDER_KINDS = ("staff", "volunteer", "household", "official", "system")
 class Forbidden(Exception):
     """The caller's role, scope or binding does not cover what it asked for (HTTP 403)."""
 
-    def __init__(self, detail: str, *, code: str = "forbidden") -> None:
+    def __init__(self, detail: str, *, code: str = "forbidden", said: Said | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.code = code
+        self.said = said  # the kernel's wording of the detail in other languages
 
 
 @dataclass(frozen=True)
@@ -108,4 +111,7 @@ class Caller:
     def require_scope(self, compound: str, building: str | None = None) -> None:
         if not self.may_act_on(compound, building):
             where = f"building {building} of compound {compound}" if building else f"compound {compound}"
-            raise Forbidden(f"this key may not act on {where}")
+            said = Said(
+                "scope-building" if building else "scope-compound", {"compound": compound, "building": building}
+            )
+            raise Forbidden(f"this key may not act on {where}", said=said)

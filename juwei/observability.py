@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from juwei.events import current_traceparent, new_traceparent, valid_traceparent
 from juwei.problems import problem_response
+from juwei.wording import Said
 
 REQUESTS = Counter("juwei_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 LATENCY = Histogram("juwei_http_request_seconds", "HTTP request latency", ["service", "method", "route"])
@@ -45,6 +46,7 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(status_code=413, detail=f"the body is larger than {limit} bytes")
+        self.said = Said("body-too-large", {"limit": limit})
 
 
 class BodyLimit:
@@ -97,7 +99,11 @@ def install(app: FastAPI, service: str, max_body_bytes: int) -> None:
             declared = request.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
                 response: Response = problem_response(
-                    request, 413, f"the body is larger than {max_body_bytes} bytes", "body-too-large"
+                    request,
+                    413,
+                    f"the body is larger than {max_body_bytes} bytes",
+                    "body-too-large",
+                    said=Said("body-too-large", {"limit": max_body_bytes}),
                 )
             else:
                 response = await call_next(request)

@@ -24,6 +24,7 @@ from juwei.aggregate import Conflict, DomainRuleViolation, Invalid, NotFound, No
 from juwei.callers import Forbidden
 from juwei.database import DatabaseUnavailable
 from juwei.store import ConcurrencyError
+from juwei.wording import Said, default_said, error_message, negotiate, title
 
 log = structlog.get_logger("juwei.http")
 MEDIA_TYPE = "application/problem+json"
@@ -87,14 +88,25 @@ def _note_forbidden(request: Request, detail: str) -> None:
         log.warning("http.forbidden_repeated", service=service, key=key, role=role, refusals=count, window_s=_WINDOW)
 
 
+class Refusal(StarletteHTTPException):
+    """An HTTP exception of the kernel whose detail the catalogue can say in another language."""
+
+    def __init__(self, status_code: int, detail: str, said: Said, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status_code, detail=detail, headers=headers)
+        self.said = said
+
+
 class Problem(Exception):
     """Raise from a route to answer with a specific problem."""
 
-    def __init__(self, status: int, detail: str, code: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self, status: int, detail: str, code: str | None = None, said: Said | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.code = code or _slug(_TITLES.get(status, "error"))
+        self.said = said  # the kernel's wording of the detail in other languages (``juwei.wording``)
         self.extra = extra
 
 
@@ -108,14 +120,20 @@ def problem_response(
     detail: str,
     code: str | None = None,
     headers: dict[str, str] | None = None,
+    said: Said | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    code = code or _slug(_TITLES.get(status, "error"))
+    language = negotiate(request.headers.get("accept-language"))
+    said_here = said.text(language) if said is not None else None
     body: dict[str, Any] = {
-        "type": f"urn:juwei:problem:{code or _slug(_TITLES.get(status, 'error'))}",
-        "title": _TITLES.get(status, "Error"),
+        "type": f"urn:juwei:problem:{code}",
+        "title": title(status, language, _TITLES.get(status, "Error")),
         "status": status,
-        "detail": detail,
+        "detail": said_here or detail,
         "instance": request.url.path,
+        # The type's last part on its own, for clients that switch on it.
+        "code": code,
     }
     request_id = getattr(request.state, "request_id", None)
     if request_id:
@@ -123,33 +141,44 @@ def problem_response(
     body.update(extra)
     if status == 403:
         _note_forbidden(request, detail)
+    # The language of the title (and of the kernel's details), and that it depends on Accept-Language.
+    headers = {**(headers or {}), "Content-Language": language, "Vary": "Accept-Language"}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        language = negotiate(request.headers.get("accept-language"))
         errors = [
-            {"location": list(err.get("loc", ())), "message": err.get("msg", ""), "type": err.get("type", "")}
+            {"location": list(err.get("loc", ())), "message": error_message(err, language), "type": err.get("type", "")}
             for err in exc.errors()
         ]
         first = errors[0] if errors else {"location": [], "message": "invalid"}
         where = ".".join(str(part) for part in first["location"]) or "request"
-        detail = f"{where}: {first['message']}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
-        return problem_response(request, 422, detail, "validation", errors=errors)
+        more = len(errors) - 1
+        detail = f"{where}: {first['message']}" + (f" (and {more} more)" if more > 0 else "")
+        said = Said(
+            "validation-more" if more > 0 else "validation", {"where": where, "message": first["message"], "more": more}
+        )
+        return problem_response(request, 422, detail, "validation", said=said, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _CODES.get(exc.status_code)
-        return problem_response(request, exc.status_code, str(exc.detail), code, headers=getattr(exc, "headers", None))
+        detail = str(exc.detail)
+        said = getattr(exc, "said", None) or default_said(exc.status_code, detail, request.method, request.url.path)
+        return problem_response(
+            request, exc.status_code, detail, code, headers=getattr(exc, "headers", None), said=said
+        )
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
-        return problem_response(request, 403, exc.detail, exc.code)
+        return problem_response(request, 403, exc.detail, exc.code, said=exc.said)
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(request, exc.status, exc.detail, exc.code, **exc.extra)
+        return problem_response(request, exc.status, exc.detail, exc.code, said=exc.said, **exc.extra)
 
     @app.exception_handler(ConcurrencyError)
     async def _conflict(request: Request, exc: ConcurrencyError) -> JSONResponse:
@@ -175,6 +204,7 @@ def install(app: FastAPI) -> None:
             "the database is not reachable; try again shortly",
             "database-unavailable",
             headers={"Retry-After": "5"},
+            said=Said("database-unavailable"),
         )
 
     for kind in (DatabaseUnavailable, OperationalError, PoolTimeout):
@@ -185,9 +215,13 @@ def install(app: FastAPI) -> None:
         if exc.connection_invalidated:
             return await _unavailable(request, exc)
         log.error("http.database_error", path=request.url.path, error=type(exc.orig).__name__)
-        return problem_response(request, 500, "the request failed inside the service", "internal")
+        return problem_response(
+            request, 500, "the request failed inside the service", "internal", said=Said("internal")
+        )
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("http.unhandled", path=request.url.path)
-        return problem_response(request, 500, "the request failed inside the service", "internal")
+        return problem_response(
+            request, 500, "the request failed inside the service", "internal", said=Said("internal")
+        )

@@ -11,6 +11,7 @@ from contracts.testing import registry
 from juwei.service import ServiceDefinition, foreign_events
 from services.testing import handlers, retention
 from services.testing.api import router
+from services.testing.application.keys import bind_issued
 from services.testing.views import point_of, projections
 
 # How often rounds that advance on their own look for units whose planned time has come.
@@ -30,6 +31,8 @@ service = ServiceDefinition(
     consumed_events=foreign_events(registry, projections()),
     periodic=[(CALL_TICK_SECONDS, handlers.advance_call_plans)],
     retention=retention.scrub,
+    # A household's key issued over HTTP is bound to its household here, as testing's own household keys are.
+    key_issued=bind_issued,
     feed_access=feed_access(point_of=point_of),
     auditors=r.STAFF,
     # Shared with residents and supplies: testing is handed the keys of residents' sealed health flags

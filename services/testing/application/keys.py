@@ -20,6 +20,20 @@ def binding_of(session: Session, caller: Caller) -> tuple[str | None, str | None
     return (row.point, row.household) if row else (None, None)
 
 
+def bind_issued(_runtime: object, session: Session, caller: Caller) -> None:
+    """A household's key issued over HTTP (``POST /compounds/{c}/keys``) speaks for the household it names, as
+    the keys of ``POST /compounds/{c}/households/{h}/keys`` do; a point's key is issued there, naming its point."""
+    if caller.role != r.HOUSEHOLD or caller.holder is None or caller.holder.kind != "household":
+        return
+    bound = session.execute(select(key_bindings.c.key_id).where(key_bindings.c.key_id == caller.key_id)).first()
+    if bound is None:  # the same key stored again (a console's retry) keeps its one binding
+        session.execute(
+            key_bindings.insert().values(
+                key_id=caller.key_id, compound=caller.compound, point=None, household=caller.holder.id
+            )
+        )
+
+
 def require_point(session: Session, caller: Caller, compound: str, point: str) -> None:
     """Staff act at any point; a sampling volunteer only at the point their key was issued for."""
     caller.require_scope(compound)
