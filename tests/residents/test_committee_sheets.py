@@ -220,7 +220,7 @@ def test_the_template_downloads_and_imports_back(residents) -> None:
     headings = [c.value for c in first[1]]
     assert headings[:4] == ["楼号", "单元", "房号", "姓名"] and "身份证号" in headings and "与户主关系" in headings
     example = dict(zip(headings, [c.value for c in first[2]], strict=True))
-    assert example["房号"] == "1502" and example["姓名"] == "王秀英"
+    assert example["房号"] == "1502" and example["姓名"] == "张三"
     explained = {row[0].value: (row[2].value, row[3].value) for row in notes.iter_rows(min_row=2) if row[0].value}
     assert "1502" in explained["房号"][0] and "floor 15" in explained["房号"][1]
     buildings = residents.client.get("/compounds/c1/imports/template", params={"kind": "buildings"}, headers=staff)
