@@ -1,0 +1,8 @@
+// The console's one script: small conveniences only; every page works without it.
+"use strict";
+document.addEventListener("submit", (event) => {
+  // A slow network must not turn one tap into two submissions.
+  const form = event.target;
+  if (form.dataset.submitted === "1") { event.preventDefault(); return; }
+  form.dataset.submitted = "1";
+});
