@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from console import sessions
+from console.i18n import N_
 from console.runtime import ConsoleRuntime
 from console.services_client import ServiceClient
 from console.sessions import Person
@@ -53,7 +54,7 @@ def role_in(*roles: str) -> Callable[..., Person]:
 
     def dependency(person: Annotated[Person, Depends(signed_in)]) -> Person:
         if person.role not in roles:
-            raise PageRefused(403, "This page is not for your role.")
+            raise PageRefused(403, N_("This page is not for your role."))
         return person
 
     return dependency
@@ -62,7 +63,7 @@ def role_in(*roles: str) -> Callable[..., Person]:
 def building_of(person: Person, building: str) -> str:
     """``building`` if the person may see it (else a 403 page)."""
     if not person.may_see(building):
-        raise PageRefused(403, "This building is not yours.")
+        raise PageRefused(403, N_("This building is not yours."))
     return building
 
 
@@ -71,7 +72,7 @@ async def checked_form(request: Request, person: Annotated[Person, Depends(signe
     form = await request.form()
     given = form.get("csrf")
     if not person.csrf_matches(given if isinstance(given, str) else None):
-        raise PageRefused(403, "This form has expired. Please go back, reload the page and try again.")
+        raise PageRefused(403, N_("This form has expired. Please go back, reload the page and try again."))
     return form
 
 

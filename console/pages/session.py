@@ -183,7 +183,7 @@ async def signout(
 @router.get("/language/{locale}")
 def choose_language(request: Request, console: Console, locale: str, next: str | None = None) -> Response:
     if locale not in i18n.LOCALES:
-        raise PageRefused(404, "Not found.")
+        raise PageRefused(404, i18n.N_("Not found."))
     response = RedirectResponse(safe_next(next) or "/", status_code=303)
     response.set_cookie(i18n.COOKIE, locale, max_age=365 * 86400, samesite="lax", secure=secure(console, request))
     return response
