@@ -119,3 +119,26 @@ class Browser:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+class LiveApp:
+    """An ASGI app served by uvicorn in a thread on ``port`` (a browser needs a real socket)."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        import threading
+
+        import uvicorn
+
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def __enter__(self) -> LiveApp:
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=20, what="uvicorn to start")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
