@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from console.pages import overview, session
+from console.pages import building, invitations, overview, questions, round, session, supplies
 
-ROUTERS = [session.router, overview.router]
+ROUTERS = [
+    session.router,
+    overview.router,
+    invitations.router,
+    building.router,
+    questions.router,
+    round.router,
+    supplies.router,
+]
