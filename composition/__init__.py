@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from composition.commands import register
 from composition.holders import KEY_HOLDERS
-from juwei.registration import Member, Suite
+from juwei.registration import Companion, Member, Suite
 
 SUITE = Suite(
     members=(
@@ -21,4 +21,6 @@ SUITE = Suite(
     ),
     commands=register,
     key_holders=KEY_HOLDERS,
+    # The committee's web console: a client of the services' HTTP APIs, started by `juwei run` after them.
+    companions=(Companion("console", 8005, ("console", "serve")),),
 )

@@ -27,6 +27,9 @@ def register(app: typer.Typer) -> None:
     app.command()(retention)
     app.command()(catalogue)
     app.command()(demo)
+    from console.cli import console_app
+
+    app.add_typer(console_app, name="console")
 
 
 def _runtime(name: str) -> Runtime:

@@ -52,7 +52,8 @@ def databases(env: dict[str, str]) -> list[str]:
 
 def _is_key(name: str) -> bool:
     """A key personal or health data is sealed under (or handed over with): it travels with a backup."""
-    return name.endswith("_VAULT_KEY") or name == "JUWEI_HEALTH_KEY"
+    # The console's secret seals the keys it holds for people: without it, its accounts open nothing.
+    return name.endswith("_VAULT_KEY") or name in ("JUWEI_HEALTH_KEY", "JUWEI_CONSOLE_SECRET")
 
 
 def _sha256(path: Path) -> dict[str, Any]:
@@ -105,6 +106,16 @@ class StackBackup:
     def _sql(self, container: str, database: str, query: str) -> str:
         return self._exec(container, "psql", "-U", "postgres", "-d", database, "-Atc", query).strip()
 
+    def _holds_events(self, container: str, database: str) -> bool:
+        # The console's database holds accounts and sessions, no event log.
+        return self._sql(container, database, "SELECT to_regclass('juwei_events') IS NOT NULL") == "t"
+
+    def _head(self, container: str, database: str) -> int:
+        """The last event's position in ``database`` (0: none, or a database without an event log)."""
+        if not self._holds_events(container, database):
+            return 0
+        return int(self._sql(container, database, "SELECT coalesce(max(position), 0) FROM juwei_events") or 0)
+
     def _service_containers(self) -> dict[str, str]:
         """Running Juwei service containers (those that mount the services' data folder): service → container."""
         found = {}
@@ -131,7 +142,7 @@ class StackBackup:
         files: dict[str, dict[str, Any]] = {}
         heads: dict[str, int] = {}
         for name in names:
-            heads[name] = int(self._sql(postgres, name, "SELECT coalesce(max(position), 0) FROM juwei_events") or 0)
+            heads[name] = self._head(postgres, name)
             target = folder / f"{name}.dump"
             self._exec(postgres, "pg_dump", "-U", "postgres", "--format=custom", name, stdout=target)
             files[target.name] = _sha256(target)
@@ -192,9 +203,10 @@ class StackBackup:
             self._exec(postgres, "juwei-init-databases")
             self._exec(postgres, "pg_restore", "-U", "postgres", "--dbname", name, "--no-owner", "--role", name,
                        "--exit-on-error", stdin=folder / f"{name}.dump")  # fmt: skip
-            # Publish every event again: a fresh Kafka gets the whole history; inboxes skip what they hold.
-            self._sql(postgres, name, "UPDATE juwei_checkpoints SET position = 0 WHERE name LIKE 'relay:%'")
-            head = int(self._sql(postgres, name, "SELECT coalesce(max(position), 0) FROM juwei_events") or 0)
+            if self._holds_events(postgres, name):
+                # Publish every event again: a fresh Kafka gets the whole history; inboxes skip what they hold.
+                self._sql(postgres, name, "UPDATE juwei_checkpoints SET position = 0 WHERE name LIKE 'relay:%'")
+            head = self._head(postgres, name)
             if head != manifest["heads"][name]:
                 raise BackupError(f"{name}: restored {head} events, the backup holds {manifest['heads'][name]}")
             self.say(f"{name}: restored, {head} events")

@@ -359,13 +359,15 @@ def _operator_key(config: Settings) -> str:
     return path.read_text().strip()
 
 
-def _spawn_service(config: Settings, name: str, key: str) -> subprocess.Popen[bytes]:
+def _spawn_service(
+    config: Settings, name: str, key: str, command: tuple[str, ...] | None = None
+) -> subprocess.Popen[bytes]:
     logs = config.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, JUWEI_BOOTSTRAP_KEY=key, JUWEI_KAFKA_BOOTSTRAP=config.bootstrap)
     log_file = (logs / f"{name}.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "juwei.cli", "serve", name],
+        [sys.executable, "-m", "juwei.cli", *(command or ("serve", name))],
         stdout=log_file,
         stderr=subprocess.STDOUT,
         env=env,
@@ -412,6 +414,13 @@ def run(
                 ok = _wait_healthy(f"http://{config.host}:{config.port(name)}/healthz", started[name])
                 state = "up" if ok else "did not answer (see logs)"
                 progress.update(task, description=f"{name} {state}", completed=1, total=1)
+            for companion in suite().companions:
+                task = progress.add_task(f"{companion.name}…")
+                started[companion.name] = _spawn_service(config, companion.name, key, companion.command)
+                url = f"http://{config.host}:{config.port(companion.name)}/healthz"
+                ok = _wait_healthy(url, started[companion.name])
+                state = "up" if ok else "did not answer (see logs)"
+                progress.update(task, description=f"{companion.name} {state}", completed=1, total=1)
     except KeyboardInterrupt:
         # Ctrl-C while starting: stop what already runs rather than leave it behind.
         stop()
@@ -422,6 +431,8 @@ def run(
     table.add_row("Kafka", config.bootstrap)
     for name in services:
         table.add_row(name, f"http://{config.host}:{config.port(name)}  (docs: /docs, feed: /events)")
+    for companion in suite().companions:
+        table.add_row(companion.name, f"http://{config.host}:{config.port(companion.name)}")
     table.add_row("logs", str((config.data_dir / "logs").resolve()))
     table.add_row("operator key", key)
     Console().print(table)

@@ -42,6 +42,16 @@ class Member:
 
 
 @dataclass(frozen=True)
+class Companion:
+    """An app of a suite beside its services, with no events of its own (a web console): ``juwei run`` starts it
+    after the services as ``juwei <command...>`` on its port (``JUWEI_<NAME>_PORT`` overrides), answering /healthz."""
+
+    name: str
+    port: int
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class KeyHolders:
     """Who may hold a key: ``problem(role, holder)`` says why a holder may not hold a key of a role (None: they
     may); ``check(holder)`` whether the person is in the register, and the building (local id) they belong to.
@@ -60,6 +70,7 @@ class Suite:
     # Adds the commands that span services (a demo, retention, the event catalogue) to the ``juwei`` command.
     commands: Callable[[typer.Typer], None] | None = None
     key_holders: KeyHolders | None = None
+    companions: tuple[Companion, ...] = ()
     _by_name: dict[str, Member] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -74,7 +85,9 @@ class Suite:
 
     def port(self, name: str) -> int:
         member = self.member(name)
-        return member.port if member is not None else FALLBACK_PORT
+        if member is not None:
+            return member.port
+        return next((companion.port for companion in self.companions if companion.name == name), FALLBACK_PORT)
 
 
 @cache

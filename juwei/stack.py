@@ -11,6 +11,7 @@ folder.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,17 @@ class Stack:
         except (DockerException, ClientNotFoundError) as exc:
             raise StackError(_reason(exc), self._containers_or_none()) from exc
         return self.ps()
+
+    def admin(self, arguments: Sequence[str]) -> str:
+        """Run ``juwei <arguments>`` once in the ``admin`` tool container (it reaches every database); its output."""
+        try:
+            # On a terminal the command may ask (a password, twice): attach it; else capture what it prints.
+            output = self.client([*self.profiles, "tools"]).compose.run(
+                "admin", list(arguments), remove=True, tty=sys.stdin.isatty(), detach=False
+            )
+        except (DockerException, ClientNotFoundError) as exc:
+            raise StackError(_reason(exc)) from exc
+        return str(output or "")
 
     def images(self) -> list[str]:
         """The images the compose file runs under the chosen profiles (after the env file's interpolation)."""

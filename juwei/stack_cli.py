@@ -161,6 +161,23 @@ def down(
     console.print("stack removed; " + ("volumes deleted" if volumes else "volumes kept (--volumes deletes them)"))
 
 
+def admin(
+    context: typer.Context,
+    file: ComposeFileOption = None,
+    env_file: EnvFileOption = None,
+) -> None:
+    """Run a `juwei` command in the stack's admin container, which reaches every database: `juwei admin keys
+    create --role … --staff …`, `juwei admin console add-staff --compound c1 --staff s1 --username wang`."""
+    if not context.args:
+        raise fail("name the command to run, e.g. `juwei admin keys list`")
+    checked_env(file, env_file)
+    stack = open_stack(file, env_file, None)
+    try:
+        typer.echo(stack.admin(context.args), nl=False)
+    except StackError as exc:
+        raise fail(str(exc), 1) from None
+
+
 def ps(
     file: ComposeFileOption = None,
     env_file: EnvFileOption = None,
@@ -388,6 +405,8 @@ def register(app: typer.Typer) -> None:
     app.command()(down)
     app.command()(ps)
     app.command()(logs)
+    # Everything after admin's own options goes to `juwei` in the container.
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(admin)
     app.command()(backup)
     app.command()(restore)
     app.add_typer(images_app, name="images")

@@ -22,6 +22,7 @@ from tests.e2e.conftest import start_groups_at_the_end
 from tests.kernel.harness import ROOT, wait_for
 
 KNOWN_SERVICES = tuple(suite().names)
+COMPANIONS = tuple(companion.name for companion in suite().companions)
 
 pytestmark = pytest.mark.kafka
 
@@ -54,19 +55,23 @@ def test_juwei_run_detached_status_json_and_stop_with_the_four_services(tmp_path
     start_groups_at_the_end(kafka, broker)
     data = tmp_path / "data"
     ports = {name: free_port() for name in KNOWN_SERVICES}
+    companion_ports = {name: free_port() for name in COMPANIONS}
     env = {
         "JUWEI_DATA_DIR": str(data),
         "JUWEI_KAFKA_BOOTSTRAP": kafka,
         "JUWEI_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "JUWEI_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
-        **{f"JUWEI_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        **{f"JUWEI_{name.upper()}_PORT": str(port) for name, port in {**ports, **companion_ports}.items()},
     }
     started = _cli("run", "--detach", env=env)
     pids = {p.stem: int(p.read_text()) for p in (data / "run").glob("*.pid")}
     try:
         assert started.returncode == 0, started.stderr
-        assert set(pids) == set(KNOWN_SERVICES)
+        assert set(pids) == {*KNOWN_SERVICES, *COMPANIONS}  # the console is started beside the services
+        for name, port in companion_ports.items():
+            assert f"http://127.0.0.1:{port}" in started.stdout
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()["status"] == "ok", name
         key = (data / "operator.key").read_text().strip()
         assert key.startswith("jw_") and key in started.stdout  # printed for the operator
         for name, port in ports.items():
@@ -101,11 +106,11 @@ def test_juwei_run_detached_status_json_and_stop_with_the_four_services(tmp_path
     finally:
         stopped = _cli("stop", env=env)
     assert stopped.returncode == 0, stopped.stderr
-    for name in KNOWN_SERVICES:
+    for name in (*KNOWN_SERVICES, *COMPANIONS):
         assert f"stopped {name}" in stopped.stderr
     wait_for(lambda: not any(_alive(pid) for pid in pids.values()), timeout=30, what="the services to exit")
     assert not list((data / "run").glob("*.pid"))
-    for port in ports.values():
+    for port in (*ports.values(), *companion_ports.values()):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
     assert "stopped the Kafka broker" not in stopped.stderr  # an outside cluster is not ours to stop

@@ -5,6 +5,7 @@
 - ``contracts`` (the published events, roles and id helpers) imports only the kernel and itself;
 - a service (``services/<a>/``) imports only the kernel, ``contracts`` and itself: services know each other
   through events alone;
+- the console (``console``) imports only the kernel, ``contracts`` and itself: it reaches the services over HTTP;
 - a domain module (``services/<a>/domain.py`` or ``domain/``) does no I/O: no SQLAlchemy, no web framework, no
   HTTP client, no store, repository, unit of work or runtime;
 - no circle of imports: neither among modules (imports at module level) nor among the project's packages.
@@ -25,8 +26,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # The project's own top-level packages; everything else imported is the standard library or third-party.
-PROJECT = ("juwei", "contracts", "services", "composition", "demo", "bench", "tests")
-SOURCES = ("juwei", "contracts", "services", "composition", "demo", "bench")
+PROJECT = ("juwei", "contracts", "services", "composition", "demo", "bench", "tests", "console")
+SOURCES = ("juwei", "contracts", "services", "composition", "demo", "bench", "console")
 # What a domain module may not touch: storage, the web, the network, and the kernel's I/O.
 DOMAIN_FORBIDDEN = (
     "sqlalchemy",
@@ -131,6 +132,12 @@ def refusals(importer: str, imported: Iterable[Import]) -> list[str]:
             wrong.append(f"{importer}:{found.line} imports {target}: the kernel knows no service")
         if top == "contracts" and _project(target) and not (_inside(target, "juwei") or _inside(target, "contracts")):
             wrong.append(f"{importer}:{found.line} imports {target}: contracts build on the kernel alone")
+        if (
+            top == "console"
+            and _project(target)
+            and not any(_inside(target, p) for p in ("juwei", "contracts", "console"))
+        ):
+            wrong.append(f"{importer}:{found.line} imports {target}: the console reaches the services over HTTP alone")
         if top == "services":
             own = ".".join(importer.split(".")[:2])
             if _project(target) and not any(_inside(target, p) for p in ("juwei", "contracts", own)):
@@ -211,7 +218,13 @@ def house() -> dict[str, list[Import]]:
 
 def test_the_house_has_its_rooms(house: dict[str, list[Import]]) -> None:
     """The check reads the real tree (a wrong root would pass every rule vacuously)."""
-    for expected in ("juwei.unit_of_work", "contracts.residents", "services.notify.domain", "composition.commands"):
+    for expected in (
+        "juwei.unit_of_work",
+        "contracts.residents",
+        "services.notify.domain",
+        "composition.commands",
+        "console.app",
+    ):
         assert expected in house
     assert sum(1 for name in house if name.startswith("services.")) > 40
 
@@ -264,6 +277,8 @@ BROKEN = [
     pytest.param("services.testing.domain.rounds", "import fastapi\n", "no I/O", id="domain-package-fastapi"),
     pytest.param("services.supplies.domain", "from juwei.store import EventStore\n", "no I/O", id="domain-store"),
     pytest.param("services.residents.domain.households", "from juwei import repository\n", "no I/O", id="domain-repo"),
+    pytest.param("console.pages.overview", "from services.testing import views\n", "over HTTP", id="console-service"),
+    pytest.param("console.cli", "def f():\n    import composition\n", "over HTTP", id="console-composition"),
 ]
 
 
@@ -283,6 +298,7 @@ ALLOWED = [
     pytest.param("contracts.notify", "from juwei.events import DomainEvent\nimport pydantic\n", id="contracts-kernel"),
     pytest.param("composition.commands", "from demo.scenario import run_demo\n", id="top-layer"),
     pytest.param("juwei.cli", "from juwei.registration import suite\nimport typer\n", id="kernel-itself"),
+    pytest.param("console.navigation", "from contracts.roles import HOUSEHOLD\nimport juwei.database\n", id="console"),
 ]
 
 

@@ -9,10 +9,8 @@ that the page reconnected by itself and shows the next message once.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,14 +19,12 @@ from typing import Any
 
 import httpx
 import uvicorn
-from websockets.sync.client import connect
 
 from demo.sinks import free_port
 from juwei.service import create_app
+from tests.browser import Browser
 from tests.kernel.harness import wait_for
 from tests.notify.conftest import Notify
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 class LiveServer:
@@ -108,55 +104,6 @@ def test_the_board_stream_resumes_after_the_last_event_id(notify: Notify) -> Non
         assert "Building 1 board" in english.text
         rotated = notify.client.post("/compounds/c1/buildings/1/board/rotate", headers=notify.key("committee-staff"))
         assert rotated.json()["url"] != url and http.get(url).status_code == 404
-
-
-class Browser:
-    """Headless Chromium and one page of it, spoken to over the DevTools protocol."""
-
-    def __init__(self, profile: Path) -> None:
-        assert Path(CHROMIUM).exists(), "apt-get install -y chromium (Debian's package) is needed for this test"
-        self.process = subprocess.Popen(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                f"--user-data-dir={profile}",
-                "--remote-debugging-port=0",
-                "about:blank",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        port_file = profile / "DevToolsActivePort"
-        wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=30, what="chromium to start")
-        port = int(port_file.read_text().splitlines()[0])
-        pages = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page"]
-        self.socket = connect(pages[0]["webSocketDebuggerUrl"], max_size=50 * 1024 * 1024, legacy=True)
-        self.ids = itertools.count(1)
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        number = next(self.ids)
-        self.socket.send(json.dumps({"id": number, "method": method, "params": params}))
-        while True:
-            answer = json.loads(self.socket.recv(timeout=30))
-            if answer.get("id") == number:
-                assert "error" not in answer, answer
-                return answer.get("result", {})
-
-    def evaluate(self, expression: str) -> Any:
-        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
-
-    def close(self) -> None:
-        self.socket.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 def test_the_board_in_headless_chromium_shows_a_message_published_after_it_loaded_and_survives_a_drop(

@@ -7,6 +7,7 @@ One stack for the module (compose project ``juwei``), brought up by the first te
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from alembic.script import ScriptDirectory
 from kafka import KafkaConsumer
@@ -27,6 +29,7 @@ from juwei.service import load_definition
 from tests.conftest import ROOT
 from tests.stack.checks import every_event_everywhere, kafka_event_ids, read_models
 from tests.stack.conftest import (
+    CONSOLE_PORT,
     HTTP_PORTS,
     SERVICES,
     DockerEngine,
@@ -126,8 +129,19 @@ def test_an_earlier_release_is_upgraded_in_place_with_its_data(
     # The earlier commit predates `juwei topics`: the topic job runs from today's image, as the new release's
     # compose file has it; the four services run the earlier image, and their databases are what upgrades.
     plain = stack.override.read_text()
-    stack.override.write_text(plain + f"  kafka-topics:\n    image: juwei/service:{VERSION}\n")
+    # It predates the console too: no console container, and PostgreSQL's first start makes the four services'
+    # databases only (the override continues the postgres entry of the plain one). The upgrade's one-shot
+    # `databases` job must add the console's to the volume the earlier release made.
+    four = "JUWEI_DATABASES: residents supplies testing notify"
+    earlier_override = (
+        f"{plain}    environment:\n      {four}\n"
+        f"  databases:\n    environment:\n      {four}\n"
+        "  console:\n    profiles: [not-in-the-earlier-release]\n"
+        f"  kafka-topics:\n    image: juwei/service:{VERSION}\n"
+    )
+    stack.override.write_text(earlier_override)
     record("up --wait seconds, first start (empty volumes)", round(stack.up(), 1))
+    assert "console" not in stack.scalar("residents", "SELECT string_agg(datname, ',') FROM pg_database")
     _import_compound(stack)
     wait_for(lambda: _settled(stack), 180, "the imported compound to reach every service")
     before = stack.feeds()
@@ -160,6 +174,12 @@ def test_an_earlier_release_is_upgraded_in_place_with_its_data(
             assert "/static/swagger-ui/swagger-ui-bundle.js" in page and "https://" not in page
             assert client.get("/static/swagger-ui/swagger-ui-bundle.js").status_code == 200
             assert client.base_url.port == port
+
+    # The console came with the upgrade: its database was added to the old volume, its pages need no internet.
+    assert stack.scalar("console", "SELECT count(*) FROM alembic_version") == 1
+    signin = httpx.get(f"http://127.0.0.1:{CONSOLE_PORT}/signin", timeout=30)
+    assert signin.status_code == 200 and "https://" not in signin.text, signin.text[:500]
+    assert httpx.get(f"http://127.0.0.1:{CONSOLE_PORT}/healthz", timeout=30).json()["status"] == "ok"
 
     # A new write after the upgrade reaches Kafka's external listener (as any outside client reads it).
     with stack.http("residents") as client:
@@ -236,6 +256,20 @@ def gateway(docker_engine: DockerEngine) -> str:
     ).stdout.strip()
 
 
+CONSOLE_PASSWORD = "stairwell-15-02"
+
+
+def _console_overview(stack: StackUnderTest) -> httpx.Response:
+    """Sign in to the stack's console as the staff account `wang` (as a browser would) and open the overview."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{CONSOLE_PORT}", timeout=60) as browser:
+        form = browser.get("/signin")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert form.status_code == 200 and csrf, form.text[:500]
+        signed = browser.post("/signin", data={"username": "wang", "password": CONSOLE_PASSWORD, "csrf": csrf[1]})
+        assert signed.status_code == 303, signed.text[:500]
+        return browser.get(signed.headers["location"], headers={"Accept-Language": "zh-CN"})
+
+
 def test_a_backup_restores_a_fresh_stack_with_the_same_feeds_and_read_models(
     stack: StackUnderTest, docker_engine: DockerEngine, tmp_path: Path
 ) -> None:
@@ -248,12 +282,23 @@ def test_a_backup_restores_a_fresh_stack_with_the_same_feeds_and_read_models(
     photos = stack.engine.docker("exec", stack.container("testing"), "find", "/var/lib/juwei", "-type", "f").stdout
     assert "photos" in photos  # the disinfection photo of the demo's case
 
+    # A staff member of the register gets a console account from the admin container, and signs in.
+    with stack.http("residents") as client:
+        registered = client.put(f"{C}/staff/s-wang/buildings", json={"buildings": []})
+        assert registered.status_code in (200, 201, 204), registered.text
+    made = stack.juwei("admin", *stack.stack_options(), "console", "add-staff", "--compound", "c1",
+                       "--staff", "s-wang", "--username", "wang", "--password", CONSOLE_PASSWORD)  # fmt: skip
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    overview = _console_overview(stack)
+    assert overview.status_code == 200 and "总览" in overview.text, overview.text[:1000]
+
     started = time.monotonic()
     done = stack.juwei("backup", *stack.stack_options(), "--output", str(tmp_path / "backup"))
     assert done.returncode == 0, done.stderr
     record("backup seconds (demo compound at scale 0.05)", round(time.monotonic() - started, 1))
     manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
-    assert set(manifest["databases"]) == set(SERVICES)
+    assert set(manifest["databases"]) == {*SERVICES, "console"}
+    assert manifest["heads"]["console"] == 0  # accounts and sessions, no event log
     assert (tmp_path / "backup" / "vault-keys.env").stat().st_mode & 0o077 == 0
 
     stack.down("--volumes")
@@ -268,6 +313,8 @@ def test_a_backup_restores_a_fresh_stack_with_the_same_feeds_and_read_models(
     record("restore seconds (onto a fresh stack)", round(time.monotonic() - started, 1))
     stack.dispose()
     assert {name: stack.values[name] for name in original_keys} == original_keys  # the backup's keys are back
+    # The console's accounts came back with their sealed keys (the console's secret travels with the backup).
+    assert _console_overview(stack).status_code == 200
     assert stack.feeds() == feeds
     assert read_models(stack, tmp_path / "scratch") == models
     restored_photos = stack.engine.docker("exec", stack.container("testing"), "find", "/var/lib/juwei", "-type", "f")

@@ -1,0 +1,15 @@
+"""The console's pages, one module per area; each has a ``router``, included by ``console.app`` in this order."""
+
+from __future__ import annotations
+
+from console.pages import building, invitations, overview, questions, round, session, supplies
+
+ROUTERS = [
+    session.router,
+    overview.router,
+    invitations.router,
+    building.router,
+    questions.router,
+    round.router,
+    supplies.router,
+]
