@@ -8,6 +8,7 @@ Idempotency-Key so a retried form or a replayed phone action happens once. An RF
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -109,15 +110,14 @@ class ServiceClient:
     ) -> Answer:
         """The answer with what its headers say (a replayed command); a form with files goes as multipart."""
         url = f"{self.urls[service]}{path}"
+        headers = self._headers(idempotency_key)
+        if files and idempotency_key:
+            # A command sent again must be the same bytes (the service compares them): its own fixed boundary.
+            boundary = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+            headers["Content-Type"] = f"multipart/form-data; boundary=juwei{boundary}"
         try:
             response = await self.http.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                data=data,
-                files=files,
-                headers=self._headers(idempotency_key),
+                method, url, params=params, json=json, data=data, files=files, headers=headers
             )
         except httpx.HTTPError as exc:
             raise ServiceProblem(service, 0, detail=type(exc).__name__) from exc

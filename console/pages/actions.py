@@ -79,7 +79,8 @@ async def act(
             "detail": problem.detail or console.pages.gettext(request.state.locale, fallback),
             "code": problem.code,
         }
-        kept = problem.status in KEPT
+        # The same command still being carried out by an earlier send: not a conflict, its answer comes later.
+        kept = problem.status in KEPT and problem.code != "command-in-progress"
         log.info(
             "console.action_refused" if kept else "console.action_unsent", kind=body["kind"], status=problem.status
         )
