@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from juwei import docs, migrate, observability, problems, retention
+from juwei import commands, docs, migrate, observability, problems, retention
 from juwei.access import FeedAccess
 from juwei.audit import audit_router
 from juwei.auth import RateLimiter, issue_key, split_key
@@ -34,6 +34,7 @@ from juwei.consumer import Delivery, EventConsumer
 from juwei.database import Database, DatabaseUnavailable
 from juwei.events import DomainEvent, Envelope, EventRegistry, catalogue_of, sealed_subject
 from juwei.feed import feed_router
+from juwei.issuing import key_router
 from juwei.projection import Projection, Projector
 from juwei.registration import suite, topic_of
 from juwei.relay import Relay
@@ -73,6 +74,9 @@ class ServiceDefinition:
     # The key shared by the services granted health data (None: this service is not one of them): with it a
     # service hands over, or takes, the keys of sealed health fields (``juwei.vault.KeyCourier``).
     health_key: Callable[[Settings], str] | None = None
+    # Whether a person may hold a key issued over HTTP: (why not or None, their building's local id or None).
+    # Only the service that keeps the register sets it (residents); the others accept whom staff vouch for.
+    holder_check: Callable[[Runtime, Holder], tuple[str | None, str | None]] | None = None
     description: str = ""
     version: str = "0.1.0"
 
@@ -133,6 +137,8 @@ class Runtime:
         self.store = EventStore(definition.source, definition.registry)
         self.projector = Projector(self.database, self.store, definition.projections())
         self.store.on_append.append(self.projector.apply_own)
+        # A request's Idempotency-Key is recorded in the transaction of what it writes.
+        self.database.at_start.append(commands.claim)
         # A replay must not bring back what retention removed.
         self.projector.after_rebuild.append(lambda session: retention.reapply(session, self._scrub))
         self._stop = threading.Event()
@@ -416,7 +422,17 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
     app.state.runtime = runtime
     app.state.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_second, runtime.settings.rate_limit_burst)
     problems.install(app)
+    # Inside the body limit and the request ids (added first: the innermost of the middlewares).
+    app.add_middleware(commands.CommandLedger, runtime=runtime)
     observability.install(app, definition.name, runtime.settings.max_body_bytes)
+    schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            commands.document(schema())
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     def healthz() -> dict[str, str]:
@@ -467,6 +483,7 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(feed_router(runtime.settings.feed_page_max))
+    app.include_router(key_router())
     app.include_router(audit_router(definition.auditors))
     for router in definition.routers:
         app.include_router(router)
