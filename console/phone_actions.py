@@ -42,7 +42,7 @@ class Kind:
 
     roles: tuple[str, ...]
     names: tuple[str, ...]
-    call: Callable[[Person, dict[str, str]], Call]
+    call: Callable[[Person, dict[str, str], str], Call]
     # The action names a building, which must be one of the person's (the service checks their key again).
     in_building: bool = True
 
@@ -52,8 +52,8 @@ def own_id(person: Person) -> str:
     return person.holder.rsplit(":", 1)[-1]
 
 
-def _outcome(outcome: str) -> Callable[[Person, dict[str, str]], Call]:
-    def call(person: Person, params: dict[str, str]) -> Call:
+def _outcome(outcome: str) -> Callable[[Person, dict[str, str], str], Call]:
+    def call(person: Person, params: dict[str, str], _command: str) -> Call:
         path = f"/compounds/{person.compound}/batches/{params['batch']}/buildings/{params['building']}/outcomes"
         body = {"volunteer": own_id(person), "outcomes": [{"household": params["household"], "outcome": outcome}]}
         return Call("POST", "supplies", path, body)
@@ -61,14 +61,43 @@ def _outcome(outcome: str) -> Callable[[Person, dict[str, str]], Call]:
     return call
 
 
-def _call_next(person: Person, params: dict[str, str]) -> Call:
+def _call_next(person: Person, params: dict[str, str], _command: str) -> Call:
     path = f"/compounds/{person.compound}/rounds/{params['round']}/points/{params['point']}/calls/next"
     return Call("POST", "testing", path, None)
+
+
+def _collect(person: Person, params: dict[str, str], _command: str) -> Call:
+    path = f"/compounds/{person.compound}/cards/{params['card']}/collection"
+    return Call("POST", "supplies", path, {"leader": own_id(person)})
+
+
+def _handover(to_subdistrict: bool) -> Callable[[Person, dict[str, str], str], Call]:
+    """The card changes hands between the volunteer and the subdistrict's runner; the handover's id comes from
+    the phone's command id, so the same tap is one handover."""
+
+    def call(person: Person, params: dict[str, str], command: str) -> Call:
+        volunteer = {"kind": "volunteer", "id": own_id(person)}
+        other = {"kind": "subdistrict", "id": params["other"]}
+        giver, receiver = (volunteer, other) if to_subdistrict else (other, volunteer)
+        body = {"handover": f"hv-{command.replace('-', '')}", "giver": giver, "receiver": receiver,
+                "cards": [params["card"]]}  # fmt: skip
+        return Call("POST", "supplies", f"/compounds/{person.compound}/card-handovers", body)
+
+    return call
+
+
+def _return(person: Person, params: dict[str, str], _command: str) -> Call:
+    path = f"/compounds/{person.compound}/cards/{params['card']}/return"
+    return Call("POST", "supplies", path, {"giver": {"kind": "volunteer", "id": own_id(person)}})
 
 
 KINDS: dict[str, Kind] = {
     "delivery.delivered": Kind((LOGISTICS_VOLUNTEER,), ("batch", "building", "household"), _outcome("delivered")),
     "delivery.no_one_home": Kind((LOGISTICS_VOLUNTEER,), ("batch", "building", "household"), _outcome("no_one_home")),
+    "card.collect": Kind((LOGISTICS_VOLUNTEER,), ("building", "card"), _collect),
+    "card.hand_over": Kind((LOGISTICS_VOLUNTEER,), ("building", "card", "other"), _handover(to_subdistrict=True)),
+    "card.take_back": Kind((LOGISTICS_VOLUNTEER,), ("building", "card", "other"), _handover(to_subdistrict=False)),
+    "card.return": Kind((LOGISTICS_VOLUNTEER,), ("building", "card"), _return),
     # The point's key is bound to its point: the testing service refuses any other point.
     "round.call_next": Kind((SAMPLING_VOLUNTEER,), ("round", "point"), _call_next, in_building=False),
 }

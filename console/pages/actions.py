@@ -65,7 +65,7 @@ async def act(
     except ActionRefused as refused:
         problem = _problem(console, request, refused.status, refused.message)
         return JSONResponse({"status": "refused", "problem": problem}, refused.status)
-    call = kind.call(person, params)
+    call = kind.call(person, params, command_id)
     client = client_for(request, console, person)
     try:
         answer = await client.send(call.method, call.service, call.path, json=call.json, idempotency_key=command_id)

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from console.dependencies import Console, PageRefused, building_of, client_for, role_in
 from console.i18n import N_
+from console.phone_actions import own_id
 from console.services_client import ServiceClient, ServiceProblem, gather_settled
 from console.sessions import Person
 from contracts.roles import INFORMATION_OFFICER, LOGISTICS_VOLUNTEER, SAMPLING_VOLUNTEER
@@ -30,6 +31,12 @@ STATUSES = {
     "collected": N_("collected"),
     "exchanged": N_("exchanged"),
     "returned_to_stock": N_("returned to stock"),
+}
+HOLDERS = {
+    "household": N_("at home"),
+    "volunteer": N_("with volunteer %(id)s"),
+    "subdistrict": N_("with the subdistrict (%(id)s)"),
+    "staff": N_("with the committee (%(id)s)"),
 }
 REASONS = {"no_one_home": N_("nobody answered"), "refused": N_("refused"), "wrong_items": N_("wrong items")}
 
@@ -134,3 +141,20 @@ async def point(request: Request, console: Console, person: Sampler, point: str 
     return phone_page(
         console, request, "phone/point.html", {"round": chosen, "plans": shown, "all_points": plans, "point": point}
     )
+
+
+@router.get("/phone/cards")
+def my_cards(person: Logistics) -> Response:
+    return RedirectResponse(f"/phone/cards/{first_building(person)}", status_code=303)
+
+
+@router.get("/phone/cards/{building}", response_class=HTMLResponse)
+async def cards(request: Request, console: Console, person: Logistics, building: str) -> HTMLResponse:
+    """Medicine runs: where each medical-insurance card of the building is, and its next step — collected from
+    the household, handed to the subdistrict's runner (named by both: the volunteer gives, the runner's id is
+    entered), taken back from them, and returned home."""
+    building_of(person, building)
+    client = client_for(request, console, person)
+    found = await client.get("supplies", f"/compounds/{person.compound}/cards", building=building)
+    context = {"building": building, "cards": found["cards"], "me": own_id(person), "holders": HOLDERS}
+    return phone_page(console, request, "phone/cards.html", context)

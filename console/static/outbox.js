@@ -146,11 +146,18 @@
   document.addEventListener("click", async (event) => {
     const button = event.target.closest && event.target.closest("button[data-action]");
     if (!button || button.disabled) return;
+    const params = JSON.parse(button.dataset.params);
+    // What the volunteer typed beside the button (e.g. the runner's id) goes with it.
+    const place = button.closest(".task") || button.parentElement;
+    for (const input of place.querySelectorAll("[data-param]")) {
+      if (!input.value.trim()) { input.focus(); return; }
+      params[input.dataset.param] = input.value.trim();
+    }
     button.disabled = true;
     const action = {
       command_id: commandId(),
       kind: button.dataset.action,
-      params: JSON.parse(button.dataset.params),
+      params,
       label: button.dataset.label,
       key: button.dataset.key || "",
       owner,

@@ -21,7 +21,9 @@ from tests.console.phone_people import (
     confirmations,
     dispatch,
     enlist_logistics,
+    household_key,
     issue_key,
+    send_out,
     session_for,
 )
 from tests.kernel.harness import wait_for
@@ -80,7 +82,10 @@ def test_an_action_is_checked_then_done_once_and_a_second_confirmation_is_a_conf
     )
     csrf = csrf_of(page.text)
     household = crew.delivery.households[0]
-    params = {"batch": crew.delivery.batch, "building": "1", "household": household}
+    # A batch of this run's own (the module's compound serves both databases' runs).
+    batch = f"B{uuid.uuid4().hex[:8]}"
+    assert crew.delivery.volunteer in send_out(committee, batch)["volunteers"]
+    params = {"batch": batch, "building": "1", "household": household}
     command = str(uuid.uuid4())
     body = {"command_id": command, "kind": "delivery.delivered", "params": params}
 
@@ -98,7 +103,7 @@ def test_an_action_is_checked_then_done_once_and_a_second_confirmation_is_a_conf
     assert volunteer.post("/api/actions", json=wrong_kind, headers={"X-CSRF-Token": csrf}).status_code == 403
     for bad in ({**body, "command_id": "not-a-uuid"}, {**body, "params": {**params, "extra": "x"}}, [1, 2]):
         assert volunteer.post("/api/actions", json=bad, headers={"X-CSRF-Token": csrf}).status_code == 400
-    assert confirmations(committee, crew.delivery.batch, household) == []
+    assert confirmations(committee, batch, household) == []
 
     # Done, then the same command again (the phone never saw the answer): the service's answer, once.
     done = volunteer.post("/api/actions", json=body, headers={"X-CSRF-Token": csrf})
@@ -109,7 +114,7 @@ def test_an_action_is_checked_then_done_once_and_a_second_confirmation_is_a_conf
     assert again.json()["status"] == "done" and again.json()["replayed"] is True
     assert again.json()["answer"] == done.json()["answer"]
     wait_for(
-        lambda: len(confirmations(committee, crew.delivery.batch, household)) == 1,
+        lambda: len(confirmations(committee, batch, household)) == 1,
         timeout=60,
         what="the confirmation in supplies' feed",
     )
@@ -119,10 +124,10 @@ def test_an_action_is_checked_then_done_once_and_a_second_confirmation_is_a_conf
     conflict = volunteer.post("/api/actions", json=second, headers={"X-CSRF-Token": csrf})
     assert conflict.status_code == 409 and conflict.json()["status"] == "conflict"
     assert conflict.json()["problem"]["detail"]
-    assert len(confirmations(committee, crew.delivery.batch, household)) == 1
+    assert len(confirmations(committee, batch, household)) == 1
     # The checklist shows it delivered, without buttons.
     shown = volunteer.get("/phone/deliveries/1").text
-    task = re.search(rf'data-key="{crew.delivery.batch}/{household}"[^>]*>.*?</li>', shown, re.S)
+    task = re.search(rf'data-key="{batch}/{household}"[^>]*>.*?</li>', shown, re.S)
     assert task and 'data-status="delivered"' in shown and "data-action" not in task.group(0)
 
 
@@ -142,7 +147,7 @@ def test_a_volunteer_sees_only_their_own_building_and_role(
 def test_a_household_reports_its_antigen_result_with_a_photo_once(
     committee: Committee, console: ConsoleUnderTest, crew: Crew
 ) -> None:
-    key = issue_key(console, committee.compound, "household", household="h1-101")
+    key = household_key(committee, "h1-101")
     token = session_for(console, committee.compound, "household", "household", "h1-101", key, ["1"])
     with phone(console, token) as client:
         page = client.get("/phone/home")
@@ -171,3 +176,46 @@ def test_a_household_reports_its_antigen_result_with_a_photo_once(
         assert wrong.status_code == 422 and "照片须为" in wrong.text
         # A household's page for a volunteer's role is refused.
         assert client.get("/phone/deliveries/1").status_code == 403
+
+
+def test_the_sampling_point_calls_the_next_floors_once_and_the_officer_sees_who_is_untested(
+    committee: Committee, console: ConsoleUnderTest
+) -> None:
+    committee.ok("POST", "testing", "/points", {"point": "p1", "name": "东门", "location": "gate", "throughput": 4})
+    committee.ok("PUT", "testing", "/points/p1/buildings", {"buildings": ["1", "2", "3"]})
+    committee.ok("POST", "testing", "/rounds", {"round": "R1", "starts_at": "2022-04-12T07:00", "points": ["p1"]})
+    wait_for(
+        lambda: any(p["calls"] for p in committee.ok("POST", "testing", "/rounds/R1/plan")["points"]),
+        timeout=90,
+        what="testing to learn the residents over Kafka",
+    )
+    for volunteer, building, role in (("sv", "1", None), ("o1", "1", "information_officer")):
+        committee.ok("POST", "residents", "/volunteers", {"volunteer": volunteer, "building": building, "skills": []})
+        if role:
+            committee.ok("PUT", "residents", f"/buildings/{building}/roles/{volunteer}", {"role": role})
+    wait_for(
+        lambda: committee.call("POST", "testing", "/points/p1/keys", {"volunteer": "sv"}).status_code == 201,
+        timeout=90,
+        what="testing to learn the volunteer over Kafka",
+    )
+    key = committee.ok("POST", "testing", "/points/p1/keys", {"volunteer": "sv"})["key"]
+    token = session_for(console, committee.compound, "sampling-volunteer", "volunteer", "sv", key, ["1"])
+    with phone(console, token) as sampler:
+        page = sampler.get("/phone/point")
+        assert page.status_code == 200 and 'data-point="p1"' in page.text and "叫下一批楼层" in page.text
+        body = {"command_id": str(uuid.uuid4()), "kind": "round.call_next", "params": {"round": "R1", "point": "p1"}}
+        headers = {"X-CSRF-Token": csrf_of(page.text)}
+        first = sampler.post("/api/actions", json=body, headers=headers)
+        assert first.status_code == 200 and first.json()["replayed"] is False, first.text
+        again = sampler.post("/api/actions", json=body, headers=headers)
+        assert again.status_code == 200 and again.json()["replayed"] is True
+        assert again.json()["answer"]["call"] == first.json()["answer"]["call"]
+        shown = sampler.get("/phone/point").text
+        assert shown.count('data-called="yes"') == 1
+        assert sampler.get("/phone/deliveries/1").status_code == 403
+    officer_key = issue_key(console, committee.compound, "information-officer", volunteer="o1")
+    token = session_for(console, committee.compound, "information-officer", "volunteer", "o1", officer_key, ["1"])
+    with phone(console, token) as officer:
+        page = officer.get("/phone/untested/1")
+        assert page.status_code == 200 and "第 R1 轮未检测" in page.text and 'data-household="h1-101"' in page.text
+        assert officer.get("/phone/untested/2").status_code == 403

@@ -28,6 +28,7 @@ from tests.console.phone_people import (
     confirmations,
     dispatch,
     enlist_logistics,
+    household_key,
     issue_key,
     send_out,
     session_for,
@@ -196,7 +197,7 @@ def test_a_household_sends_its_self_test_with_a_photo_from_the_phone(
         timeout=90,
         what="testing to learn the household over Kafka",
     )
-    key = issue_key(console, committee.compound, "household", household="h2-101")
+    key = household_key(committee, "h2-101")
     token = session_for(console, committee.compound, "household", "household", "h2-101", key, ["2"])
     photo = tmp_path / "antigen.png"
     photo.write_bytes(png(8, 8))
