@@ -210,9 +210,9 @@ def test_a_household_sends_its_self_test_with_a_photo_from_the_phone(
             assert browser.evaluate("document.documentElement.scrollWidth") <= 360
             browser.evaluate("document.querySelector('input[name=resident][value=r2]').checked = true")
             browser.evaluate("document.querySelector('input[name=result][value=negative]').checked = true")
-            root = browser.call("DOM.getDocument")["root"]["nodeId"]
-            node = browser.call("DOM.querySelector", nodeId=root, selector="input[name=photo]")["nodeId"]
-            browser.call("DOM.setFileInputFiles", files=[str(photo)], nodeId=node)
+            found = browser.call("Runtime.evaluate", expression="document.querySelector('input[name=photo]')")
+            browser.call("DOM.setFileInputFiles", files=[str(photo)], objectId=found["result"]["objectId"])
+            assert browser.evaluate("document.querySelector('input[name=photo]').files.length") == 1
             browser.submit("#antigen-form")
             assert browser.evaluate("location.pathname + location.search") == "/phone/home?reported=1"
             assert "已提交" in browser.text("#reported")
