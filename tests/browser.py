@@ -52,6 +52,9 @@ class Browser:
         pages = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page"]
         self.socket = connect(pages[0]["webSocketDebuggerUrl"], max_size=50 * 1024 * 1024, legacy=True)
         self.ids = itertools.count(1)
+        # Headless Chromium sends Accept-Language from --lang only with a head: say it over the protocol.
+        agent = self.call("Browser.getVersion")["userAgent"]
+        self.call("Network.setUserAgentOverride", userAgent=agent, acceptLanguage=language)
 
     def __enter__(self) -> Browser:
         return self

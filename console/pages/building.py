@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from console.dependencies import Console, PageRefused, building_of, client_for, role_in
+from console.dependencies import Console, LocalId, PageRefused, building_of, client_for, role_in
 from console.i18n import N_
 from console.navigation import INVITED_ROLES, STAFF_ROLES
 from console.pages.overview import ZONES
@@ -26,7 +26,7 @@ def mine(person: Anyone) -> Response:
 
 
 @router.get("/buildings/{building}", response_class=HTMLResponse)
-async def building_page(request: Request, console: Console, person: Anyone, building: str) -> HTMLResponse:
+async def building_page(request: Request, console: Console, person: Anyone, building: LocalId) -> HTMLResponse:
     building_of(person, building)
     client = client_for(request, console, person)
     zone = await client.get("residents", f"/compounds/{person.compound}/buildings/{building}/zone")

@@ -3,13 +3,14 @@ answer goes to every building that asked (notify's question groups)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from console.dependencies import Console, checked_form, client_for, role_in
+from console.dependencies import Console, LocalId, checked_form, client_for, role_in
 from console.i18n import N_
 from console.navigation import STAFF_ROLES
 from console.services_client import ServiceProblem
@@ -39,6 +40,8 @@ async def _inbox(
         "status": status,
         "error": error,
         "failed_group": failed_group,
+        # A refusal for a group no longer listed here (answered meanwhile) is shown above the list.
+        "error_above": error if failed_group not in {g["question_group"] for g in groups} else None,
         "values": values or {},
         "answered": request.query_params.get("answered"),
     }
@@ -52,7 +55,7 @@ async def inbox(request: Request, console: Console, person: Staff, status: str =
 
 @router.post("/questions/{group}/answer")
 async def answer(
-    request: Request, console: Console, person: Staff, group: str, form: Annotated[FormData, Depends(checked_form)]
+    request: Request, console: Console, person: Staff, group: LocalId, form: Annotated[FormData, Depends(checked_form)]
 ) -> Response:
     def text(name: str) -> str:
         value = form.get(name)
@@ -74,7 +77,8 @@ async def answer(
     body = {"question": question, "answer": reply, "policy_points": points}
     client = client_for(request, console, person)
     # The form's own id: a double tap, or a retry after a dropped answer, publishes the answer once.
-    command = text("command") or None
+    command = text("command")
+    command = command if re.fullmatch(r"[A-Za-z0-9_-]{8,64}", command) else None
     try:
         done = await client.post(
             "notify", f"/compounds/{person.compound}/question-groups/{group}/answer", body, idempotency_key=command

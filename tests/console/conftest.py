@@ -32,7 +32,10 @@ BUILDINGS = ("1", "2", "3")
 
 @dataclass
 class Committee:
-    """The running suite with one registered compound: three buildings, a household each, staff s1, volunteer v1."""
+    """The running suite with one registered compound: three buildings, a household each, staff s1, volunteer v1.
+
+    One for the whole session (starting the suite is the slow part): a test that changes the compound keeps
+    to what no other test reads (its own question, its own building)."""
 
     suite: RunningSuite
     compound: str
@@ -79,7 +82,7 @@ def _register(committee: Committee) -> None:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def committee(tmp_path_factory: pytest.TempPathFactory, kafka: str, broker: Any) -> Iterator[Committee]:
     start_groups_at_the_end(kafka, broker)
     with serve_suite(tmp_path_factory.mktemp("suite"), kafka) as running:

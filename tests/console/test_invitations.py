@@ -11,7 +11,9 @@ import re
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from console.tables import sessions
 from tests.conftest import both_databases
 from tests.console.conftest import Committee, ConsoleUnderTest
 
@@ -23,6 +25,14 @@ def invite(console: ConsoleUnderTest, committee: Committee, **fields: str) -> ht
     assert console.sign_in().status_code == 303
     form = {"role": "logistics-volunteer", "holder": "v1", "buildings": "", "label": "", **fields}
     return console.client.post("/invitations", data={**form, "csrf": console.csrf("/invitations/new")})
+
+
+def held_key(console: ConsoleUnderTest) -> str:
+    """The key of the one invited person's session, opened as the console opens it."""
+    runtime = console.app.state.console
+    with runtime.database.reading() as session:
+        row = session.execute(select(sessions).where(sessions.c.username.is_(None))).mappings().one()
+    return runtime.seal.open(row["sealed_key"], row["key_id"])
 
 
 def link_of(page: httpx.Response) -> str:
@@ -53,16 +63,25 @@ def test_an_invitation_opens_one_session_once_for_the_persons_own_building(
         assert other.status_code == 403 and "这栋楼不归您负责" in other.text
         staff_page = phone.get("/overview")
         assert staff_page.status_code == 403 and "您的角色不能访问此页面" in staff_page.text
-        english = phone.get(
-            "/buildings/2", headers={"Cookie": f"{phone.cookies and ''}"}, cookies={"console_lang": "en"}
-        )
+        phone.cookies.set("console_lang", "en")
+        english = phone.get("/buildings/2")
         assert english.status_code == 403 and "This building is not yours." in english.text
-        # The key the console holds for them works in every service as the volunteer, and ends at sign-out.
-        key_id = console.app.state.console.database  # noqa: F841  (the row is read below through the services)
+        phone.cookies.set("console_lang", "zh_CN")
+        # The key the console holds for them is the volunteer's own in every service, and ends at sign-out.
+        key = held_key(console)
+        for url in committee.suite.urls.values():
+            me = httpx.get(f"{url}/whoami", headers={"X-API-Key": key}, timeout=10).json()
+            assert (me["role"], me["buildings"], me["holder"]) == (
+                "logistics-volunteer",
+                ["1"],
+                {"kind": "volunteer", "id": f"{committee.compound}:v1"},
+            )
         csrf_page = phone.get("/buildings/1").text
         token = re.search(r'name="csrf" value="([^"]+)"', csrf_page).group(1)  # type: ignore[union-attr]
         out = phone.post("/signout", data={"csrf": token}, follow_redirects=False)
         assert out.status_code == 303
+        for url in committee.suite.urls.values():
+            assert httpx.get(f"{url}/whoami", headers={"X-API-Key": key}, timeout=10).status_code == 401
     with TestClient(console.app, base_url="http://console.test") as second:
         used = second.get(link)
         assert used.status_code == 410 and "已被使用或已过期" in used.text
