@@ -121,7 +121,10 @@ async def untested(request: Request, console: Console, person: Officer, building
         "floors": floors,
         "visits": visits["visits"] if isinstance(visits, dict) else None,
         "follow_ups": supplies["follow_ups"] if isinstance(supplies, dict) else None,
-        "unavailable": [name for name, v in {**lists, **follow_ups}.items() if isinstance(v, ServiceProblem)],
+        # A list the service keeps from this role (403) is left out; one it could not give is said to be missing.
+        "unavailable": [
+            name for name, v in {**lists, **follow_ups}.items() if isinstance(v, ServiceProblem) and v.status != 403
+        ],
         "reasons": REASONS,
     }
     return phone_page(console, request, "phone/untested.html", context)

@@ -40,10 +40,10 @@ class Crew:
 @pytest.fixture(scope="module")
 def crew(committee: Committee) -> Crew:
     enlist_logistics(committee)
-    delivery = dispatch(committee, "B1")
-    committee.ok("POST", "testing", "/rounds", {"round": "A1", "kind": "antigen", "starts_at": "2022-04-12T08:00"})
+    delivery = dispatch(committee, f"B{uuid.uuid4().hex[:8]}")
+    committee.ok("POST", "testing", "/rounds", {"round": "AV1", "kind": "antigen", "starts_at": "2022-05-02T08:00"})
     wait_for(
-        lambda: bool(committee.ok("GET", "testing", "/rounds/A1/households/h1-101/antigen")["members"]),
+        lambda: bool(committee.ok("GET", "testing", "/rounds/AV1/households/h1-101/antigen")["members"]),
         timeout=90,
         what="testing to learn the household over Kafka",
     )
@@ -154,7 +154,7 @@ def test_a_household_reports_its_antigen_result_with_a_photo_once(
         form = {
             "csrf": csrf_of(page.text),
             "command_id": re.search(r'name="command_id" value="([^"]+)"', page.text).group(1),  # type: ignore[union-attr]
-            "round": "A1",
+            "round": "AV1",
             "resident": "r1",
             "result": "negative",
         }
@@ -166,7 +166,7 @@ def test_a_household_reports_its_antigen_result_with_a_photo_once(
         assert resent.status_code == 303
         after = client.get("/phone/home?reported=1")
         assert 'id="reported"' in after.text and "已上报" in after.text
-        reports = committee.ok("GET", "testing", "/rounds/A1/households/h1-101/antigen")
+        reports = committee.ok("GET", "testing", "/rounds/AV1/households/h1-101/antigen")
         member = next(m for m in reports["members"] if m["resident"] == "r1")
         assert member["result"] == "negative" and member["photo"]
         # Not a picture: refused in Chinese, nothing sent.
@@ -180,29 +180,29 @@ def test_a_household_reports_its_antigen_result_with_a_photo_once(
 def test_the_sampling_point_calls_the_next_floors_once_and_the_officer_sees_who_is_untested(
     committee: Committee, console: ConsoleUnderTest
 ) -> None:
-    committee.ok("POST", "testing", "/points", {"point": "p1", "name": "东门", "location": "gate", "throughput": 4})
-    committee.ok("PUT", "testing", "/points/p1/buildings", {"buildings": ["1", "2", "3"]})
-    committee.ok("POST", "testing", "/rounds", {"round": "R1", "starts_at": "2022-04-12T07:00", "points": ["p1"]})
+    committee.ok("POST", "testing", "/points", {"point": "pv", "name": "东门", "location": "gate", "throughput": 4})
+    committee.ok("PUT", "testing", "/points/pv/buildings", {"buildings": ["1", "2", "3"]})
+    committee.ok("POST", "testing", "/rounds", {"round": "RV", "starts_at": "2022-05-01T07:00", "points": ["pv"]})
     wait_for(
-        lambda: any(p["calls"] for p in committee.ok("POST", "testing", "/rounds/R1/plan")["points"]),
+        lambda: any(p["calls"] for p in committee.ok("POST", "testing", "/rounds/RV/plan")["points"]),
         timeout=90,
         what="testing to learn the residents over Kafka",
     )
-    for volunteer, building, role in (("sv", "1", None), ("o1", "1", "information_officer")):
+    for volunteer, building, role in (("sv", "1", None), ("ov", "1", "information_officer")):
         committee.ok("POST", "residents", "/volunteers", {"volunteer": volunteer, "building": building, "skills": []})
         if role:
             committee.ok("PUT", "residents", f"/buildings/{building}/roles/{volunteer}", {"role": role})
     wait_for(
-        lambda: committee.call("POST", "testing", "/points/p1/keys", {"volunteer": "sv"}).status_code == 201,
+        lambda: committee.call("POST", "testing", "/points/pv/keys", {"volunteer": "sv"}).status_code == 201,
         timeout=90,
         what="testing to learn the volunteer over Kafka",
     )
-    key = committee.ok("POST", "testing", "/points/p1/keys", {"volunteer": "sv"})["key"]
+    key = committee.ok("POST", "testing", "/points/pv/keys", {"volunteer": "sv"})["key"]
     token = session_for(console, committee.compound, "sampling-volunteer", "volunteer", "sv", key, ["1"])
     with phone(console, token) as sampler:
         page = sampler.get("/phone/point")
-        assert page.status_code == 200 and 'data-point="p1"' in page.text and "叫下一批楼层" in page.text
-        body = {"command_id": str(uuid.uuid4()), "kind": "round.call_next", "params": {"round": "R1", "point": "p1"}}
+        assert page.status_code == 200 and 'data-point="pv"' in page.text and "叫下一批楼层" in page.text
+        body = {"command_id": str(uuid.uuid4()), "kind": "round.call_next", "params": {"round": "RV", "point": "pv"}}
         headers = {"X-CSRF-Token": csrf_of(page.text)}
         first = sampler.post("/api/actions", json=body, headers=headers)
         assert first.status_code == 200 and first.json()["replayed"] is False, first.text
@@ -212,9 +212,9 @@ def test_the_sampling_point_calls_the_next_floors_once_and_the_officer_sees_who_
         shown = sampler.get("/phone/point").text
         assert shown.count('data-called="yes"') == 1
         assert sampler.get("/phone/deliveries/1").status_code == 403
-    officer_key = issue_key(console, committee.compound, "information-officer", volunteer="o1")
-    token = session_for(console, committee.compound, "information-officer", "volunteer", "o1", officer_key, ["1"])
+    officer_key = issue_key(console, committee.compound, "information-officer", volunteer="ov")
+    token = session_for(console, committee.compound, "information-officer", "volunteer", "ov", officer_key, ["1"])
     with phone(console, token) as officer:
         page = officer.get("/phone/untested/1")
-        assert page.status_code == 200 and "第 R1 轮未检测" in page.text and 'data-household="h1-101"' in page.text
+        assert page.status_code == 200 and "第 RV 轮未检测" in page.text and 'data-household="h1-101"' in page.text
         assert officer.get("/phone/untested/2").status_code == 403

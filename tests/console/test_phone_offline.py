@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,9 @@ class Phone(Browser):
 @pytest.fixture(scope="module")
 def deliveries(committee: Committee) -> Iterator[tuple[Delivery, str]]:
     enlist_logistics(committee)
-    delivery = dispatch(committee, "B1")
-    second = "B2"
+    run = uuid.uuid4().hex[:6]
+    delivery = dispatch(committee, f"B{run}")
+    second = f"C{run}"
     send_out(committee, second)
     yield delivery, second
 
@@ -164,7 +166,7 @@ def test_a_delivery_confirmed_offline_is_sent_once_when_the_network_returns(
             # Replayed once more from the phone's store: still the one confirmation.
             assert browser.awaited("juweiOutbox.list().then(a => juweiOutbox.send({...a[0], status: 'pending'}))")
 
-            # Someone else delivers batch B2 to the household while the page shows it waiting: a conflict.
+            # Someone else delivers the second batch to the household while the page shows it waiting: a conflict.
             committee.ok(
                 "POST", "supplies", f"/batches/{second}/buildings/1/outcomes",
                 {"outcomes": [{"household": household, "outcome": "delivered"}]},
@@ -175,8 +177,12 @@ def test_a_delivery_confirmed_offline_is_sent_once_when_the_network_returns(
             assert "未完成" in browser.text("#outbox-list li[data-status=conflict]")
             browser.open(page, ready=READY)
             assert browser.evaluate("document.querySelectorAll('#outbox-list li[data-status=conflict]').length") == 1
-            # The feed has the later B2 confirmation: had a resend of B1 written anything, it would be there too.
-            wait_for(lambda: len(confirmations(committee, second, household)) == 1, timeout=60, what="B2 in the feed")
+            # The feed has the later confirmation of the second batch: had a resend of the first written anything, it would be there too.
+            wait_for(
+                lambda: len(confirmations(committee, second, household)) == 1,
+                timeout=60,
+                what="the second batch in the feed",
+            )
             assert len(confirmations(committee, delivery.batch, household)) == 1
             browser.screenshot(tmp_path / "outbox-phone.png")
 
@@ -191,9 +197,9 @@ def test_a_delivery_confirmed_offline_is_sent_once_when_the_network_returns(
 def test_a_household_sends_its_self_test_with_a_photo_from_the_phone(
     committee: Committee, console: ConsoleUnderTest, tmp_path: Path
 ) -> None:
-    committee.ok("POST", "testing", "/rounds", {"round": "A9", "kind": "antigen", "starts_at": "2022-04-12T08:00"})
+    committee.ok("POST", "testing", "/rounds", {"round": "AV9", "kind": "antigen", "starts_at": "2022-05-03T08:00"})
     wait_for(
-        lambda: bool(committee.ok("GET", "testing", "/rounds/A9/households/h2-101/antigen")["members"]),
+        lambda: bool(committee.ok("GET", "testing", "/rounds/AV9/households/h2-101/antigen")["members"]),
         timeout=90,
         what="testing to learn the household over Kafka",
     )
@@ -219,6 +225,6 @@ def test_a_household_sends_its_self_test_with_a_photo_from_the_phone(
             browser.screenshot(tmp_path / "self-test-phone.png")
         finally:
             shutil.rmtree(tmp_path / "chromium", ignore_errors=True)
-    reports = committee.ok("GET", "testing", "/rounds/A9/households/h2-101/antigen")
+    reports = committee.ok("GET", "testing", "/rounds/AV9/households/h2-101/antigen")
     member = next(m for m in reports["members"] if m["resident"] == "r2")
     assert member["result"] == "negative" and member["photo"]
