@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 
 from console import sessions
-from tests.console.conftest import Committee, ConsoleUnderTest
+from tests.console.conftest import Committee, ConsoleUnderTest, _register
 from tests.kernel.harness import ROOT, wait_for
 
 SHIFTS = {"A": "la", "B": "lb"}  # one logistics volunteer of building 1 on each shift
@@ -30,6 +31,14 @@ class Delivery:
     batch: str
     volunteer: str
     households: list[str]
+
+
+def own_compound(shared: Committee) -> Committee:
+    """A compound of its own on the session's running suite, registered like the shared one: the other console
+    tests read theirs as they left it (no batch, no round), and these add batches, rounds and points."""
+    mine = Committee(shared.suite, f"cv{uuid.uuid4().hex[:8]}")
+    _register(mine)
+    return mine
 
 
 def issue_key(console: ConsoleUnderTest, compound: str, role: str, **who: str) -> str:

@@ -23,12 +23,19 @@ from tests.console.phone_people import (
     enlist_logistics,
     household_key,
     issue_key,
+    own_compound,
     send_out,
     session_for,
 )
 from tests.kernel.harness import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def committee(committee: Committee) -> Committee:
+    """This module's own compound on the session's suite (the console fixture calls it as this one)."""
+    return own_compound(committee)
 
 
 @dataclass

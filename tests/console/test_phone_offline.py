@@ -31,12 +31,21 @@ from tests.console.phone_people import (
     enlist_logistics,
     household_key,
     issue_key,
+    own_compound,
     send_out,
     session_for,
 )
 from tests.kernel.harness import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def committee(committee: Committee) -> Committee:
+    """This module's own compound on the session's suite (the console fixture calls it as this one)."""
+    return own_compound(committee)
+
+
 READY = "!!document.getElementById('outbox') && document.getElementById('outbox').dataset.ready === '1'"
 
 
@@ -177,7 +186,7 @@ def test_a_delivery_confirmed_offline_is_sent_once_when_the_network_returns(
             assert "未完成" in browser.text("#outbox-list li[data-status=conflict]")
             browser.open(page, ready=READY)
             assert browser.evaluate("document.querySelectorAll('#outbox-list li[data-status=conflict]').length") == 1
-            # The feed has the later confirmation of the second batch: had a resend of the first written anything, it would be there too.
+            # The feed has the later confirmation of the second batch: a resend's event would be there too.
             wait_for(
                 lambda: len(confirmations(committee, second, household)) == 1,
                 timeout=60,
