@@ -26,10 +26,14 @@ MENU: dict[str, list[tuple[str, str]]] = {
         ("/questions", N_("Questions")),
         ("/invitations/new", N_("Invite")),
     ],
-    INFORMATION_OFFICER: [("/me", N_("My building"))],
-    LOGISTICS_VOLUNTEER: [("/me", N_("My building"))],
-    SAMPLING_VOLUNTEER: [("/me", N_("My building"))],
-    HOUSEHOLD: [("/me", N_("My building"))],
+    INFORMATION_OFFICER: [("/me", N_("My building")), ("/phone/untested", N_("Untested"))],
+    LOGISTICS_VOLUNTEER: [
+        ("/me", N_("My building")),
+        ("/phone/deliveries", N_("Deliveries")),
+        ("/phone/cards", N_("Medicine cards")),
+    ],
+    SAMPLING_VOLUNTEER: [("/me", N_("My building")), ("/phone/point", N_("Sampling point"))],
+    HOUSEHOLD: [("/me", N_("My building")), ("/phone/home", N_("Self-test"))],
 }
 
 

@@ -8,6 +8,7 @@ Idempotency-Key so a retried form or a replayed phone action happens once. An RF
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -55,6 +56,15 @@ def _problem(service: str, response: httpx.Response) -> ServiceProblem:
     )
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A service's answer to a command: its status, JSON body, and whether it replayed an earlier answer."""
+
+    status: int
+    body: Any
+    replayed: bool
+
+
 @dataclass
 class ServiceClient:
     """One person's view of the services for one request: ``urls`` by service name, their key and language."""
@@ -83,18 +93,39 @@ class ServiceClient:
         idempotency_key: str | None = None,
     ) -> Any:
         """The JSON answer (None for 204); a problem, or no answer at all, raises ``ServiceProblem``."""
+        answer = await self.send(method, service, path, params=params, json=json, idempotency_key=idempotency_key)
+        return answer.body
+
+    async def send(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Answer:
+        """The answer with what its headers say (a replayed command); a form with files goes as multipart."""
         url = f"{self.urls[service]}{path}"
+        headers = self._headers(idempotency_key)
+        if files and idempotency_key:
+            # A command sent again must be the same bytes (the service compares them): its own fixed boundary.
+            boundary = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+            headers["Content-Type"] = f"multipart/form-data; boundary=juwei{boundary}"
         try:
             response = await self.http.request(
-                method, url, params=params, json=json, headers=self._headers(idempotency_key)
+                method, url, params=params, json=json, data=data, files=files, headers=headers
             )
         except httpx.HTTPError as exc:
             raise ServiceProblem(service, 0, detail=type(exc).__name__) from exc
         if response.status_code >= 400:
             raise _problem(service, response)
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+        body = None if response.status_code == 204 or not response.content else response.json()
+        replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
+        return Answer(response.status_code, body, replayed)
 
     async def get(self, service: str, path: str, **params: Any) -> Any:
         return await self.request("GET", service, path, params={k: v for k, v in params.items() if v is not None})

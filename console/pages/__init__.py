@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from console.pages import building, invitations, overview, questions, round, session, supplies
+from console.pages import (
+    actions,
+    building,
+    household,
+    invitations,
+    overview,
+    phone,
+    questions,
+    round,
+    session,
+    supplies,
+)
 
 ROUTERS = [
     session.router,
@@ -12,4 +23,7 @@ ROUTERS = [
     questions.router,
     round.router,
     supplies.router,
+    actions.router,
+    phone.router,
+    household.router,
 ]
