@@ -10,14 +10,11 @@ read model (and the sealed identity) and only differences become events.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
-import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -29,17 +26,45 @@ from juwei.events import Envelope
 from juwei.store import EventStore, envelope_from_row, events_table, lock_appends
 from juwei.vault import Vault
 from services.residents import views
-from services.residents.domain import IMPORT_COLUMNS, Building, Household, ImportRow, Needs, RowError, validate_rows
+from services.residents.domain import (
+    IMPORT_COLUMNS,
+    NEEDS_COLUMNS,
+    Building,
+    BuildingIndex,
+    Household,
+    ImportRow,
+    Needs,
+    RegisteredBuilding,
+    RowError,
+    validate_rows,
+)
+from services.residents.domain.headings import BUILDING_FIELDS, HeadingMap
+from services.residents.domain.notation import building_label
+from services.residents.spreadsheets import (
+    MAX_BYTES,
+    MAX_LINES,
+    MAX_ROWS,
+    XLSX_MEDIA_TYPE,
+    Sheet,
+    UnreadableFile,
+    read_sheet,
+)
 
-__all__ = ["IMPORT_COLUMNS", "ImportRejected", "UnreadableFile", "import_buildings", "import_residents", "read_sheet"]
+__all__ = [
+    "IMPORT_COLUMNS",
+    "MAX_BYTES",
+    "MAX_LINES",
+    "MAX_ROWS",
+    "XLSX_MEDIA_TYPE",
+    "ImportRejected",
+    "Sheet",
+    "UnreadableFile",
+    "import_buildings",
+    "import_residents",
+    "read_sheet",
+]
 
-MAX_BYTES = 10 * 1024 * 1024
-MAX_ROWS = 20_000
-# Blank lines are skipped, but not without end (a sheet formatted down to row 1,048,576 is refused).
-MAX_LINES = 2 * MAX_ROWS
-_TOO_LONG = f"the sheet goes on past line {MAX_LINES}: delete the empty rows at its end, or split it"
-BUILDING_COLUMNS = ("building", "number", "floors", "rooms_per_floor", "lifts", "lift_capacity")
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+BUILDING_COLUMNS = BUILDING_FIELDS
 # Ids appear in URLs (``/compounds/c1/households/<id>``): the same rule as the API's path ids.
 LOCAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 LOCAL_ID_RULE = "use 1-40 letters, digits, '_' or '-' (the id appears in web addresses)"
@@ -55,144 +80,8 @@ class ImportRejected(Exception):
 
     def __init__(self, errors: Sequence[RowError]) -> None:
         self.errors = sorted(errors, key=lambda e: (e.line, e.column))
-        lines = len({e.line for e in self.errors})
-        super().__init__(f"{lines} {'row has' if lines == 1 else 'rows have'} errors; nothing was imported")
-
-
-class UnreadableFile(Exception):
-    """The upload is not a CSV or XLSX file we can read; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 422, code: str = "unreadable-file") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-@dataclass(frozen=True)
-class Sheet:
-    """The first sheet of a file: its header and its rows, each with the line (row) it came from."""
-
-    columns: list[str]
-    rows: list[dict[str, str | None]]
-    lines: list[int]
-
-    def relocate(self, errors: Iterable[RowError]) -> list[RowError]:
-        """Errors numbered by row position (data from 2) renumbered to the file's own lines."""
-        return [replace(e, line=self._line(e.line)) for e in errors]
-
-    def _line(self, position: int) -> int:
-        return self.lines[position - 2] if 2 <= position < len(self.lines) + 2 else position
-
-
-# --- reading ----------------------------------------------------------------------------------------------
-
-
-def read_sheet(content: bytes, filename: str | None = None, media_type: str | None = None) -> Sheet:
-    """CSV (UTF-8, with or without BOM, or GB18030 as Chinese Excel saves it) or XLSX (first sheet)."""
-    if len(content) > MAX_BYTES:
-        raise UnreadableFile(f"the file is larger than {MAX_BYTES} bytes", 413, "file-too-large")
-    name = (filename or "").lower()
-    if content.startswith(b"\xd0\xcf\x11\xe0"):
-        raise UnreadableFile("old .xls files are not read: save the sheet as .xlsx or .csv", 415, "unsupported-file")
-    if content.startswith(b"PK\x03\x04") or name.endswith(".xlsx") or (media_type or "").startswith(XLSX_MEDIA_TYPE):
-        return _read_xlsx(content)
-    return _read_csv(content)
-
-
-def _decode(content: bytes) -> str:
-    try:
-        return content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return content.decode("gb18030")
-    except UnicodeDecodeError:
-        raise UnreadableFile("the file is neither UTF-8 nor GB18030 text, nor an XLSX workbook") from None
-
-
-def _header(cells: Iterable[Any]) -> list[str]:
-    return [_cell(c).strip().lower() for c in cells]
-
-
-def _read_csv(content: bytes) -> Sheet:
-    text = _decode(content)
-    if not text.strip():
-        raise UnreadableFile("the file is empty")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = _header(next(reader))
-        rows: list[dict[str, str | None]] = []
-        lines: list[int] = []
-        for cells in reader:
-            if reader.line_num > MAX_LINES:
-                raise UnreadableFile(_TOO_LONG, 422, "too-many-rows")
-            if not any(c.strip() for c in cells):
-                continue  # blank lines are spreadsheet padding, not rows
-            if len(rows) >= MAX_ROWS:
-                raise UnreadableFile(f"the file has more than {MAX_ROWS} rows; split it", 422, "too-many-rows")
-            rows.append(_as_row(header, cells))
-            lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise UnreadableFile(f"line {reader.line_num}: not valid CSV ({exc})") from None
-    return Sheet(header, rows, lines)
-
-
-def _read_xlsx(content: bytes) -> Sheet:
-    from openpyxl import load_workbook  # only imported when a workbook arrives
-
-    try:
-        book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise UnreadableFile(f"not a readable XLSX workbook ({type(exc).__name__})") from None
-    try:
-        sheet = book.worksheets[0] if book.worksheets else None
-        if sheet is None:
-            raise UnreadableFile("the workbook has no sheet")
-        found = sheet.iter_rows(values_only=True)
-        first = next(found, None)
-        if first is None:
-            raise UnreadableFile("the first sheet is empty")
-        header = _header(first)
-        while header and not header[-1]:
-            header.pop()  # trailing formatted-but-empty header cells
-        rows: list[dict[str, str | None]] = []
-        lines: list[int] = []
-        for number, values in enumerate(found, start=2):
-            if number > MAX_LINES:
-                raise UnreadableFile(_TOO_LONG, 422, "too-many-rows")
-            cells = [_cell(v) for v in values]
-            if not any(c.strip() for c in cells):
-                continue
-            if len(rows) >= MAX_ROWS:
-                raise UnreadableFile(f"the sheet has more than {MAX_ROWS} rows; split it", 422, "too-many-rows")
-            while len(cells) > len(header) and not cells[-1].strip():
-                cells.pop()
-            rows.append(_as_row(header, cells))
-            lines.append(number)
-    finally:
-        book.close()
-    return Sheet(header, rows, lines)
-
-
-def _cell(value: Any) -> str:
-    """A spreadsheet cell as the text a committee member typed (Excel stores 13800138000 as a number)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
-
-
-def _as_row(header: list[str], cells: list[str]) -> dict[str, str | None]:
-    """Like ``csv.DictReader``: missing cells are None, extra cells go under the key None."""
-    row: dict[Any, Any] = {column: (cells[i] if i < len(cells) else None) for i, column in enumerate(header)}
-    if len(cells) > len(header):
-        row[None] = cells[len(header) :]
-    return row
+        self.lines = len({e.line for e in self.errors})
+        super().__init__(f"{self.lines} {'row has' if self.lines == 1 else 'rows have'} errors; nothing was imported")
 
 
 # --- validation -------------------------------------------------------------------------------------------
@@ -209,31 +98,44 @@ class BuildingRow:
     lift_capacity: int
 
 
-def validate_building_rows(rows: Iterable[Mapping[str, str | None]]) -> tuple[list[BuildingRow], list[RowError]]:
+def building_id_for(number: str) -> str | None:
+    """A building's id when the sheet gives none: "12号楼" → b12; None when the number is no plain number."""
+    label = building_label(number)
+    return f"b{label}" if label.replace("-", "").isdigit() else None
+
+
+def validate_building_rows(
+    rows: Iterable[Mapping[str | None, str | None]], present: Iterable[str] | None = None
+) -> tuple[list[BuildingRow], list[RowError]]:
     """Check every row of a buildings sheet; like ``domain.validate_rows``, lines start at 2."""
     good: list[BuildingRow] = []
     errors: list[RowError] = []
     seen: dict[str, int] = {}
+    fields = set(present) if present is not None else None
     for line, raw in enumerate(rows, start=2):
+        if fields is None:
+            fields = {k for k in raw if k is not None}
         if line == 2:
-            missing = [c for c in BUILDING_COLUMNS if c not in raw]
+            missing = [c for c in BUILDING_COLUMNS[1:] if c not in fields]
             if missing:
-                return [], [RowError(1, c, "column missing from the header") for c in missing]
+                return [], [RowError.of(1, c, "column-missing", field=c) for c in missing]
         bad: list[RowError] = []
-        if raw.get(None) is not None:  # type: ignore[call-overload]
-            bad.append(RowError(line, "", "the row has more cells than the header"))
+        if raw.get(None) is not None:
+            bad.append(RowError.of(line, "", "extra-cells"))
         cell = {c: (raw.get(c) or "").strip() for c in BUILDING_COLUMNS}
-        building = cell["building"]
-        if not building:
-            bad.append(RowError(line, "building", "required"))
+        building = cell["building"] or building_id_for(cell["number"]) or ""
+        if not cell["building"] and cell["number"] and not building:
+            bad.append(RowError.of(line, "number", "building-id-needed", number=cell["number"]))
+        elif not building:
+            bad.append(RowError.of(line, "building", "required", field="building"))
         elif not LOCAL_ID.match(building):
-            bad.append(RowError(line, "building", LOCAL_ID_RULE))
+            bad.append(RowError.of(line, "building", "local-id"))
         elif (first := seen.setdefault(building, line)) != line:
-            bad.append(RowError(line, "building", f"building {building} is already on line {first}"))
+            bad.append(RowError.of(line, "building", "building-repeated", building=building, first=first))
         if not cell["number"]:
-            bad.append(RowError(line, "number", "required"))
+            bad.append(RowError.of(line, "number", "required", field="number"))
         elif len(cell["number"]) > 40:
-            bad.append(RowError(line, "number", "longer than 40 characters"))
+            bad.append(RowError.of(line, "number", "number-too-long"))
         numbers: dict[str, int] = {}
         limits = {"floors": (1, MAX_FLOORS), "rooms_per_floor": (1, MAX_ROOMS_PER_FLOOR), "lifts": (0, 50)}
         limits["lift_capacity"] = (0, 100)
@@ -241,13 +143,15 @@ def validate_building_rows(rows: Iterable[Mapping[str, str | None]]) -> tuple[li
             try:
                 numbers[column] = int(cell[column])
             except ValueError:
-                reason = "required" if not cell[column] else f"not a whole number: {cell[column]!r}"
-                bad.append(RowError(line, column, reason))
+                if not cell[column]:
+                    bad.append(RowError.of(line, column, "required", field=column))
+                else:
+                    bad.append(RowError.of(line, column, "not-a-whole-number", value=cell[column]))
                 continue
             if not low <= numbers[column] <= high:
-                bad.append(RowError(line, column, f"must be between {low} and {high}"))
+                bad.append(RowError.of(line, column, "out-of-range", low=low, high=high))
         if numbers.get("lifts", 0) > 0 and numbers.get("lift_capacity") == 0:
-            bad.append(RowError(line, "lift_capacity", "a building with lifts needs a lift capacity of at least 1"))
+            bad.append(RowError.of(line, "lift_capacity", "lift-capacity-needed"))
         if bad:
             errors.extend(bad)
             continue
@@ -255,27 +159,38 @@ def validate_building_rows(rows: Iterable[Mapping[str, str | None]]) -> tuple[li
     return good, errors
 
 
-def validate_resident_rows(sheet: Sheet, today: date) -> list[ImportRow]:
+def registered_buildings(session: Session, compound: str) -> BuildingIndex:
+    """The compound's buildings as the row checks need them (id, number, size)."""
+    return BuildingIndex(
+        RegisteredBuilding(local_id(row.building), row.number, row.floors, row.rooms_per_floor)
+        for row in session.execute(select(views.buildings).where(views.buildings.c.compound == compound))
+    )
+
+
+def validate_resident_rows(
+    sheet: Sheet, headings: HeadingMap, today: date, buildings: BuildingIndex
+) -> list[ImportRow]:
     """Every row of a residents sheet checked on its own (``domain.validate_rows``) and for URL-safe ids."""
-    good, errors = validate_rows(sheet.rows, today=today)
+    good, errors = validate_rows(sheet.rows(headings), today=today, buildings=buildings, present=headings.present)
     for row in good:
         for column in ("building", "household", "resident"):
-            if not LOCAL_ID.match(getattr(row, column)):
-                errors.append(RowError(row.line, column, LOCAL_ID_RULE))
+            value = getattr(row, column)
+            if value and not LOCAL_ID.match(value):
+                errors.append(RowError.of(row.line, column, "local-id"))
     if errors:
         raise ImportRejected(sheet.relocate(errors))
     if not good:
-        raise ImportRejected([RowError(2, "", "the sheet has a header but no rows")])
-    return [replace(row, line=sheet._line(row.line)) for row in good]
+        raise ImportRejected([RowError.of(2, "", "no-rows")])
+    return [replace(row, line=sheet.line(row.line)) for row in good]
 
 
-def parse_buildings(sheet: Sheet) -> list[BuildingRow]:
-    good, errors = validate_building_rows(sheet.rows)
+def parse_buildings(sheet: Sheet, headings: HeadingMap) -> list[BuildingRow]:
+    good, errors = validate_building_rows(sheet.rows(headings), headings.present)
     if errors:
         raise ImportRejected(sheet.relocate(errors))
     if not good:
-        raise ImportRejected([RowError(2, "", "the sheet has a header but no rows")])
-    return [replace(row, line=sheet._line(row.line)) for row in good]
+        raise ImportRejected([RowError.of(2, "", "no-rows")])
+    return [replace(row, line=sheet.line(row.line)) for row in good]
 
 
 # --- applying ---------------------------------------------------------------------------------------------
@@ -323,14 +238,13 @@ def import_buildings(
             continue
         for column in BUILDING_COLUMNS[1:]:
             if str(getattr(existing, column)) != str(getattr(row, column)):
+                value = getattr(existing, column)
                 errors.append(
-                    RowError(
-                        row.line,
-                        column,
-                        f"building {row.building} is registered with {column} {getattr(existing, column)};"
-                        " a registered building cannot be changed by import",
+                    RowError.of(
+                        row.line, column, "building-registered-differently", building=row.building, field=column,
+                        value=value,
                     )
-                )
+                )  # fmt: skip
                 break
         else:
             result.buildings.unchanged += 1
@@ -357,6 +271,68 @@ def _save_all(
 
 def _identity(row: ImportRow) -> dict[str, str | None]:
     return {"name": row.name, "phone": row.phone or None, "id_number": row.id_number or None}
+
+
+def _with_register(
+    row: ImportRow, resident: Any, needs_of: Mapping[str, Needs], current: Mapping[str, dict[str, Any] | None]
+) -> ImportRow:
+    """A row of a registered resident with what its sheet has no column for taken from the register."""
+    if resident is None:
+        return row
+    registered = needs_of[resident.resident]
+    needs = Needs(**{f: getattr(row.needs if f in row.present else registered, f) for f in NEEDS_COLUMNS})
+    identity = current.get(resident.resident) or {}
+    phone = row.phone if "phone" in row.present else identity.get("phone") or ""
+    id_number = row.id_number if "id_number" in row.present else identity.get("id_number") or ""
+    # An age says the birth year give or take one: the registered year stands.
+    return replace(row, needs=needs, phone=phone, id_number=id_number, birth_year=resident.birth_year)
+
+
+def _name_residents(
+    session: Session, vault: Vault, compound: str, rows: Sequence[ImportRow]
+) -> tuple[list[ImportRow], dict[str, dict[str, Any] | None]]:
+    """Give each row without a resident id the id of the registered resident it is, or a new one.
+
+    A resident is found by ID-card number anywhere in the compound (so a move is a move), else by name in the
+    same flat; one not found gets ``<household>-<n>``. Also answers the identities it opened, by global id.
+    """
+    registered = session.execute(
+        select(views.residents.c.resident, views.residents.c.household, views.residents.c.identity,
+               views.residents.c.erased).where(views.residents.c.compound == compound)
+    ).all()  # fmt: skip
+    taken = {row.resident for row in registered}
+    opened = vault.unseal_many(
+        session, {row.resident: row.identity for row in registered if not row.erased and row.identity}
+    )
+    by_id_number: dict[str, str] = {}
+    by_name: dict[tuple[str, str], list[str]] = {}
+    for row in registered:
+        identity = opened.get(row.resident)
+        if identity:
+            if identity.get("id_number"):
+                by_id_number[identity["id_number"]] = row.resident
+            by_name.setdefault((row.household, identity.get("name") or ""), []).append(row.resident)
+    claimed = {global_id(compound, row.resident) for row in rows if row.resident}
+    named: list[ImportRow] = []
+    for row in rows:
+        if row.resident:
+            named.append(row)
+            continue
+        household = global_id(compound, row.household)
+        rid = by_id_number.get(row.id_number) if row.id_number else None
+        if rid is None:
+            rid = next(
+                (r for r in by_name.get((household, row.name), [])
+                 if not (row.id_number and (opened.get(r) or {}).get("id_number") not in (None, row.id_number))),
+                None,
+            )  # fmt: skip
+        if rid is None or rid in claimed:
+            number = 1
+            while (rid := f"{household}-{number}") in taken or rid in claimed:
+                number += 1
+        claimed.add(rid)
+        named.append(replace(row, resident=local_id(rid)))
+    return named, opened
 
 
 def _load_many(session: Session, store: EventStore, kind: type[Aggregate], ids: Iterable[str]) -> dict[str, Any]:
@@ -415,6 +391,9 @@ def import_residents(
             session, select(views.households), views.households.c.household, sorted({g(r.household) for r in rows})
         )
     }
+    known: dict[str, dict[str, Any] | None] = {}
+    if any(not row.resident for row in rows):
+        rows, known = _name_residents(session, vault, compound, rows)
     residents = {
         row.resident: row
         for row in _in_chunks(
@@ -427,48 +406,51 @@ def import_residents(
         building = buildings.get(g(row.building))
         household = households.get(g(row.household))
         resident = residents.get(g(row.resident))
+        if not LOCAL_ID.match(row.resident):
+            errors.append(RowError.of(row.line, "resident", "local-id"))
         if building is None:
-            errors.append(RowError(row.line, "building", f"building {row.building} is not registered: import it first"))
+            errors.append(RowError.of(row.line, "building", "building-unknown", building=row.building))
         elif household is None:
+            flat = f"{row.floor}{row.room:02d}"
             if row.floor > building.floors:
-                errors.append(RowError(row.line, "floor", f"building {row.building} has floors 1..{building.floors}"))
-            if row.room > building.rooms_per_floor:
-                errors.append(
-                    RowError(row.line, "room", f"building {row.building} has rooms 1..{building.rooms_per_floor}")
-                )
+                column = "floor" if "floor" in row.present else "room"
+                errors.append(RowError.of(row.line, column, "floor-above-top", building=building.number,
+                                          floors=building.floors, flat=flat, floor=row.floor))  # fmt: skip
+            elif row.room > building.rooms_per_floor:
+                errors.append(RowError.of(row.line, "room", "room-above-last", building=building.number,
+                                          rooms=building.rooms_per_floor, flat=flat, room=row.room))  # fmt: skip
         elif (household.building, household.floor, household.room) != (g(row.building), row.floor, row.room):
             errors.append(
-                RowError(
-                    row.line,
-                    "household",
-                    f"household {row.household} is registered in building {local_id(household.building)} floor"
-                    f" {household.floor} room {household.room}; move its residents instead",
-                )
-            )
+                RowError.of(row.line, "household", "household-registered-elsewhere", household=row.household,
+                            building=local_id(household.building), floor=household.floor, room=household.room)
+            )  # fmt: skip
         if resident is None:
             continue
         if resident.erased:
-            errors.append(RowError(row.line, "resident", f"resident {row.resident} was erased: use a new id"))
-        elif resident.birth_year != row.birth_year:
-            errors.append(
-                RowError(
-                    row.line,
-                    "birth_year",
-                    f"resident {row.resident} is registered with birth year {resident.birth_year};"
-                    " an import cannot change it",
-                )
-            )
+            errors.append(RowError.of(row.line, "resident", "resident-erased", resident=row.resident))
+        elif resident.birth_year != row.birth_year and (
+            row.birth_year_exact or abs(resident.birth_year - row.birth_year) > 1
+        ):
+            errors.append(RowError.of(row.line, "birth_year", "birth-year-registered", resident=row.resident,
+                                      year=resident.birth_year))  # fmt: skip
     if errors:
         raise ImportRejected(errors)
 
     # Identity of those already registered, to tell a correction from a re-import.
-    current = vault.unseal_many(
-        session, {row.resident: row.identity for row in residents.values() if row.identity is not None}
+    current = known | vault.unseal_many(
+        session,
+        {
+            row.resident: row.identity
+            for row in residents.values()
+            if row.identity is not None and row.resident not in known
+        },
     )
     needs_of = {
         rid: Needs(**{flag: bool(getattr(row, flag)) for flag in Needs.__dataclass_fields__})
         for rid, row in residents.items()
     }
+    # A column the sheet lacks leaves what is registered as it is (a sheet of names and phones clears no needs).
+    rows = [_with_register(row, residents.get(g(row.resident)), needs_of, current) for row in rows]
 
     # Which registered households must be loaded: those that record something.
     touched: set[str] = set()

@@ -343,3 +343,30 @@ class DecisionIn(BaseModel):
     )
     zone: Literal["sealed", "controlled", "precaution"]
     reason: str = Field(min_length=1, max_length=500, description="The authorities' decision, e.g. its notice")
+
+
+class HeadingOut(BaseModel):
+    position: int = Field(description="The column, 1 for column A", examples=[1])
+    heading: str = Field(description="The heading as written in the sheet", examples=["楼号"])
+    field: str | None = Field(
+        description="The import's field it fills, or null when not recognised", examples=["building"]
+    )
+    chosen: bool = Field(False, description="Named by the request's `mapping` rather than recognised")
+    kept: bool = Field(True, description="False for fields recognised but not kept (sex, note) and for null")
+
+
+class SampleRowOut(BaseModel):
+    line: int = Field(description="The row's line in the sheet", examples=[2])
+    cells: list[str] = Field(description="One cell per entry of `headings`, in their order (phone and ID masked)")
+
+
+class PreviewOut(BaseModel):
+    kind: Literal["buildings", "residents"]
+    headings: list[HeadingOut]
+    fields: list[str] = Field(description="Every field the import takes (the values `mapping` may name)")
+    required: list[list[str]] = Field(description="Required fields; each entry is satisfied by any one of its fields")
+    missing: list[str] = Field(description="Required fields no heading fills (the first of each entry)")
+    unknown: list[str] = Field(description="Headings not recognised and not mapped: ignored on import")
+    ready: bool = Field(description="True when the import can read every required field")
+    rows: int = Field(description="Rows with data (blank lines skipped)")
+    sample: list[SampleRowOut]

@@ -551,9 +551,14 @@ def test_bad_rows_are_each_reported_with_line_column_and_reason() -> None:
 
 
 def test_missing_columns_and_ragged_rows() -> None:
-    columns = [c for c in IMPORT_COLUMNS if c != "phone"]
+    columns = [c for c in IMPORT_COLUMNS if c not in ("name", "room")]
     good, errors = validate_rows(csv.DictReader(as_csv([row()], columns)), today=TODAY)
-    assert good == [] and errors == [RowError(1, "phone", "column missing from the header")]
+    assert good == [] and errors == [
+        RowError.of(1, "room", "column-missing", field="room"),
+        RowError.of(1, "name", "column-missing", field="name"),
+    ]
+    assert errors[0].reason == "column missing from the header: room"
+    assert errors[0].say_in("zh") == "标题行缺少此列：房号"
     text = as_csv([row()]).getvalue() + "b1,3,2,h1,r2\n" + "b1,3,2,h1,r3,李四,,,1980,,,,,,no,extra\n"
     good, errors = validate_rows(csv.DictReader(io.StringIO(text)), today=TODAY)
     assert [g.line for g in good] == [2]

@@ -4,7 +4,9 @@ Aggregates (``Building``, ``Household``, ``Staff``, ``Volunteer``, ``BuildingRol
 commands and record events; their state changes only in ``on_<Event>`` methods. Facts that live in other
 aggregates (a building's size, which volunteers are enlisted where) are passed in by the caller. One module per
 part of the register: ``households`` (buildings, households, needs), ``teams`` (staff coverage, volunteers and
-their roles), ``zones`` (zone status by date) and ``rows`` (the checks of a bulk import's rows).
+their roles), ``zones`` (zone status by date), ``rows`` (the checks of a bulk import's rows), and for the
+committee's own sheets ``headings`` (which field a heading names), ``notation`` (1502, 12号楼, 是/否) and
+``wording`` (every import problem in English and Chinese).
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from services.residents.domain.rows import (
     ID_WEIGHTS,
     IMPORT_COLUMNS,
     NEEDS_COLUMNS,
+    BuildingIndex,
     ImportRow,
+    RegisteredBuilding,
     RowError,
+    household_id,
     id_check_char,
     id_number_problem,
     normalise_phone,
@@ -67,12 +72,14 @@ __all__ = [
     "SHIFTS",
     "ZONES",
     "Building",
+    "BuildingIndex",
     "BuildingRoles",
     "Coverage",
     "Household",
     "ImportRow",
     "Member",
     "Needs",
+    "RegisteredBuilding",
     "RowError",
     "Staff",
     "Volunteer",
@@ -80,6 +87,7 @@ __all__ = [
     "ZoneView",
     "elderly",
     "find_by_skill",
+    "household_id",
     "id_check_char",
     "id_number_problem",
     "normalise_phone",
