@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from console.pages import overview, session
+from console.pages import exports, overview, register, session
 
-ROUTERS = [session.router, overview.router]
+ROUTERS = [session.router, overview.router, register.router, exports.router]
