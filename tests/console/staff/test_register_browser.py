@@ -52,7 +52,9 @@ def test_a_chinese_sheet_through_the_mapping_step_then_an_export_read_back(
     with Browser(tmp_path / "chromium") as browser:
         try:
             browser.viewport(DESKTOP)
-            browser.open(f"{url}/register", ready="!!document.querySelector('#signin')")
+            # Chinese, as the language switch keeps it (headless Chromium's own Accept-Language is en-US).
+            browser.open(f"{url}/language/zh_CN?next=/register", ready="!!document.querySelector('#signin')")
+            assert browser.evaluate("document.documentElement.lang") == "zh-CN"
             browser.fill("input[name=username]", "wang")
             browser.fill("input[name=password]", PASSWORD)
             browser.submit("#signin")
@@ -101,10 +103,13 @@ def test_a_chinese_sheet_through_the_mapping_step_then_an_export_read_back(
                 what="testing to hear of the imported residents",
             )
             browser.open(f"{url}/exports", ready="!!document.querySelector('#exports')")
-            encoded = browser.evaluate(
-                "fetch('/exports/untested.xlsx').then(r => r.arrayBuffer()).then(b => {"
-                " let s = ''; new Uint8Array(b).forEach(c => s += String.fromCharCode(c)); return btoa(s); })"
-            )
+            encoded = browser.call(
+                "Runtime.evaluate",
+                awaitPromise=True,
+                returnByValue=True,
+                expression="fetch('/exports/untested.xlsx').then(r => r.arrayBuffer()).then(b => {"
+                " let s = ''; new Uint8Array(b).forEach(c => s += String.fromCharCode(c)); return btoa(s); })",
+            )["result"]["value"]
         finally:
             shutil.rmtree(tmp_path / "chromium", ignore_errors=True)
     rows = list(load_workbook(io.BytesIO(base64.b64decode(encoded)), read_only=True).active.iter_rows(values_only=True))
