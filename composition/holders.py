@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from contracts import roles as r
 from contracts.roles import holder_problem
 from juwei.callers import Holder
 from juwei.registration import KeyHolders
@@ -21,4 +22,9 @@ def in_the_register(holder: Holder) -> tuple[str | None, str | None]:
         runtime.database.dispose()
 
 
-KEY_HOLDERS = KeyHolders(problem=holder_problem, check=in_the_register)
+# Who hands out keys over HTTP: committee staff invite their compound's volunteers and households, the
+# operator also the committee's staff.
+_INVITED = frozenset({r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER, r.SAMPLING_VOLUNTEER, r.HOUSEHOLD})
+ISSUES = {r.DISTRICT_OPERATOR: _INVITED | {r.COMMITTEE_STAFF}, r.COMMITTEE_STAFF: _INVITED}
+
+KEY_HOLDERS = KeyHolders(problem=holder_problem, check=in_the_register, issues=ISSUES)

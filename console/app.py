@@ -46,13 +46,10 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if migrate_on_start:
             console.migrate()
-        console.open_http()
         try:
             yield
         finally:
-            if console.http is not None:
-                await console.http.aclose()
-                console.http = None
+            await console.close_http()
 
     app = FastAPI(title="Juwei console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = console

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from starlette.datastructures import FormData
 
 from console import sessions
@@ -17,6 +17,9 @@ from console.i18n import N_
 from console.runtime import ConsoleRuntime
 from console.services_client import ServiceClient
 from console.sessions import Person
+
+# An id of the services' (a building, a question group) as it may appear in a page's path: never a path of its own.
+LocalId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
 
 
 class NotSignedIn(Exception):

@@ -138,8 +138,12 @@ async def gather_overview(client: ServiceClient, compound: str, visible: tuple[s
     for found in rows.values():
         if dispatched and found.pending_deliveries is None:
             found.pending_deliveries = 0
-        for name, service_list in (("follow_ups", "follow_ups"), ("cards_out", "medicine"),
-                                   ("cards_overdue", "medicine"), ("open_questions", "questions")):  # fmt: skip
+        for name, service_list in (
+            ("follow_ups", "follow_ups"),
+            ("cards_out", "medicine"),
+            ("cards_overdue", "medicine"),
+            ("open_questions", "questions"),
+        ):
             if service_list not in missing and getattr(found, name) is None:
                 setattr(found, name, 0)
     return Overview(today=today, round=chosen, buildings=list(rows.values()), missing=missing)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import httpx
@@ -20,8 +21,8 @@ class ConsoleRuntime:
     seal: KeySeal
     pages: Pages
     urls: dict[str, str]
-    # Made when the app starts (one pool for every person's calls), closed when it stops.
-    http: httpx.AsyncClient | None = field(default=None)
+    # One connection pool for every person's calls, per event loop (a server has one; tests may run several).
+    _http: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: ConsoleSettings) -> ConsoleRuntime:
@@ -37,9 +38,18 @@ class ConsoleRuntime:
         migrate(self.database)
 
     def open_http(self) -> httpx.AsyncClient:
-        if self.http is None:
-            self.http = httpx.AsyncClient(
+        """The pool of the running event loop (made on first use)."""
+        loop = asyncio.get_running_loop()
+        client = self._http.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(
                 timeout=self.settings.service_timeout_seconds,
                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=40),
             )
-        return self.http
+            self._http[loop] = client
+        return client
+
+    async def close_http(self) -> None:
+        client = self._http.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()

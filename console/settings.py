@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from juwei.registration import suite
@@ -32,6 +32,11 @@ class ConsoleSettings(BaseSettings):
     service_timeout_seconds: float = Field(10.0, gt=0, description="One call to a service")
     # name -> base URL; unset: JUWEI_<NAME>_URL, else http://JUWEI_HOST:JUWEI_<NAME>_PORT for each service.
     service_urls: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("secure_cookies", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value  # compose passes an unset tunable on as an empty string
 
     def resolved_database_url(self) -> str:
         return self.database_url or suite_settings().database_url(NAME)

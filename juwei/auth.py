@@ -93,8 +93,10 @@ def issue_key(
     *,
     holder: Holder,
     grant: Grant | None = None,
+    expires_at: datetime | None = None,
 ) -> IssuedKey:
-    """Store a new key (or a given one, for bootstrap and for the same key in every service) for ``holder``."""
+    """Store a new key (or a given one, for bootstrap and for the same key in every service) for ``holder``;
+    ``expires_at`` ends its life by itself (an invitation's key for a volunteer's shift)."""
     if key is None:
         key = f"jw_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
     parts = split_key(key)
@@ -112,6 +114,7 @@ def issue_key(
         "holder_kind": holder.kind,
         "holder": holder.id,
         "read_grant": grant.to_json() if grant is not None else None,
+        "expires_at": expires_at,
     }
     if existing is None:
         session.execute(insert(api_keys_table).values(id=key_id, created_at=utcnow(), **values))
@@ -119,7 +122,7 @@ def issue_key(
         session.execute(
             update(api_keys_table)
             .where(api_keys_table.c.id == key_id)
-            .values(revoked_at=None, expires_at=None, successor=None, **values)
+            .values(revoked_at=None, successor=None, **values)
         )
     caller = Caller(key_id, role, compound, frozenset(chosen) if chosen is not None else None, holder, grant)
     return IssuedKey(key, caller)
@@ -248,6 +251,28 @@ def authenticate(session: Session, key: str) -> Caller | None:
     return Caller(
         row["id"], row["role"], row["compound"], buildings, _holder_of(row), Grant.from_json(row["read_grant"])
     )
+
+
+def key_row(session: Session, key_id: str) -> dict[str, Any] | None:
+    """The stored row of a key (its hash included: only for the kernel's own checks), revoked or not."""
+    row = session.execute(select(api_keys_table).where(api_keys_table.c.id == key_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def opens(row: dict[str, Any], key: str) -> bool:
+    """Whether ``key``'s secret is the one stored in ``row`` (whatever the row's state)."""
+    parts = split_key(key)
+    return parts is not None and hmac.compare_digest(row["secret_hash"], _hash(parts[1]))
+
+
+def is_active(row: dict[str, Any], now: datetime | None = None) -> bool:
+    """Neither revoked nor past its expiry."""
+    return _active(row, now or utcnow())
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones)."""
+    return _aware(moment) if moment is not None else None
 
 
 def authenticate_id(session: Session, key_id: str) -> bool:

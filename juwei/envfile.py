@@ -79,7 +79,7 @@ def required_names(*compose_files: Path) -> list[str]:
 
 def new_secret(name: str) -> str:
     """A fresh value for a secret of the compose file, by the kind its name says."""
-    if name.endswith("_VAULT_KEY") or name == "JUWEI_HEALTH_KEY":
+    if name.endswith(("_VAULT_KEY", "_SECRET")) or name == "JUWEI_HEALTH_KEY":
         return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     if name == "JUWEI_BOOTSTRAP_KEY":
         return f"jw_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
@@ -169,7 +169,7 @@ def _zone(value: str) -> str | None:
 def check_value(name: str, value: str) -> str | None:
     """Why ``value`` can't be ``name``'s (None when it can); names without a known form pass."""
     rules: list[tuple[Callable[[str], bool], Callable[[str], str | None]]] = [
-        (lambda n: n.endswith("_VAULT_KEY") or n == "JUWEI_HEALTH_KEY", _vault_key),
+        (lambda n: n.endswith(("_VAULT_KEY", "_SECRET")) or n == "JUWEI_HEALTH_KEY", _vault_key),
         (lambda n: n == "JUWEI_BOOTSTRAP_KEY", _api_key),
         (lambda n: n.endswith("_DB_PASSWORD") or n == "JUWEI_POSTGRES_PASSWORD", _password),
         (lambda n: n == "JUWEI_KAFKA_CLUSTER_ID", _cluster_id),

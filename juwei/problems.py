@@ -110,12 +110,15 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    code = code or _slug(_TITLES.get(status, "error"))
     body: dict[str, Any] = {
-        "type": f"urn:juwei:problem:{code or _slug(_TITLES.get(status, 'error'))}",
+        "type": f"urn:juwei:problem:{code}",
         "title": _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
         "instance": request.url.path,
+        # The type's last part on its own, for clients that switch on it.
+        "code": code,
     }
     request_id = getattr(request.state, "request_id", None)
     if request_id:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -54,10 +54,12 @@ class Companion:
 @dataclass(frozen=True)
 class KeyHolders:
     """Who may hold a key: ``problem(role, holder)`` says why a holder may not hold a key of a role (None: they
-    may); ``check(holder)`` whether the person is in the register, and the building (local id) they belong to."""
+    may); ``check(holder)`` whether the person is in the register, and the building (local id) they belong to.
+    ``issues`` names, per role, the roles of the keys it may issue over HTTP (``POST /compounds/{c}/keys``)."""
 
     problem: Callable[[str, Holder], str | None]
     check: Callable[[Holder], tuple[str | None, str | None]]
+    issues: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from juwei.consumer import Delivery, EventConsumer
 from juwei.database import Database, DatabaseUnavailable
 from juwei.events import DomainEvent, Envelope, EventRegistry, catalogue_of, sealed_subject
 from juwei.feed import feed_router
+from juwei.issuing import key_router
 from juwei.projection import Projection, Projector
 from juwei.registration import suite, topic_of
 from juwei.relay import Relay
@@ -73,6 +74,9 @@ class ServiceDefinition:
     # The key shared by the services granted health data (None: this service is not one of them): with it a
     # service hands over, or takes, the keys of sealed health fields (``juwei.vault.KeyCourier``).
     health_key: Callable[[Settings], str] | None = None
+    # Whether a person may hold a key issued over HTTP: (why not or None, their building's local id or None).
+    # Only the service that keeps the register sets it (residents); the others accept whom staff vouch for.
+    holder_check: Callable[[Runtime, Holder], tuple[str | None, str | None]] | None = None
     description: str = ""
     version: str = "0.1.0"
 
@@ -467,6 +471,7 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(feed_router(runtime.settings.feed_page_max))
+    app.include_router(key_router())
     app.include_router(audit_router(definition.auditors))
     for router in definition.routers:
         app.include_router(router)

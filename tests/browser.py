@@ -52,6 +52,9 @@ class Browser:
         pages = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page"]
         self.socket = connect(pages[0]["webSocketDebuggerUrl"], max_size=50 * 1024 * 1024, legacy=True)
         self.ids = itertools.count(1)
+        # Headless Chromium sends Accept-Language from --lang only with a head: say it over the protocol.
+        agent = self.call("Browser.getVersion")["userAgent"]
+        self.call("Network.setUserAgentOverride", userAgent=agent, acceptLanguage=language)
 
     def __enter__(self) -> Browser:
         return self
@@ -119,3 +122,26 @@ class Browser:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+class LiveApp:
+    """An ASGI app served by uvicorn in a thread on ``port`` (a browser needs a real socket)."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        import threading
+
+        import uvicorn
+
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def __enter__(self) -> LiveApp:
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=20, what="uvicorn to start")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)

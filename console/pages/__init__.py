@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
-from console.pages import exports, overview, register, session
+from console.pages import building, exports, invitations, overview, questions, register, round, session, supplies
 
-ROUTERS = [session.router, overview.router, register.router, exports.router]
+ROUTERS = [
+    session.router,
+    overview.router,
+    invitations.router,
+    building.router,
+    questions.router,
+    round.router,
+    supplies.router,
+    register.router,
+    exports.router,
+]

@@ -6,3 +6,8 @@ document.addEventListener("submit", (event) => {
   if (form.dataset.submitted === "1") { event.preventDefault(); return; }
   form.dataset.submitted = "1";
 });
+document.addEventListener("change", (event) => {
+  // A chooser that shows another view at once (inline handlers are not allowed by the page's CSP).
+  const field = event.target;
+  if (field.matches && field.matches("select[data-autosubmit]") && field.form) field.form.requestSubmit();
+});

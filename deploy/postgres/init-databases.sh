@@ -7,10 +7,10 @@
 #   docker compose -f deploy/compose.yaml exec postgres bash /docker-entrypoint-initdb.d/10-juwei-databases.sh
 #
 # Environment: JUWEI_<SERVICE>_DB_PASSWORD for each service (required); POSTGRES_USER / POSTGRES_DB (set by
-# the image); JUWEI_DATABASES to override the list of services (default: the four).
+# the image); JUWEI_DATABASES to override the list (default: the four services and the console).
 set -euo pipefail
 
-databases=${JUWEI_DATABASES:-residents supplies testing notify}
+databases=${JUWEI_DATABASES:-residents supplies testing notify console}
 
 for name in $databases; do
   password_var="JUWEI_${name^^}_DB_PASSWORD"

@@ -9,7 +9,7 @@ from contracts import roles as r
 from contracts.access import feed_access, health_key
 from contracts.residents import registry
 from juwei.service import ServiceDefinition, foreign_events, handled_by
-from services.residents import handlers, retention
+from services.residents import handlers, holders, retention
 from services.residents.api import router
 from services.residents.domain import Zone
 from services.residents.views import projections
@@ -29,6 +29,8 @@ service = ServiceDefinition(
     on_received=handled_by(handlers.EVENT_HANDLERS),
     periodic=[(ZONE_REFRESH_SECONDS, handlers.let_the_days_count)],
     retention=retention.scrub,
+    # Keys issued over HTTP go only to people of the register (no stood-down volunteer), in their building.
+    holder_check=holders.check,
     feed_access=feed_access(),
     auditors=r.STAFF,
     # Shared with supplies and testing only: residents hands them the keys of the sealed health flags.

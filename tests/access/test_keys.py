@@ -135,6 +135,34 @@ def test_a_volunteer_stood_down_loses_every_key_at_once(world: tuple[World, Seed
     assert no_key.status_code == 422 and "stood down" in no_key.json()["detail"]
     refused = _cli(made, "create", "--role", r.LOGISTICS_VOLUNTEER, "--compound", "c1", "--volunteer", "v-leaving")
     assert refused.returncode == 1 and "stood down" in refused.stderr
+    invite = {"role": r.LOGISTICS_VOLUNTEER, "holder": {"kind": "volunteer", "id": "v-leaving"}}
+    over_http = made.request("residents", "POST", f"{C}/keys", made.operator, json=invite)
+    assert over_http.status_code == 422 and "stood down" in over_http.json()["detail"], over_http.text
+
+
+def test_staff_invite_over_http_only_people_of_the_register_with_their_building(world: tuple[World, Seeded]) -> None:
+    made, _seeded = world
+    made.ok("residents", "POST", f"{C}/volunteers", json={"volunteer": "v-invited", "building": "b2"})
+    staff = made.key(r.COMMITTEE_STAFF, "c1")
+    invite = {"role": r.LOGISTICS_VOLUNTEER, "holder": {"kind": "volunteer", "id": "v-invited"}}
+    issued = made.request("residents", "POST", f"{C}/keys", staff, json=invite)
+    assert issued.status_code == 201, issued.text
+    body = issued.json()
+    assert body["buildings"] == ["b2"] and body["holder"] == {"kind": "volunteer", "id": "c1:v-invited"}
+    # The console stores the same key in the other services, naming the buildings residents chose.
+    for service in SERVICES[1:]:
+        again = made.request(
+            service, "POST", f"{C}/keys", staff, json={**invite, "key": body["key"], "buildings": ["b2"]}
+        )
+        assert again.status_code == 201 and again.json()["key_id"] == body["key_id"], again.text
+        assert made.request(service, "GET", "/whoami", body["key"]).json()["buildings"] == ["b2"]
+    stranger = {"role": r.HOUSEHOLD, "holder": {"kind": "household", "id": "h9-9999"}}
+    unknown = made.request("residents", "POST", f"{C}/keys", staff, json=stranger)
+    assert unknown.status_code == 422 and "not registered" in unknown.json()["detail"]
+    # Supplies does not keep the register: it takes whom committee staff vouch for.
+    assert (
+        made.request("supplies", "POST", f"{C}/keys", staff, json={**stranger, "buildings": ["b1"]}).status_code == 201
+    )
 
 
 def test_a_key_used_outside_its_grant_gets_a_problem_that_says_why_is_counted_and_writes_nothing(

@@ -34,7 +34,7 @@ from contracts import roles as r
 from juwei.auth import revoke_key, rotate_key
 from juwei.store import events_table
 from tests.access.seed import C, Seeded, attach_channel, confirmed_case, medicine_request, png, seed
-from tests.access.world import PROBLEM, SERVICES, World
+from tests.access.world import PROBLEM, SERVICES, World, default_holder
 
 OWN, OTHER_BUILDING, OTHER_COMPOUND = "own", "other building", "other compound"
 # Roles whose keys a compound hands to people who act on some buildings only.
@@ -247,6 +247,25 @@ for _service in SERVICES:
     case(_service, "GET", P + "/events/{event_id}/actor")(
         lambda ctx, service=_service: Req(f"{C}/events/{_event_in_b1(ctx, service)}/actor", building="b1")
     )
+    case(_service, "GET", "/whoami")(lambda ctx: Req("/whoami"))
+    case(_service, "POST", P + "/keys")(lambda ctx: Req(f"{C}/keys", {"json": INVITE}, building="b1"))
+    case(_service, "DELETE", P + "/keys/{key_id}")(lambda ctx: _key_to_revoke(ctx))
+
+
+INVITE = {"role": r.HOUSEHOLD, "holder": {"kind": "household", "id": "h1-0101"}, "buildings": ["b1"], "expires_in": 60}
+
+
+def _key_to_revoke(ctx: Ctx) -> Req:
+    """Staff revoke a household's key of b1; anyone else signs out a key of their own."""
+    spec = ctx.spec
+    if spec.role in r.STAFF:
+        made = ctx.world.key(r.HOUSEHOLD, "c1", ["b1"], holder=default_holder(r.HOUSEHOLD, "c1", "h1-0101", None))
+        return Req(f"{C}/keys/{made.split('_')[1]}", building="b1")
+    buildings = list(spec.buildings) if spec.buildings else None
+    made = ctx.world.key(spec.role, spec.compound, buildings,
+                         holder=default_holder(spec.role, spec.compound, spec.household, None))  # fmt: skip
+    return Req(f"{C}/keys/{made.split('_')[1]}")
+
 
 # The roles whose work needs some events of each service's feed (the README's table); the others get 403.
 EVERYWHERE = {r.DISTRICT_OPERATOR, r.COMMITTEE_STAFF, r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER}

@@ -35,6 +35,8 @@ from tests.deploy.conftest import (
 
 KNOWN_SERVICES = tuple(suite().names)
 DEFAULT_PORTS = {member.name: member.port for member in suite().members}
+# Apps beside the services (the web console): one container each, no database of the services'.
+COMPANIONS = {companion.name: companion.port for companion in suite().companions}
 
 # The Kafka choices of the stack: one broker, three brokers, and each with the operator tools.
 PROFILE_SETS = [("single",), ("cluster",), ("single", "tools"), ("cluster", "tools")]
@@ -101,7 +103,7 @@ def test_the_plugin_is_compose_gos_compose_v2_binary(compose: Callable) -> None:
 @pytest.mark.parametrize("profiles", PROFILE_SETS, ids="+".join)
 def test_the_file_parses_and_validates_in_every_profile(compose: Callable, profiles: tuple[str, ...]) -> None:
     model = compose(*profiles).compose.config()
-    juwei = set(KNOWN_SERVICES)
+    juwei = {*KNOWN_SERVICES, *COMPANIONS}
     expected = juwei | {"postgres", "kafka-topics", *BROKERS[profiles[:1]]}
     if "tools" in profiles:
         expected.add("admin")
@@ -113,7 +115,7 @@ def test_without_a_profile_no_broker_runs_and_the_services_use_an_outside_cluste
 ) -> None:
     outside = write_env_file(tmp_path / ".env", {"COMPOSE_PROFILES": "", "JUWEI_KAFKA_BOOTSTRAP": "k1.example:9093"})
     config = compose(env=outside).compose.config(return_json=True)
-    assert set(_services(config)) == {*KNOWN_SERVICES, "postgres"}
+    assert set(_services(config)) == {*KNOWN_SERVICES, *COMPANIONS, "postgres"}
     for name in KNOWN_SERVICES:
         assert _services(config)[name]["environment"]["JUWEI_KAFKA_BOOTSTRAP"] == "k1.example:9093"
 
@@ -133,6 +135,8 @@ def test_every_long_running_container_has_a_health_check(resolved: Callable, pro
         command = " ".join(test)
         if name in KNOWN_SERVICES:
             assert f"http://127.0.0.1:{DEFAULT_PORTS[name]}/readyz" in command and "urllib" in command
+        elif name in COMPANIONS:
+            assert f"http://127.0.0.1:{COMPANIONS[name]}/healthz" in command and "urllib" in command
         elif name == "postgres":
             # Over TCP: the image's init phase listens on the socket only, so "ready" means initialised.
             assert "pg_isready -h 127.0.0.1" in command

@@ -118,9 +118,11 @@ def test_the_init_script_refuses_to_run_without_a_password(scratch_roles) -> Non
 
 def test_the_compose_file_feeds_the_init_script_the_four_services(resolved: Callable) -> None:
     postgres = resolved("single")["services"]["postgres"]
-    assert "JUWEI_DATABASES" not in postgres["environment"]  # the script's default: the four services
-    assert re.search(r"databases=\$\{JUWEI_DATABASES:-residents supplies testing notify\}", INIT_SCRIPT.read_text())
-    for service in KNOWN_SERVICES:
+    assert "JUWEI_DATABASES" not in postgres["environment"]  # the script's default: the services and the console
+    assert re.search(
+        r"databases=\$\{JUWEI_DATABASES:-residents supplies testing notify console\}", INIT_SCRIPT.read_text()
+    )
+    for service in (*KNOWN_SERVICES, "console"):
         assert postgres["environment"][f"JUWEI_{service.upper()}_DB_PASSWORD"]
     assert os.access(INIT_SCRIPT, os.X_OK)  # executed, not sourced, by the image's entrypoint
 

@@ -38,6 +38,8 @@ HTTP_PORTS = {"residents": 38001, "supplies": 38002, "testing": 38003, "notify":
 KAFKA_PORTS = (39094, 39095, 39096)
 POSTGRES_PORT = 35432
 SERVICES = tuple(HTTP_PORTS)
+# The web console's published port in the test stacks (not 8005: a developer's `make run` may hold it).
+CONSOLE_PORT = 38005
 # Publishes PostgreSQL on this host's loopback for the tests' own checks (the stack does not publish it).
 TEST_OVERRIDE = f"""services:
   postgres:
@@ -186,6 +188,7 @@ class StackUnderTest:
         made = juwei(engine, "init", "--env-file", str(self.env_file), "--profile", profile)
         assert made.returncode == 0, made.stderr
         ports = {f"JUWEI_{name.upper()}_HTTP_PORT": str(port) for name, port in HTTP_PORTS.items()}
+        ports["JUWEI_CONSOLE_HTTP_PORT"] = str(CONSOLE_PORT)
         ports |= {"JUWEI_KAFKA_EXTERNAL_PORT": str(KAFKA_PORTS[0]), "JUWEI_KAFKA_EXTERNAL_PORT_2": str(KAFKA_PORTS[1]),
                   "JUWEI_KAFKA_EXTERNAL_PORT_3": str(KAFKA_PORTS[2])}  # fmt: skip
         self.set(**ports, **settings)

@@ -24,7 +24,7 @@ import pytest
 
 from juwei.images import VERSION
 from tests.conftest import ROOT, TEST_HOME
-from tests.stack.conftest import HTTP_PORTS, DockerEngine, juwei, record
+from tests.stack.conftest import CONSOLE_PORT, HTTP_PORTS, DockerEngine, juwei, record
 
 # Builds images and starts whole stacks: minutes, not the suite's default of five.
 pytestmark = pytest.mark.timeout(1800)
@@ -123,6 +123,7 @@ def test_a_bundle_is_checked_loaded_and_started_on_a_host_without_network(
     assert made_env.returncode == 0, made_env.stderr
     with (deploy / ".env").open("a") as env:
         env.writelines(f"JUWEI_{name.upper()}_HTTP_PORT={port}\n" for name, port in HTTP_PORTS.items())
+        env.write(f"JUWEI_CONSOLE_HTTP_PORT={CONSOLE_PORT}\n")
     lines = (deploy / ".env").read_text().splitlines()
     # The appended ports win over the template's: keep one line per name, the last.
     kept: dict[str, str] = {}

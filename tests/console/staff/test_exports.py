@@ -39,7 +39,7 @@ def test_not_yet_tested_lists_every_resident_the_round_has_not_sampled(staff_wor
     with staff_world.signed_in() as client:
         answer = client.get("/exports/untested.xlsx")
     headings, rows = sheet(answer)
-    assert headings == ["楼栋", "楼层", "房号", "户", "居民编号", "姓名", "情况", "上门采样"]
+    assert headings == ["楼栋", "楼层", "房号", "住户", "居民编号", "姓名", "情况", "上门采样"]
     assert filename(answer) == f"未检测-{staff_world.compound}-{TODAY}.xlsx"
     coverage = staff_world.service("testing", "/rounds/R1/coverage")
     expected = {
@@ -66,7 +66,7 @@ def test_undelivered_households_are_supplies_follow_ups(staff_world: StaffWorld)
     with staff_world.signed_in() as client:
         answer = client.get("/exports/undelivered.xlsx")
     headings, rows = sheet(answer)
-    assert headings == ["批次", "楼栋", "楼层", "房号", "户", "未送达原因", "尝试次数", "物资"]
+    assert headings == ["批次", "楼栋", "楼层", "房号", "住户", "未送达原因", "尝试次数", "物资"]
     follow_ups = staff_world.service("supplies", "/follow-ups")["follow_ups"]
     assert [(r[0], r[1], r[4], r[6]) for r in rows] == [
         (f["batch"], f["building"], f["household"], f["attempts"]) for f in follow_ups
@@ -80,7 +80,7 @@ def test_card_custody_and_the_donation_ledger(staff_world: StaffWorld) -> None:
         cards_answer = client.get("/exports/cards.xlsx")
         ledger_answer = client.get("/exports/ledger.xlsx")
     headings, rows = sheet(cards_answer)
-    assert headings[:3] == ["医保卡", "楼栋", "户"]
+    assert headings[:3] == ["医保卡", "楼栋", "住户"]
     cards = staff_world.service("supplies", "/cards")["cards"]
     assert [(r[0], r[1], r[2]) for r in rows] == [(c["card"], c["building"], c["household"]) for c in cards]
     headings, rows = sheet(ledger_answer)

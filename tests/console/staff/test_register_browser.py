@@ -113,7 +113,7 @@ def test_a_chinese_sheet_through_the_mapping_step_then_an_export_read_back(
         finally:
             shutil.rmtree(tmp_path / "chromium", ignore_errors=True)
     rows = list(load_workbook(io.BytesIO(base64.b64decode(encoded)), read_only=True).active.iter_rows(values_only=True))
-    assert rows[2] == ("楼栋", "楼层", "房号", "户", "居民编号", "姓名", "情况", "上门采样")
+    assert rows[2] == ("楼栋", "楼层", "房号", "住户", "居民编号", "姓名", "情况", "上门采样")
     coverage = staff_world.service("testing", "/rounds/R1/coverage")
     expected = {
         (b["building"], f["floor"], h["household"], r)
