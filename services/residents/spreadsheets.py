@@ -190,7 +190,7 @@ _TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "buildings": ("number", "floors", "rooms_per_floor", "lifts", "lift_capacity"),
 }  # fmt: skip
 _EXAMPLES: dict[str, Mapping[str, object]] = {
-    "residents": {"building": "12", "unit": "", "room": "1502", "name": "王秀英", "sex": "女",
+    "residents": {"building": "12", "unit": "", "room": "1502", "name": "张三", "sex": "女",
                   "phone": "13800138000", "id_number": "31010119490315002X", "birth_year": "1949-03-15",
                   "relationship": "本人", "regular_medication": "是", "mobility_impaired": "否", "bedridden": "否",
                   "pregnant": "否", "infant": "否", "note": ""},

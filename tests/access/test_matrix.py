@@ -373,6 +373,17 @@ def _(ctx: Ctx) -> Req:
     return Req(f"{C}/import", params, building="b1")
 
 
+@case("residents", "POST", P + "/imports/preview")
+def _(ctx: Ctx) -> Req:
+    sheet = "楼号,房号,姓名,出生日期\n1,0102,张三,1980\n".encode()
+    return Req(f"{C}/imports/preview", {"content": sheet, "headers": {"content-type": "text/csv"}})
+
+
+@case("residents", "GET", P + "/imports/template")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/imports/template")
+
+
 @case("residents", "PUT", P + "/staff/{staff}/buildings")
 def _(ctx: Ctx) -> Req:
     return Req(f"{C}/staff/{ctx.pool.fresh('s')}/buildings", {"json": {"buildings": ["b1", "b2"]}})

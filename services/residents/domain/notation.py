@@ -27,7 +27,9 @@ class Refusal:
 
 def plain(text: str) -> str:
     """Full-width characters as ordinary ones, without any whitespace."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+    if not text.isascii():  # NFKC changes no ASCII text: most cells skip it
+        text = unicodedata.normalize("NFKC", text)
+    return "".join(text.split())
 
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -60,11 +62,12 @@ def building_label(text: str) -> str:
 
 _FLOOR_ROOM = re.compile(r"^(\d{1,3})(?:层|楼|f|-|—|–|_|/|\.|·)(\d{1,3})$")
 _ROOM_WORDS = re.compile(r"(室|号|房|户)$")
+_FLOOR_WORDS = re.compile(r"(层|楼|f)$")
+_AGE_WORDS = re.compile(r"(周岁|岁)$")
 
 
 def read_floor(text: str) -> int | Refusal:
-    value = plain(text).lower().removeprefix("第")
-    value = re.sub(r"(层|楼|f)$", "", value)
+    value = _FLOOR_WORDS.sub("", plain(text).lower().removeprefix("第"))
     if not value.isdigit():
         return Refusal.of("floor-not-a-number", value=text.strip())
     return int(value)
@@ -122,7 +125,7 @@ def read_birth_year(text: str) -> int | Refusal:
 
 def read_age(text: str, today: date) -> int | Refusal:
     """A birth year from an age in years ("70", "70岁"), as committees count it: this year minus the age."""
-    value = re.sub(r"(周岁|岁)$", "", plain(text))
+    value = _AGE_WORDS.sub("", plain(text))
     if not value.isdigit() or int(value) > 120:
         return Refusal.of("age-unreadable", value=text.strip())
     return today.year - int(value)
@@ -130,13 +133,17 @@ def read_age(text: str, today: date) -> int | Refusal:
 
 YES = frozenset({"yes", "y", "true", "1", "是", "有", "√", "✓", "✔", "对"})
 NO = frozenset({"no", "n", "false", "0", "否", "无", "不是", "没有", "-", "/", "×"})
+_FLAGS = {word: True for word in YES} | {word: False for word in NO} | {"": False}
 # What "与户主关系" says of the household's representative (户主) themself.
 SELF = frozenset({"本人", "户主", "自己", "本身", "户主本人"})
 
 
 def read_flag(text: str) -> bool | None:
     """Yes, no, or None when the cell says neither; an empty cell is no (sheets leave flags blank)."""
-    value = plain(text).lower()
+    value = text.lower()
+    if value in _FLAGS:
+        return _FLAGS[value]
+    value = plain(value)
     if not value:
         return False
     if value in YES:

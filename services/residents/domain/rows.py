@@ -80,7 +80,7 @@ def id_number_problem(value: str) -> str | None:
 
 
 def normalise_phone(value: str) -> str:
-    digits = re.sub(r"[\s-]", "", plain(value))
+    digits = plain(value).replace("-", "")
     if digits.startswith("+86"):
         digits = digits[3:]
     return digits
@@ -132,6 +132,7 @@ class BuildingIndex:
     def __init__(self, buildings: Iterable[RegisteredBuilding]) -> None:
         self.by_id: dict[str, RegisteredBuilding] = {}
         self.by_label: dict[str, RegisteredBuilding] = {}
+        self._found: dict[tuple[str, str], RegisteredBuilding | None] = {}
         for building in buildings:
             self.by_id[building.building] = building
             self.by_label.setdefault(building_label(building.number), building)
@@ -140,6 +141,11 @@ class BuildingIndex:
 
     def find(self, cell: str, unit: str = "") -> RegisteredBuilding | None:
         """The building a cell names; with a unit (单元), the building registered as "12-2", unit 1 also as "12"."""
+        if (cell, unit) not in self._found:  # a sheet names its few buildings thousands of times
+            self._found[cell, unit] = self._find(cell, unit)
+        return self._found[cell, unit]
+
+    def _find(self, cell: str, unit: str) -> RegisteredBuilding | None:
         if unit:
             label = f"{building_label(cell)}-{building_label(unit)}"
             found = self.by_id.get(f"{cell}-{unit}") or self.by_label.get(label)
@@ -300,7 +306,8 @@ class _RowCheck:
             return written
         found = self.buildings.find(written, cell["unit"])
         if found is None:
-            shown = f"{written}-{cell['unit']}" if cell["unit"] else written
+            label = building_label(written)
+            shown = f"{label}-{building_label(cell['unit'])}" if cell["unit"] else label
             bad("building", "building-unknown", building=shown)
             return None
         return found.building

@@ -5,6 +5,7 @@ The console shows ``reason`` to the person importing; it switches on ``code``. P
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -141,15 +142,15 @@ _SAYINGS: dict[str, tuple[str, str]] = {
     "room-below-one": ("room {room!r} has room number 00", "房号“{room}”的室号为 00"),
     "floor-above-top": (
         "building {building} has floors 1-{floors}; room {flat} is on floor {floor}",
-        "{building} 号楼只有 1-{floors} 层，{flat} 室在 {floor} 层",
+        "{building}只有 1-{floors} 层，{flat} 室在 {floor} 层",
     ),
     "room-above-last": (
         "building {building} has rooms 01-{rooms:02d} on each floor; room {flat} is room {room:02d}",
-        "{building} 号楼每层只有 01-{rooms:02d} 室，{flat} 是第 {room:02d} 室",
+        "{building}每层只有 01-{rooms:02d} 室，{flat} 是第 {room:02d} 室",
     ),
     "building-unknown": (
         "building {building} is not registered: import the buildings first",
-        "{building} 号楼尚未登记：请先导入楼栋",
+        "{building}尚未登记：请先导入楼栋",
     ),
     "building-id-needed": (
         "building {number!r} needs an id column (letters and digits) as its number is not a plain number",
@@ -167,13 +168,13 @@ _SAYINGS: dict[str, tuple[str, str]] = {
     "id-number-repeated": ("the same ID-card number is already on line {first}", "相同的身份证号已在第 {first} 行出现"),
     "household-elsewhere": (
         "household {household} is in building {building} floor {floor} room {room} on line {first}",
-        "户 {household} 在第 {first} 行登记为 {building} 号楼 {floor} 层 {room} 室",
+        "户 {household} 在第 {first} 行登记为 {building} {floor} 层 {room} 室",
     ),
     "representative-repeated": (
         "household {household} already has its representative on line {first}",
         "户 {household} 的户主已在第 {first} 行填写",
     ),
-    "building-repeated": ("building {building} is already on line {first}", "楼栋 {building} 已在第 {first} 行出现"),
+    "building-repeated": ("building {building} is already on line {first}", "{building} 已在第 {first} 行出现"),
     "number-too-long": ("longer than 40 characters", "超过 40 个字符"),
     "lift-capacity-needed": (
         "a building with lifts needs a lift capacity of at least 1",
@@ -181,12 +182,12 @@ _SAYINGS: dict[str, tuple[str, str]] = {
     ),
     "building-registered-differently": (
         "building {building} is registered with {field} {value}; a registered building cannot be changed by import",
-        "楼栋 {building} 登记的{field}为 {value}；已登记的楼栋不能通过导入修改",
+        "{building}登记的{field}为 {value}；已登记的楼栋不能通过导入修改",
     ),
     "household-registered-elsewhere": (
         "household {household} is registered in building {building} floor {floor} room {room}; move its residents "
         "instead",
-        "户 {household} 已登记在 {building} 号楼 {floor} 层 {room} 室；请改为迁移其成员",
+        "户 {household} 已登记在 {building} {floor} 层 {room} 室；请改为迁移其成员",
     ),
     "resident-erased": ("resident {resident} was erased: use a new id", "人员 {resident} 的信息已删除：请使用新的编号"),
     "birth-year-registered": (
@@ -198,6 +199,9 @@ _SAYINGS: dict[str, tuple[str, str]] = {
         "{lines} 行有错误，未导入任何数据",
     ),
 }
+
+
+_BARE_BUILDING = re.compile(r"[A-Za-z]{0,2}\d+(?:-\d+)?")
 
 
 def language_of(accept_language: str | None) -> Language:
@@ -228,9 +232,10 @@ def say(code: str, language: Language = "en", params: Mapping[str, object] | Non
     facts = dict(params or {})
     if code == "import-rejected":
         facts["rows"] = "row has" if facts.get("lines") == 1 else "rows have"
-    for key in ("field",):
-        if isinstance(facts.get(key), str):
-            facts[key] = field_name(str(facts[key]), language)
+    if isinstance(facts.get("field"), str):
+        facts["field"] = field_name(str(facts["field"]), language)
+    if language == "zh" and _BARE_BUILDING.fullmatch(str(facts.get("building", ""))):
+        facts["building"] = f"{facts['building']} 号楼"  # "12" is read as "12 号楼"; "12号楼" stays as written
     english, chinese = _SAYINGS.get(code, (code, code))
     try:
         return (chinese if language == "zh" else english).format(**facts)
