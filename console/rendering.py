@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gettext
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,9 @@ class Pages:
             "csrf": person.csrf if person is not None else getattr(request.state, "pre_csrf", ""),
             "menu": MENU.get(person.role, []) if person is not None else [],
             "path": request.url.path,
+            # A form's own command id (Idempotency-Key): a double tap or a retry of this form happens once,
+            # the same form opened again is a new command.
+            "new_command": lambda: uuid.uuid4().hex,
             **(context or {}),
         }
         html = self.environments[locale].get_template(template).render(values)

@@ -89,12 +89,16 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
         self.before_commit: list[BeforeCommit] = []
+        # Run first in every write transaction (the request's command is recorded there: ``juwei.commands``).
+        self.at_start: list[BeforeCommit] = []
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         """A write transaction: commits what the block did, runs the before-commit hooks (projections)."""
         session = self._sessions()
         try:
+            for hook in self.at_start:
+                hook(session)
             yield session
             for hook in self.before_commit:
                 hook(session)

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from juwei import docs, migrate, observability, problems, retention
+from juwei import commands, docs, migrate, observability, problems, retention
 from juwei.access import FeedAccess
 from juwei.audit import audit_router
 from juwei.auth import RateLimiter, issue_key, split_key
@@ -137,6 +137,8 @@ class Runtime:
         self.store = EventStore(definition.source, definition.registry)
         self.projector = Projector(self.database, self.store, definition.projections())
         self.store.on_append.append(self.projector.apply_own)
+        # A request's Idempotency-Key is recorded in the transaction of what it writes.
+        self.database.at_start.append(commands.claim)
         # A replay must not bring back what retention removed.
         self.projector.after_rebuild.append(lambda session: retention.reapply(session, self._scrub))
         self._stop = threading.Event()
@@ -420,7 +422,17 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
     app.state.runtime = runtime
     app.state.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_second, runtime.settings.rate_limit_burst)
     problems.install(app)
+    # Inside the body limit and the request ids (added first: the innermost of the middlewares).
+    app.add_middleware(commands.CommandLedger, runtime=runtime)
     observability.install(app, definition.name, runtime.settings.max_body_bytes)
+    schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            commands.document(schema())
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     def healthz() -> dict[str, str]:

@@ -82,27 +82,36 @@ async def invite(
         "expires_in": lasts,
     }
     client = client_for(request, console, person)
-    names = list(console.urls)
+    path = f"/compounds/{person.compound}/keys"
+    # Residents first: it checks the register and settles the buildings (the person's own when none are
+    # named); the others then get those buildings by name, or their key would cover every building.
+    try:
+        issued = await client.post("residents", path, body, idempotency_key=f"invite-{key_id}-residents")
+    except ServiceProblem as refused:
+        if refused.status in (0, 500, 502, 503):
+            raise
+        detail = refused.detail or console.pages.gettext(locale, N_("The invitation could not be made."))
+        return _form_page(request, console, error=detail, values=values, status=refused.status)
+    body["buildings"] = issued.get("buildings")
+    names = [name for name in console.urls if name != "residents"]
     answers = await asyncio.gather(
-        *(
-            client.post(name, f"/compounds/{person.compound}/keys", body, idempotency_key=f"invite-{key_id}-{name}")
-            for name in names
-        ),
+        *(client.post(name, path, body, idempotency_key=f"invite-{key_id}-{name}") for name in names),
         return_exceptions=True,
     )
     failed = [a for a in answers if isinstance(a, BaseException)]
     if failed:
         # Nothing half-made: the key goes again from the services that stored it.
-        for name, answer in zip(names, answers, strict=True):
-            if not isinstance(answer, BaseException):
-                with contextlib.suppress(ServiceProblem):  # else it expires by itself; no one ever got the link
-                    await client.delete(name, f"/compounds/{person.compound}/keys/{key_id}")
+        for name in [
+            "residents",
+            *(n for n, a in zip(names, answers, strict=True) if not isinstance(a, BaseException)),
+        ]:
+            with contextlib.suppress(ServiceProblem):  # else it expires by itself; no one ever got the link
+                await client.delete(name, f"{path}/{key_id}")
         first = failed[0]
         if not isinstance(first, ServiceProblem):
             raise first
         detail = first.detail or console.pages.gettext(locale, N_("The invitation could not be made."))
         return _form_page(request, console, error=detail, values=values, status=first.status if first.status else 502)
-    issued = answers[0]
     invitation = Invitation(
         compound=person.compound,
         role=role,

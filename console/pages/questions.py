@@ -3,6 +3,7 @@ answer goes to every building that asked (notify's question groups)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -76,7 +77,8 @@ async def answer(
     body = {"question": question, "answer": reply, "policy_points": points}
     client = client_for(request, console, person)
     # The form's own id: a double tap, or a retry after a dropped answer, publishes the answer once.
-    command = text("command") or None
+    command = text("command")
+    command = command if re.fullmatch(r"[A-Za-z0-9_-]{8,64}", command) else None
     try:
         done = await client.post(
             "notify", f"/compounds/{person.compound}/question-groups/{group}/answer", body, idempotency_key=command

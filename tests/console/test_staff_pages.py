@@ -70,7 +70,9 @@ def test_round_and_supplies_pages_say_when_there_is_nothing_yet(
     supplies = console.client.get("/supplies")
     assert supplies.status_code == 200
     assert "还没有发出的批次" in supplies.text and "所有医保卡都在家中" in supplies.text
-    english = console.client.get("/supplies", cookies={"console_lang": "en"})
+    console.client.cookies.set("console_lang", "en")
+    english = console.client.get("/supplies")
     assert "No batch has been dispatched yet." in english.text
+    console.client.cookies.set("console_lang", "zh_CN")
     missing = console.client.get("/round?round=nope")
     assert missing.status_code == 200 and "还没有安排检测" in missing.text
