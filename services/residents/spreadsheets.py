@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -117,21 +117,9 @@ def _read_csv(content: bytes) -> Sheet:
         raise UnreadableFile("empty-file")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = [c.strip() for c in next(reader)]
-        rows: list[list[str]] = []
-        lines: list[int] = []
-        for cells in reader:
-            if reader.line_num > MAX_LINES:
-                raise UnreadableFile("too-many-lines", limit=MAX_LINES)
-            if not any(c.strip() for c in cells):
-                continue  # blank lines are spreadsheet padding, not rows
-            if len(rows) >= MAX_ROWS:
-                raise UnreadableFile("too-many-rows", limit=MAX_ROWS)
-            rows.append(cells)
-            lines.append(reader.line_num)
+        return _collect((reader.line_num, cells) for cells in reader)
     except csv.Error as exc:
         raise UnreadableFile("bad-csv", line=reader.line_num, what=str(exc)) from None
-    return Sheet(header, rows, lines)
 
 
 def _read_xlsx(content: bytes) -> Sheet:
@@ -146,27 +134,43 @@ def _read_xlsx(content: bytes) -> Sheet:
         if sheet is None:
             raise UnreadableFile("no-sheet")
         found = sheet.iter_rows(values_only=True)
-        first = next(found, None)
-        if first is None:
-            raise UnreadableFile("empty-sheet")
-        header = [_cell(c).strip() for c in first]
-        while header and not header[-1]:
-            header.pop()  # trailing formatted-but-empty header cells
-        rows: list[list[str]] = []
-        lines: list[int] = []
-        for number, values in enumerate(found, start=2):
-            if number > MAX_LINES:
-                raise UnreadableFile("too-many-lines", limit=MAX_LINES)
-            cells = [_cell(v) for v in values]
-            if not any(c.strip() for c in cells):
-                continue
-            if len(rows) >= MAX_ROWS:
-                raise UnreadableFile("too-many-rows", limit=MAX_ROWS)
-            rows.append(cells)
-            lines.append(number)
+        return _collect(
+            ((number, [_cell(v) for v in values]) for number, values in enumerate(found, start=1)), "empty-sheet"
+        )
     finally:
         book.close()
-    return Sheet(header, rows, lines)
+
+
+# A title row ("XX小区居民信息登记表", one merged cell) may stand above the headings: up to this many are passed.
+_TITLE_ROWS = 3
+
+
+def _collect(numbered: Iterator[tuple[int, list[str]]], empty: str = "empty-file") -> Sheet:
+    """The headings (the first row with two cells or more, past any title row) and the rows with data."""
+    header: list[str] | None = None
+    title: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    for line, cells in numbered:
+        if line > MAX_LINES:
+            raise UnreadableFile("too-many-lines", limit=MAX_LINES)
+        filled = sum(1 for c in cells if c.strip())
+        if header is None:
+            title = title or (cells if filled else None)
+            if filled >= 2 or (filled and line > _TITLE_ROWS):
+                header = [c.strip() for c in cells]
+                while header and not header[-1]:
+                    header.pop()  # trailing formatted-but-empty header cells
+            continue
+        if not filled:
+            continue  # blank lines are spreadsheet padding, not rows
+        if len(rows) >= MAX_ROWS:
+            raise UnreadableFile("too-many-rows", limit=MAX_ROWS)
+        rows.append(cells)
+        lines.append(line)
+    if header is None and title is None:
+        raise UnreadableFile(empty)
+    return Sheet(header or [c.strip() for c in title or []], rows, lines)
 
 
 def _cell(value: Any) -> str:

@@ -209,3 +209,13 @@ def test_every_code_is_worded_in_both_languages_and_the_request_picks_one() -> N
     assert RowError.of(2, "phone", "phone-invalid").say_in("zh") == "手机号应为以 1 开头的 11 位数字"
     headers = ("zh-CN", "zh", "zh-CN,zh;q=0.9,en;q=0.8", "en-US,en;q=0.9", None, "fr", "en;q=0.5,zh")
     assert [language_of(h) for h in headers] == ["zh", "zh", "zh", "en", "en", "en", "zh"]
+
+
+def test_a_title_row_above_the_headings_is_passed_over() -> None:
+    from services.residents.spreadsheets import read_sheet
+
+    text = "阳光小区居民信息登记表,,,\n,,,\n楼号,房号,姓名,出生日期\n12,1502,张三,1949\n\n12,302,李四,1950\n"
+    sheet = read_sheet(text.encode("gb18030"))
+    assert sheet.headings == ["楼号", "房号", "姓名", "出生日期"]
+    assert sheet.cells == [["12", "1502", "张三", "1949"], ["12", "302", "李四", "1950"]] and sheet.lines == [4, 6]
+    assert read_sheet("姓名\n".encode()).headings == ["姓名"] and read_sheet("姓名\n".encode()).cells == []
