@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 
 from console_overview import PASSWORD, SERVICES, TODAY, C, seed, start_console
@@ -54,12 +55,17 @@ def upload(browser: Browser, path: Path) -> None:
 
 
 def shoot(browser: Browser, name: str, log: Callable[[str], None]) -> None:
-    """The page as it is now, at both widths (the whole page at the phone's)."""
+    """The page as it is now, at both widths: the phone's whole page (as tall as it is), the desktop's window."""
     for width, metrics in (("phone", PHONE), ("desktop", DESKTOP)):
         browser.viewport(metrics)
         browser.evaluate("window.scrollTo(0, 0)")
-        path = browser.screenshot(DOCS / f"console-{name}-{width}.png", full_page=width == "phone")
+        if width == "phone":
+            height = int(browser.evaluate("document.documentElement.scrollHeight") or metrics["height"])
+            browser.viewport({**metrics, "height": max(metrics["height"], min(height, 4000))})
+        time.sleep(0.3)  # a frame laid out at the new size
+        path = browser.screenshot(DOCS / f"console-{name}-{width}.png", full_page=False)
         log(f"screenshot: {path.relative_to(ROOT)}")
+    browser.viewport(PHONE)
 
 
 def main() -> int:
