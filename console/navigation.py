@@ -24,6 +24,8 @@ MENU: dict[str, list[tuple[str, str]]] = {
         ("/round", N_("Testing round")),
         ("/supplies", N_("Supplies")),
         ("/questions", N_("Questions")),
+        ("/register", N_("Register")),
+        ("/exports", N_("Exports")),
         ("/invitations/new", N_("Invite")),
     ],
     INFORMATION_OFFICER: [("/me", N_("My building")), ("/phone/untested", N_("Untested"))],

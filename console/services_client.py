@@ -156,3 +156,41 @@ async def gather_settled(calls: Mapping[str, Awaitable[Any]]) -> dict[str, Any |
             raise answer
         settled[name] = answer
     return settled
+
+
+async def send_file(
+    client: ServiceClient,
+    service: str,
+    path: str,
+    file: tuple[str, bytes, str],
+    *,
+    params: Mapping[str, Any] | None = None,
+    fields: Mapping[str, str] | None = None,
+    idempotency_key: str | None = None,
+) -> Any:
+    """A form upload (``file``: name, content, media type) with text ``fields``; JSON answer or ServiceProblem."""
+    try:
+        response = await client.http.post(
+            f"{client.urls[service]}{path}",
+            params=params,
+            files={"file": file},
+            data=dict(fields or {}),
+            headers=client._headers(idempotency_key),
+            timeout=120,  # a 5,000-row sheet is validated and written in one unit of work
+        )
+    except httpx.HTTPError as exc:
+        raise ServiceProblem(service, 0, detail=type(exc).__name__) from exc
+    if response.status_code >= 400:
+        raise _problem(service, response)
+    return response.json() if response.content else None
+
+
+async def fetch_file(client: ServiceClient, service: str, path: str, **params: Any) -> httpx.Response:
+    """A file a service serves (its bytes and headers), or ServiceProblem."""
+    try:
+        response = await client.http.get(f"{client.urls[service]}{path}", params=params, headers=client._headers())
+    except httpx.HTTPError as exc:
+        raise ServiceProblem(service, 0, detail=type(exc).__name__) from exc
+    if response.status_code >= 400:
+        raise _problem(service, response)
+    return response
