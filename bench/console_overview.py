@@ -33,7 +33,7 @@ def main() -> None:
     password = os.environ.get("JUWEI_CONSOLE_PASSWORD")
     if not password:
         sys.exit("set JUWEI_CONSOLE_PASSWORD to the account's password")
-    with httpx.Client(base_url=options.console, timeout=30) as http:
+    with httpx.Client(base_url=options.console, timeout=30, follow_redirects=True) as http:
         http.get("/signin")
         signed = http.post(
             "/signin",
