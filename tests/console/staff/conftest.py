@@ -1,5 +1,6 @@
 """The staff pages against the real services: the four of them and the console, each a process as ``juwei run``
 starts them, on the test broker; a compound with something in every export, made through the services' APIs.
+The console's own database is on the test PostgreSQL.
 
 Compound ``cx…``: buildings 1 and 2 (18 floors of 4 rooms), households on floors 1-3 of each; round R1 today
 with two residents of building 1 sampled; batch B0 dispatched with household h1-0102 not reached (nobody
@@ -18,7 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,9 +29,11 @@ from console.database import migrate
 from console.sealing import KeySeal
 from demo.sinks import free_port
 from juwei.database import Database
+from juwei.local_postgres import LocalPostgres
 from services.residents.domain import IMPORT_COLUMNS
 from services.residents.importing import BUILDING_COLUMNS
 from tests.access.world import as_csv, building_rows, resident_rows
+from tests.conftest import _external_pg_database
 from tests.e2e.conftest import RunningSuite, serve_suite, start_groups_at_the_end
 from tests.kernel.harness import ROOT, wait_for
 
@@ -164,7 +166,9 @@ def logistics_session(env: dict[str, str], compound: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def staff_world(tmp_path_factory: pytest.TempPathFactory, kafka: str, broker: Any) -> Iterator[StaffWorld]:
+def staff_world(
+    tmp_path_factory: pytest.TempPathFactory, kafka: str, broker: Any, postgres: LocalPostgres | None
+) -> Iterator[StaffWorld]:
     start_groups_at_the_end(kafka, broker)
     with serve_suite(tmp_path_factory.mktemp("suite"), kafka, JUWEI_TODAY=TODAY) as running:
         compound = f"cx{uuid.uuid4().hex[:8]}"
@@ -172,7 +176,7 @@ def staff_world(tmp_path_factory: pytest.TempPathFactory, kafka: str, broker: An
         port = free_port()
         folder = tmp_path_factory.mktemp("console")
         env = {**os.environ, **running.env, "JUWEI_CONSOLE_PORT": str(port),
-               "JUWEI_CONSOLE_DATABASE_URL": f"sqlite:///{folder / 'console.db'}",
+               "JUWEI_CONSOLE_DATABASE_URL": console_database(postgres, compound),
                "JUWEI_CONSOLE_SECRET": "console-test-secret-" + uuid.uuid4().hex}  # fmt: skip
         made = subprocess.run(
             [sys.executable, "-m", "juwei.cli", "console", "add-staff", "--compound", compound, "--staff", "s1",
@@ -195,13 +199,15 @@ def staff_world(tmp_path_factory: pytest.TempPathFactory, kafka: str, broker: An
                 process.kill()
 
 
+def console_database(postgres: LocalPostgres | None, compound: str) -> str:
+    """The console's own database on the test PostgreSQL (the services' are SQLite files; the console's other
+    tests use SQLite): both dialects under the console's sessions and accounts."""
+    name = f"t_console_{compound}"
+    return postgres.create_database(name) if postgres is not None else _external_pg_database(name)
+
+
 def _answers(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def console_log(world: StaffWorld) -> str:
-    path = Path(world.console_env["JUWEI_CONSOLE_DATABASE_URL"].removeprefix("sqlite:///")).parent / "console.log"
-    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
