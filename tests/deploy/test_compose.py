@@ -226,7 +226,11 @@ def test_services_start_only_once_what_they_need_is_healthy(resolved: Callable, 
             )
     for name in KNOWN_SERVICES:
         present = {d for d in services[name]["depends_on"] if d in services}
-        assert present == {"postgres", "kafka-topics", *BROKERS[profiles]}
+        assert present == {"postgres", "databases", "kafka-topics", *BROKERS[profiles]}
+    # The console calls the services (not Kafka): it starts once they answer and its database exists.
+    for name in COMPANIONS:
+        assert set(services[name]["depends_on"]) == {"databases", *KNOWN_SERVICES}
+    assert set(services["databases"]["depends_on"]) == {"postgres"}
     assert set(services["kafka-topics"]["depends_on"]) & set(services) == set(BROKERS[profiles])
 
 
