@@ -58,13 +58,16 @@ async def invite(
 ) -> HTMLResponse:
     locale = request.state.locale
     role, holder, label = _text(form, "role"), _text(form, "holder"), _text(form, "label")
+    point = _text(form, "point")
     buildings = [b.strip() for b in _text(form, "buildings").replace("，", ",").split(",") if b.strip()]
-    values = {"role": role, "holder": holder, "buildings": ", ".join(buildings), "label": label}
+    values = {"role": role, "holder": holder, "buildings": ", ".join(buildings), "label": label, "point": point}
     problem = None
     if role not in ROLE_NAMES:
         problem = N_("Choose a role.")
     elif not LOCAL_ID.fullmatch(holder):
         problem = N_("Enter the volunteer's or household's id from the register.")
+    elif role == SAMPLING_VOLUNTEER and not LOCAL_ID.fullmatch(point):
+        problem = N_("A sampling volunteer serves at one sampling point: enter its id.")
     elif any(not LOCAL_ID.fullmatch(b) for b in buildings):
         problem = N_("Buildings are ids separated by commas.")
     elif len(label) > 200:
@@ -73,6 +76,22 @@ async def invite(
         return _form_page(request, console, error=console.pages.gettext(locale, problem), values=values, status=422)
     key_id, key = invitations.new_key()
     lasts = console.settings.invited_key_seconds
+    client = client_for(request, console, person)
+    path = f"/compounds/{person.compound}/keys"
+    if role == SAMPLING_VOLUNTEER:
+        # Testing admits a sampling volunteer only with its own point key (bound to that point); the other
+        # services then store that same key.
+        try:
+            made = await client.post(
+                "testing", f"/compounds/{person.compound}/points/{point}/keys", {"volunteer": holder}
+            )
+        except ServiceProblem as refused:
+            if refused.status in (0, 500, 502, 503):
+                raise
+            detail = refused.detail or console.pages.gettext(locale, N_("The invitation could not be made."))
+            return _form_page(request, console, error=detail, values=values, status=refused.status)
+        key = str(made["key"])
+        key_id = key.split("_", 2)[1]
     body = {
         "key": key,
         "role": role,
@@ -81,19 +100,22 @@ async def invite(
         "label": label or f"console invitation by {person.username}",
         "expires_in": lasts,
     }
-    client = client_for(request, console, person)
-    path = f"/compounds/{person.compound}/keys"
     # Residents first: it checks the register and settles the buildings (the person's own when none are
     # named); the others then get those buildings by name, or their key would cover every building.
     try:
         issued = await client.post("residents", path, body, idempotency_key=f"invite-{key_id}-residents")
     except ServiceProblem as refused:
+        if role == SAMPLING_VOLUNTEER:
+            with contextlib.suppress(ServiceProblem):  # the point key made for nobody: revoked, or it waits unused
+                await client.delete("testing", f"{path}/{key_id}")
         if refused.status in (0, 500, 502, 503):
             raise
         detail = refused.detail or console.pages.gettext(locale, N_("The invitation could not be made."))
         return _form_page(request, console, error=detail, values=values, status=refused.status)
     body["buildings"] = issued.get("buildings")
-    names = [name for name in console.urls if name != "residents"]
+    # Testing already holds a sampling volunteer's point key.
+    stored = ("residents", "testing") if role == SAMPLING_VOLUNTEER else ("residents",)
+    names = [name for name in console.urls if name not in stored]
     answers = await asyncio.gather(
         *(client.post(name, path, body, idempotency_key=f"invite-{key_id}-{name}") for name in names),
         return_exceptions=True,
@@ -102,7 +124,7 @@ async def invite(
     if failed:
         # Nothing half-made: the key goes again from the services that stored it.
         for name in [
-            "residents",
+            *stored,
             *(n for n, a in zip(names, answers, strict=True) if not isinstance(a, BaseException)),
         ]:
             with contextlib.suppress(ServiceProblem):  # else it expires by itself; no one ever got the link

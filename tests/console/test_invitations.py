@@ -97,3 +97,32 @@ def test_an_invitation_the_services_refuse_is_not_made(committee: Committee, con
         "/invitations", data={"role": "committee-staff", "holder": "s1", "csrf": console.csrf("/invitations/new")}
     )
     assert wrong.status_code == 422 and "请选择角色" in wrong.text
+
+
+def test_a_sampling_volunteer_is_invited_with_the_points_own_key(
+    committee: Committee, console: ConsoleUnderTest
+) -> None:
+    point = {"point": "pv1", "name": "Point V", "location": "north gate", "throughput": 4, "volunteers": ["v1"]}
+    created = committee.call("POST", "testing", "/points", point)
+    assert created.status_code in (201, 409), created.text  # 409: made by this test on the other database
+    without = invite(console, committee, role="sampling-volunteer", point="")
+    assert without.status_code == 422 and "采样点" in without.text and "invitation-link" not in without.text
+    made = invite(console, committee, role="sampling-volunteer", point="pv1")
+    assert made.status_code == 201, made.text
+    with TestClient(console.app, base_url="http://console.test") as phone:
+        link = link_of(made)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', phone.get(link).text).group(1)  # type: ignore[union-attr]
+        assert phone.post(link, data={"csrf": csrf}, follow_redirects=False).status_code == 303
+        # Testing's point key (bound to pv1), stored as the same key in every other service.
+        key = held_key(console)
+        for url in committee.suite.urls.values():
+            me = httpx.get(f"{url}/whoami", headers={"X-API-Key": key}, timeout=10).json()
+            assert (me["role"], me["holder"]) == (
+                "sampling-volunteer",
+                {"kind": "volunteer", "id": f"{committee.compound}:v1"},
+            )
+        assert phone.get("/phone/point").status_code == 200
+        token = re.search(r'name="csrf" value="([^"]+)"', phone.get("/phone/point").text).group(1)  # type: ignore[union-attr]
+        assert phone.post("/signout", data={"csrf": token}, follow_redirects=False).status_code == 303
+        for url in committee.suite.urls.values():
+            assert httpx.get(f"{url}/whoami", headers={"X-API-Key": key}, timeout=10).status_code == 401
