@@ -225,3 +225,5 @@ def test_the_sampling_point_calls_the_next_floors_once_and_the_officer_sees_who_
         page = officer.get("/phone/untested/1")
         assert page.status_code == 200 and "第 RV 轮未检测" in page.text and 'data-household="h1-101"' in page.text
         assert officer.get("/phone/untested/2").status_code == 403
+        # The follow-up list of deliveries is the officer's too (supplies admits the building's officer to it).
+        assert 'id="follow-ups"' in page.text

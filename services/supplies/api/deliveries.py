@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from contracts.access import Logistics
+from contracts.access import BuildingTeam, Logistics
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
 from services.supplies.application import deliveries
@@ -47,10 +47,11 @@ def building_tasks(compound: CompoundId, building: LocalId, caller: Logistics, r
     return deliveries.building_tasks(runtime, caller, compound, building)
 
 
+# The building's information officer follows up on the same list as its logistics group (no identity in it).
 @router.get("/compounds/{compound}/follow-ups", summary="Households not yet delivered, until resolved")
 def follow_ups(
     compound: CompoundId,
-    caller: Logistics,
+    caller: BuildingTeam,
     runtime: RuntimeOf,
     building: IdFilter = None,
     batch: IdFilter = None,
