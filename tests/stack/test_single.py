@@ -176,7 +176,7 @@ def test_an_earlier_release_is_upgraded_in_place_with_its_data(
             assert client.base_url.port == port
 
     # The console came with the upgrade: its database was added to the old volume, its pages need no internet.
-    assert stack.scalar("console", "SELECT count(*) FROM alembic_version") == 1
+    assert stack.scalar("console", "SELECT count(*) FROM console_alembic_version") == 1
     signin = httpx.get(f"http://127.0.0.1:{CONSOLE_PORT}/signin", timeout=30)
     assert signin.status_code == 200 and "https://" not in signin.text, signin.text[:500]
     assert httpx.get(f"http://127.0.0.1:{CONSOLE_PORT}/healthz", timeout=30).json()["status"] == "ok"
