@@ -3,7 +3,9 @@
 The stack as ``bench/console_overview.py`` runs it (broker, the four services and the console as processes),
 over a smaller seeded compound (the demo's compound builder: 6 buildings, 600 residents, a round, a batch,
 questions); staff s1 signs in as ``bench`` in headless Chromium (Debian's package) and visits each page; an
-information officer of building 1 opens the link staff made for them and sees their building.
+information officer of building 1 opens the link staff made for them and sees their building. Then the phone
+pages: a logistics volunteer's delivery checklist, the same checklist offline with a tap kept in the outbox, a
+sampling volunteer's point and a household's home, each opened from its own invitation link.
 
     JUWEI_KAFKA_BOOTSTRAP=127.0.0.1:23092 .venv/bin/python docs/screenshots.py   # or the bench broker
 """
@@ -68,6 +70,66 @@ def shoot(browser: Browser, name: str, log: Callable[[str], None]) -> None:
     browser.viewport(PHONE)
 
 
+def shoot_at(browser: Browser, name: str, selector: str, log: Callable[[str], None]) -> None:
+    """One window's height at both widths, scrolled so ``selector`` ends at the window's bottom (a long page's
+    last part: the phone's outbox under the checklist)."""
+    for width, metrics in (("phone", PHONE), ("desktop", DESKTOP)):
+        browser.viewport(metrics)
+        browser.evaluate(f"document.querySelector('{selector}').scrollIntoView({{block: 'end'}})")
+        time.sleep(0.3)  # a frame laid out at the new size
+        path = browser.screenshot(DOCS / f"console-{name}-{width}.png", full_page=False)
+        log(f"screenshot: {path.relative_to(ROOT)}")
+    browser.viewport(PHONE)
+
+
+OUTBOX_READY = "!!document.getElementById('outbox') && document.getElementById('outbox').dataset.ready === '1'"
+
+
+def invite(browser: Browser, url: str, role: str, holder: str, point: str = "") -> str:
+    """Staff's invitation for a volunteer or a household: the one-time link it shows ('' if none)."""
+    browser.open(f"{url}/invitations/new", ready="!!document.querySelector('#invite')")
+    browser.evaluate(f"document.querySelector('select[name=role]').value = '{role}'")
+    browser.fill("input[name=holder]", holder)
+    if point:
+        browser.fill("input[name=point]", point)
+    browser.submit("#invite")
+    return str(browser.evaluate("(document.querySelector('.link-box') || {}).innerText || ''")).strip()
+
+
+def accept(phone: Browser, link: str) -> None:
+    """The invited person's phone opens the link once and confirms it."""
+    phone.viewport(PHONE)
+    phone.open(link, ready="!!document.querySelector('form')")
+    phone.submit("main form")
+
+
+def phone_pages(url: str, links: dict[str, str], work: Path, log: Callable[[str], None]) -> None:
+    """The phone pages, each in its own browser as its invited person; the checklist also offline."""
+    if links.get("logistics"):
+        with Browser(work / "logistics") as phone:
+            accept(phone, links["logistics"])
+            phone.open(f"{url}/phone/deliveries/1", ready=OUTBOX_READY)
+            shoot(phone, "logistics-checklist", log)
+            phone.call("Network.enable")
+            phone.call(
+                "Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1, uploadThroughput=-1
+            )
+            phone.wait("navigator.onLine === false", what="the phone offline")
+            phone.evaluate("document.querySelector('button[data-action=\"delivery.delivered\"]').click()")
+            phone.wait("!!document.querySelector('#outbox-list li[data-status=pending]')", what="the tap kept")
+            shoot_at(phone, "logistics-offline", "#outbox", log)
+    if links.get("sampling"):
+        with Browser(work / "sampling") as phone:
+            accept(phone, links["sampling"])
+            phone.open(f"{url}/phone/point", ready="!!document.querySelector('main h1')")
+            shoot(phone, "sampling-point", log)
+    if links.get("household"):
+        with Browser(work / "household") as phone:
+            accept(phone, links["household"])
+            phone.open(f"{url}/phone/home", ready="!!document.querySelector('main h1')")
+            shoot(phone, "household-home", log)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buildings", type=int, default=6)
@@ -83,6 +145,12 @@ def main() -> int:
             seed(suite, options.buildings, options.residents, log)
             suite.post("residents", f"{C}/volunteers", {"volunteer": "v1-io", "building": "1", "skills": []})
             suite.request("residents", "PUT", f"{C}/buildings/1/roles/v1-io", json={"role": "information_officer"})
+            suite.post("residents", f"{C}/volunteers", {"volunteer": "v1-lg", "building": "1", "skills": []})
+            suite.request("residents", "PUT", f"{C}/buildings/1/roles/v1-lg",
+                          json={"role": "logistics", "shift": "A", "leader": True})  # fmt: skip
+            suite.post("residents", f"{C}/volunteers", {"volunteer": "v1-sp", "building": "1", "skills": []})
+            tasks = suite.get("supplies", f"{C}/buildings/1/deliveries")["deliveries"]
+            home = next(h["household"] for d in tasks for f in d["floors"] for h in f["households"])
             url, console = start_console(suite, log)
             try:
                 with Browser(work / "staff") as browser:
@@ -103,12 +171,14 @@ def main() -> int:
                     browser.submit("#mapping")
                     browser.wait("!!document.querySelector('#bad-rows')", what="the bad rows")
                     shoot(browser, "register-refused", log)
-                    browser.open(f"{url}/invitations/new", ready="!!document.querySelector('#invite')")
-                    browser.evaluate("document.querySelector('select[name=role]').value = 'information-officer'")
-                    browser.fill("input[name=holder]", "v1-io")
-                    browser.submit("#invite")
-                    link = browser.evaluate("(document.querySelector('.link-box') || {}).innerText || ''").strip()
+                    link = invite(browser, url, "information-officer", "v1-io")
                     shoot(browser, "invited", log)
+                    links = {
+                        "logistics": invite(browser, url, "logistics-volunteer", "v1-lg"),
+                        "sampling": invite(browser, url, "sampling-volunteer", "v1-sp", point="p1"),
+                        "household": invite(browser, url, "household", home),
+                    }
+                    log(f"phone links: {sorted(r for r, made in links.items() if made)} of {sorted(links)}")
                     browser.open(f"{url}/language/en?next=/overview", ready="!!document.querySelector('#overview')")
                     shoot(browser, "overview-en", log)
                 if link:
@@ -117,6 +187,7 @@ def main() -> int:
                         phone.open(link, ready="!!document.querySelector('form')")
                         phone.submit("main form")
                         shoot(phone, "officer-building", log)
+                phone_pages(url, links, work, log)
             finally:
                 console.stop()
     finally:
