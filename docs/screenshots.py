@@ -187,6 +187,11 @@ def main() -> int:
                         phone.open(link, ready="!!document.querySelector('form')")
                         phone.submit("main form")
                         shoot(phone, "officer-building", log)
+                # An antigen day after the staff pages (the overview shows the PCR round): the household's form.
+                antigen = {"round": "A1", "kind": "antigen", "starts_at": f"{TODAY}T18:00", "points": ["p1"]}
+                made = suite.client.post(f"{suite.services['testing'].url}{C}/rounds", json=antigen,
+                                         headers={"X-API-Key": suite.key()})  # fmt: skip
+                log(f"antigen day A1: {made.status_code}")
                 phone_pages(url, links, work, log)
             finally:
                 console.stop()
