@@ -168,7 +168,7 @@ class Runtime:
 
     @property
     def group(self) -> str:
-        return f"juwei-{self.definition.name}"
+        return f"{self.settings.consumer_group_prefix}-{self.definition.name}"
 
     @property
     def _scrub(self) -> retention.Scrub | None:

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 9093
     kafka_partitions: int = Field(6, ge=1, le=1000)
     kafka_session_timeout_ms: int = Field(10000, ge=1000, description="Consumer-group session timeout")
+    # Two suites on one Kafka cluster (a second deployment, or test suites side by side) need groups of their own.
+    consumer_group_prefix: str = Field(
+        "juwei", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Consumer groups are named <prefix>-<service>"
+    )
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None

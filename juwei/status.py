@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from juwei.settings import settings
 from juwei.stack import Container
 
 
@@ -114,7 +115,7 @@ def collect(
 
 
 def _probe(client: httpx.Client, target: Target, sample_seconds: float) -> ServiceStatus:
-    status = ServiceStatus(target.name, target.url, consumer_group=f"juwei-{target.name}")
+    status = ServiceStatus(target.name, target.url, consumer_group=f"{settings().consumer_group_prefix}-{target.name}")
     if target.url is None:
         status.error = "no published address (container not running?)"
         return status

@@ -84,8 +84,10 @@ def _register(committee: Committee) -> None:
 
 @pytest.fixture(scope="session")
 def committee(tmp_path_factory: pytest.TempPathFactory, kafka: str, broker: Any) -> Iterator[Committee]:
-    start_groups_at_the_end(kafka, broker)
-    with serve_suite(tmp_path_factory.mktemp("suite"), kafka) as running:
+    # Consumer groups of its own: this suite lives the whole session, beside the other suites of the tests.
+    groups = f"console-{uuid.uuid4().hex[:8]}"
+    start_groups_at_the_end(kafka, broker, groups)
+    with serve_suite(tmp_path_factory.mktemp("suite"), kafka, JUWEI_CONSUMER_GROUP_PREFIX=groups) as running:
         found = Committee(running, f"cc{uuid.uuid4().hex[:8]}")
         _register(found)
         yield found

@@ -36,15 +36,16 @@ def topics() -> list[str]:
     return [name for s in KNOWN_SERVICES for name in (topic_of(s), dead_letter_topic(topic_of(s)))]
 
 
-def start_groups_at_the_end(kafka: str, broker: object | None) -> None:
-    """Create the services' topics and commit each service's consumer group at their current end."""
+def start_groups_at_the_end(kafka: str, broker: object | None, prefix: str = "juwei") -> None:
+    """Create the services' topics and commit each service's consumer group (``<prefix>-<service>``) at their
+    current end."""
     if broker is not None:
         broker.create_topics(topics())  # type: ignore[attr-defined]
     for service in KNOWN_SERVICES:
         consumed = list(load_definition(service).consumes)
         if not consumed:
             continue
-        committer = KafkaConsumer(bootstrap_servers=kafka, group_id=f"juwei-{service}", enable_auto_commit=False)
+        committer = KafkaConsumer(bootstrap_servers=kafka, group_id=f"{prefix}-{service}", enable_auto_commit=False)
         try:
             wait_for(lambda c=committer, ts=consumed: all(c.partitions_for_topic(t) for t in ts), what="topic metadata")
             partitions = [TopicPartition(t, p) for t in consumed for p in sorted(committer.partitions_for_topic(t))]

@@ -169,8 +169,12 @@ def logistics_session(env: dict[str, str], compound: str) -> str:
 def staff_world(
     tmp_path_factory: pytest.TempPathFactory, kafka: str, broker: Any, postgres: LocalPostgres | None
 ) -> Iterator[StaffWorld]:
-    start_groups_at_the_end(kafka, broker)
-    with serve_suite(tmp_path_factory.mktemp("suite"), kafka, JUWEI_TODAY=TODAY) as running:
+    # Consumer groups of its own: this suite lives the whole session, beside the other suites of the tests.
+    groups = f"console-staff-{uuid.uuid4().hex[:8]}"
+    start_groups_at_the_end(kafka, broker, groups)
+    with serve_suite(
+        tmp_path_factory.mktemp("suite"), kafka, JUWEI_TODAY=TODAY, JUWEI_CONSUMER_GROUP_PREFIX=groups
+    ) as running:
         compound = f"cx{uuid.uuid4().hex[:8]}"
         seed(Operator(running, compound))
         port = free_port()
