@@ -278,10 +278,6 @@ def test_a_backup_restores_a_fresh_stack_with_the_same_feeds_and_read_models(
     output, _ = demo.communicate(timeout=900)
     assert demo.returncode == 0, output[-4000:]
     wait_for(lambda: _settled(stack), 180, "the demo's day to settle")
-    feeds, models = stack.feeds(), read_models(stack, tmp_path / "scratch")
-    photos = stack.engine.docker("exec", stack.container("testing"), "find", "/var/lib/juwei", "-type", "f").stdout
-    assert "photos" in photos  # the disinfection photo of the demo's case
-
     # A staff member of the register gets a console account from the admin container, and signs in.
     with stack.http("residents") as client:
         registered = client.put(f"{C}/staff/s-wang/buildings", json={"buildings": []})
@@ -291,6 +287,11 @@ def test_a_backup_restores_a_fresh_stack_with_the_same_feeds_and_read_models(
     assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
     overview = _console_overview(stack)
     assert overview.status_code == 200 and "总览" in overview.text, overview.text[:1000]
+
+    wait_for(lambda: _settled(stack), 180, "the staff member's registration to settle")
+    feeds, models = stack.feeds(), read_models(stack, tmp_path / "scratch")
+    photos = stack.engine.docker("exec", stack.container("testing"), "find", "/var/lib/juwei", "-type", "f").stdout
+    assert "photos" in photos  # the disinfection photo of the demo's case
 
     started = time.monotonic()
     done = stack.juwei("backup", *stack.stack_options(), "--output", str(tmp_path / "backup"))
