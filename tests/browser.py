@@ -29,6 +29,7 @@ class Browser:
     def __init__(self, profile: Path, *, language: str = "zh-CN") -> None:
         assert Path(CHROMIUM).exists(), "apt-get install -y chromium (Debian's package) is needed for this test"
         self.profile = profile
+        self.events: list[dict[str, Any]] = []
         self.process = subprocess.Popen(
             [
                 CHROMIUM,
@@ -70,6 +71,9 @@ class Browser:
             if answer.get("id") == number:
                 assert "error" not in answer, answer
                 return answer.get("result", {})
+            if "method" in answer:
+                # An event of a domain a test enabled (Fetch.requestPaused …): kept for it to read.
+                self.events.append(answer)
 
     def evaluate(self, expression: str) -> Any:
         return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")

@@ -50,22 +50,7 @@ READY = "!!document.getElementById('outbox') && document.getElementById('outbox'
 
 
 class Phone(Browser):
-    """The browser, keeping the DevTools events that arrive while it waits for answers (Fetch.requestPaused)."""
-
-    def __init__(self, profile: Path) -> None:
-        super().__init__(profile)
-        self.events: list[dict[str, Any]] = []
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        number = next(self.ids)
-        self.socket.send(json.dumps({"id": number, "method": method, "params": params}))
-        while True:
-            answer = json.loads(self.socket.recv(timeout=30))
-            if answer.get("id") == number:
-                assert "error" not in answer, answer
-                return answer.get("result", {})
-            if "method" in answer:
-                self.events.append(answer)
+    """The browser with what the offline test does to it: events awaited, the network cut, a session's cookie."""
 
     def next_event(self, method: str, timeout: float = 60) -> dict[str, Any]:
         def arrived() -> bool:
