@@ -82,7 +82,8 @@ def _register(committee: Committee) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: its services stop with the console's tests, before other suites run on the same broker.
+@pytest.fixture(scope="package")
 def committee(tmp_path_factory: pytest.TempPathFactory, kafka: str, broker: Any) -> Iterator[Committee]:
     # Consumer groups of its own: this suite lives the whole session, beside the other suites of the tests.
     groups = f"console-{uuid.uuid4().hex[:8]}"

@@ -165,7 +165,8 @@ def logistics_session(env: dict[str, str], compound: str) -> str:
         database.dispose()
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: its services stop with the console's tests, before other suites run on the same broker.
+@pytest.fixture(scope="package")
 def staff_world(
     tmp_path_factory: pytest.TempPathFactory, kafka: str, broker: Any, postgres: LocalPostgres | None
 ) -> Iterator[StaffWorld]:
