@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -146,7 +147,11 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, wording: Mapping[str, str] | None = None) -> None:
+    """The problem handlers; ``wording`` says the service's own rules in Chinese, by code, filled from the rule's
+    details (``juwei.aggregate.DomainRuleViolation``)."""
+    rules = wording or {}
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         language = negotiate(request.headers.get("accept-language"))
@@ -178,7 +183,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(request, exc.status, exc.detail, exc.code, said=exc.said, **exc.extra)
+        said = exc.said or Said(exc.code, exc.extra, rules)
+        return problem_response(request, exc.status, exc.detail, exc.code, said=said, **exc.extra)
 
     @app.exception_handler(ConcurrencyError)
     async def _conflict(request: Request, exc: ConcurrencyError) -> JSONResponse:
@@ -194,7 +200,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DomainRuleViolation)
     async def _rule(request: Request, exc: DomainRuleViolation) -> JSONResponse:
-        return problem_response(request, status_of(exc), str(exc), exc.code, **exc.details)
+        said = Said(exc.code, exc.details, rules)
+        return problem_response(request, status_of(exc), str(exc), exc.code, said=said, **exc.details)
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("http.database_unavailable", path=request.url.path, error=type(exc).__name__)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,9 @@ class ServiceDefinition:
     holder_check: Callable[[Runtime, Holder], tuple[str | None, str | None]] | None = None
     # Called in the transaction of a key issued over HTTP (testing binds a household's key to the household).
     key_issued: Callable[[Runtime, Session, Caller], None] | None = None
+    # Its rules said in Chinese, by the code a ``DomainRuleViolation`` or ``Problem`` carries; ``{name}`` is filled
+    # from the violation's details. A code not here keeps its English detail (``juwei.wording``).
+    wording: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     version: str = "0.1.0"
 
@@ -423,7 +426,7 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
     docs.install(app)
     app.state.runtime = runtime
     app.state.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_second, runtime.settings.rate_limit_burst)
-    problems.install(app)
+    problems.install(app, definition.wording)
     # Inside the body limit and the request ids (added first: the innermost of the middlewares).
     app.add_middleware(commands.CommandLedger, runtime=runtime)
     observability.install(app, definition.name, runtime.settings.max_body_bytes)

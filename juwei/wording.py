@@ -117,14 +117,16 @@ class Said:
 
     id: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    # Where the Chinese wording is looked up: the kernel's details, or a service's rules (``ServiceDefinition``).
+    wording: Mapping[str, str] = field(default_factory=lambda: DETAILS_ZH)
 
     def text(self, language: str) -> str | None:
         """The message in ``language``; None where the catalogue has no wording for it (the English stays)."""
-        if language != CHINESE or self.id not in DETAILS_ZH:
+        if language != CHINESE or self.id not in self.wording:
             return None
         try:
-            return DETAILS_ZH[self.id].format(**self.params)
-        except (KeyError, IndexError):  # a parameter the wording names was not given: keep the English
+            return self.wording[self.id].format(**self.params)
+        except (KeyError, IndexError, AttributeError):  # a value the wording names was not given: keep the English
             return None
 
 

@@ -65,7 +65,7 @@ class Tally(Aggregate):
 
     def add(self, amount: int, note: str = "") -> None:
         if self.total + amount < 0:
-            raise Invalid(f"building {self.id} would go below zero", code="negative-tally")
+            raise Invalid(f"building {self.id} would go below zero", code="negative-tally", building=self.id)
         self.record(Tallied(building=self.id, amount=amount, note=note))
 
     def on_Tallied(self, event: Tallied) -> None:
@@ -170,6 +170,7 @@ def definitions(suffix: str) -> tuple[ServiceDefinition, ServiceDefinition]:
         routers=[router],
         projections=lambda: [DeskTotals()],
         migrations=MIGRATIONS,
+        wording={"negative-tally": "楼栋 {building} 的计数不能小于零", "tally-missing": "没有 {nothing} 这个计数"},
     )
     board = ServiceDefinition(
         name=f"board_{suffix}",

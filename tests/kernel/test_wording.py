@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from juwei.service import Runtime, create_app
 from juwei.settings import Settings
-from juwei.wording import negotiate
+from juwei.wording import Said, negotiate
 from tests.kernel.harness import key
 from tests.kernel.sample import definitions
 
@@ -85,10 +85,20 @@ def test_the_kernels_own_problems_speak_chinese_to_a_chinese_caller(desk) -> Non
     answer = client.get("/whoami", headers={**ZH, "X-API-Key": limited})
     slow = _problem(answer, 429, "rate-limited")
     assert slow["title"] == "请求过于频繁" and "Retry-After" in slow["detail"] and "retry-after" in answer.headers
-    # A rule a service wrote keeps its words; the title follows the caller's language.
+    # A rule of the service is said in the service's own Chinese wording, filled from the rule's details.
     rule = _problem(client.post("/compounds/c1/tallies/2", json={"amount": -1}, headers={**ZH, "X-API-Key": staff}),
                     422, "negative-tally")  # fmt: skip
-    assert rule["title"] == "请求无效"
+    assert rule["title"] == "请求无效" and rule["detail"] == "楼栋 2 的计数不能小于零" and rule["building"] == "2"
+    english = client.post("/compounds/c1/tallies/2", json={"amount": -1}, headers={"X-API-Key": staff})
+    assert _problem(english, 422, "negative-tally", language="en")["detail"] == "building 2 would go below zero"
+
+
+def test_a_wording_that_names_a_value_the_rule_did_not_give_keeps_the_english() -> None:
+    rules = definitions("w")[0].wording
+    assert Said("negative-tally", {"building": "7"}, rules).text("zh") == "楼栋 7 的计数不能小于零"
+    assert Said("tally-missing", {}, rules).text("zh") is None
+    assert Said("no-such-rule", {}, rules).text("zh") is None
+    assert Said("negative-tally", {"building": "7"}, rules).text("en") is None
 
 
 def test_validation_errors_say_what_is_wrong_in_chinese(desk) -> None:
