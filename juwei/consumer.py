@@ -130,8 +130,13 @@ class EventConsumer:
     @property
     def consumer(self) -> KafkaConsumer:
         if self._consumer is None:
-            self._consumer = KafkaConsumer(**consumer_config(self.bootstrap, self.group, **self.consumer_overrides))
-            self._consumer.subscribe(self.topics)
+            consumer = KafkaConsumer(**consumer_config(self.bootstrap, self.group, **self.consumer_overrides))
+            # kafka-python's group leader assigns only topics whose metadata it holds: without this fetch a
+            # member could lead a group before the metadata arrived and hand every partition to nobody.
+            for topic in self.topics:
+                consumer.partitions_for_topic(topic)
+            consumer.subscribe(self.topics)
+            self._consumer = consumer
         return self._consumer
 
     @property
