@@ -20,13 +20,17 @@ def serve(port: Annotated[int | None, typer.Option(help="Default: JUWEI_CONSOLE_
     import uvicorn
 
     from console.app import create_app
+    from juwei.logs import configure_logging
     from juwei.settings import settings
 
+    configure_logging(settings().log_level, settings().log_levels, service=NAME)
     uvicorn.run(
         create_app(),
         host=settings().host,
         port=port or settings().port(NAME),
-        log_level="warning",
+        # Uvicorn's own lines as JSON through the root handler (juwei.logs); no access lines (raw query strings).
+        log_config=None,
+        log_level=None,
         access_log=False,
         proxy_headers=True,
     )

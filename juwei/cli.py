@@ -32,10 +32,26 @@ console = Console(stderr=True)
 ServiceArg = Annotated[str, typer.Argument(help="A registered service (residents, supplies, …) or module:attribute")]
 
 
+@app.callback()
+def _json_logs() -> None:
+    # Every command's log lines are JSON on stderr (stdout keeps a command's own output, e.g. --json).
+    from juwei.logs import configure_logging
+
+    try:
+        config = settings()
+    except ValueError:  # a bad setting is reported by the command that reads it
+        configure_logging(service="cli")
+        return
+    configure_logging(config.log_level, config.log_levels, service="cli")
+
+
 def _runtime(spec: str):
+    from juwei.logs import configure_logging
     from juwei.service import Runtime, load_definition
 
-    return Runtime(load_definition(spec))
+    runtime = Runtime(load_definition(spec))
+    configure_logging(runtime.settings.log_level, runtime.settings.log_levels, service=runtime.definition.name)
+    return runtime
 
 
 def _stop_on_signals(stop: Callable[[], None]) -> None:
@@ -63,7 +79,11 @@ def serve(
         application,
         host=runtime.settings.host,
         port=port or runtime.settings.port(runtime.definition.name),
-        log_level="warning",
+        # Uvicorn's lines go through the root handler as JSON (juwei.logs); the app logs each request itself
+        # (`http.request`: method, route template, status), so uvicorn's access lines, which carry the raw
+        # query string, stay off.
+        log_config=None,
+        log_level=None,
         access_log=False,
     )
 
@@ -71,10 +91,7 @@ def serve(
 @app.command()
 def relay(service: ServiceArg) -> None:
     """Run only the outbox relay of a service (its database → its Kafka topic)."""
-    from juwei.observability import configure_logging
-
     runtime = _runtime(service)
-    configure_logging(runtime.settings.log_level)
     runtime.migrate()
     _stop_on_signals(runtime._stop.set)
     runtime.start_background(relay=True, consumers=False)
@@ -85,10 +102,7 @@ def relay(service: ServiceArg) -> None:
 @app.command()
 def consume(service: ServiceArg) -> None:
     """Run only the Kafka consumers of a service."""
-    from juwei.observability import configure_logging
-
     runtime = _runtime(service)
-    configure_logging(runtime.settings.log_level)
     runtime.migrate()
     _stop_on_signals(runtime._stop.set)
     runtime.start_background(relay=False, consumers=True)
@@ -550,7 +564,14 @@ if _commands is not None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception:
+        # A crash is one JSON line too (with the traceback in its `exception` field), not a screen of text.
+        import structlog
+
+        structlog.get_logger("juwei.cli").exception("command.failed", command=" ".join(sys.argv[1:2]))
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

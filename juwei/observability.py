@@ -1,9 +1,7 @@
-"""Structured JSON logs with request ids (structlog) and Prometheus metrics for every service."""
+"""Request ids in every line a request logs (the format is ``juwei.logs``) and Prometheus metrics for every service."""
 
 from __future__ import annotations
 
-import logging
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,24 +19,6 @@ from juwei.wording import Said
 REQUESTS = Counter("juwei_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 LATENCY = Histogram("juwei_http_request_seconds", "HTTP request latency", ["service", "method", "route"])
 _REQUEST_ID = "X-Request-ID"
-
-
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
-    for noisy in ("kafka", "alembic", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(ensure_ascii=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
 
 
 class BodyTooLarge(HTTPException):
@@ -120,6 +100,7 @@ def install(app: FastAPI, service: str, max_body_bytes: int) -> None:
         log.info(
             "http.request",
             request_id=request_id,
+            trace_id=trace.split("-")[1],  # the request's context is already reset here
             service=service,
             method=request.method,
             route=template,

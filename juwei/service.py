@@ -35,6 +35,7 @@ from juwei.database import Database, DatabaseUnavailable
 from juwei.events import DomainEvent, Envelope, EventRegistry, catalogue_of, sealed_subject
 from juwei.feed import feed_router
 from juwei.issuing import key_router
+from juwei.logs import bind_service, configure_logging
 from juwei.projection import Projection, Projector
 from juwei.registration import suite, topic_of
 from juwei.relay import Relay
@@ -343,7 +344,11 @@ class Runtime:
         return self._vault
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
-        thread = threading.Thread(target=target, args=(self._stop,), name=f"{self.definition.name}-{name}", daemon=True)
+        def named(stop: threading.Event) -> None:
+            bind_service(self.definition.name)  # a new thread starts with no context: its lines name the service
+            target(stop)
+
+        thread = threading.Thread(target=named, args=(self._stop,), name=f"{self.definition.name}-{name}", daemon=True)
         thread.start()
         self._threads.append(thread)
 
@@ -400,7 +405,7 @@ class KafkaProbe:
 
 def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: bool = True) -> FastAPI:
     definition = runtime.definition
-    observability.configure_logging(runtime.settings.log_level)
+    configure_logging(runtime.settings.log_level, runtime.settings.log_levels, service=definition.name)
     probe = KafkaProbe(runtime.settings.bootstrap, runtime.settings.kafka_security())
 
     @asynccontextmanager

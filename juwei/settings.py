@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from juwei.registration import suite
@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     consumers: bool = Field(True, description="Run the Kafka consumers inside the service process")
     bootstrap_key: str | None = Field(None, description="An operator API key to make sure exists at start")
     log_level: str = "INFO"
+    log_levels: str = Field(
+        "", description="Levels of single loggers over JUWEI_LOG_LEVEL: kafka=WARNING,uvicorn.error=INFO"
+    )
     timezone: str = Field("Asia/Shanghai", description="Where the compounds are: decides what 'today' is")
     today: date | None = Field(None, description="Pin today's date (demos and tests); unset: the real date")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Larger request bodies get 413")
@@ -51,6 +54,14 @@ class Settings(BaseSettings):
     # runaway script or a leaked key does.
     rate_limit_per_second: float = Field(100.0, ge=0, description="Requests a second per API key, on average")
     rate_limit_burst: int = Field(1000, ge=1, description="Requests a key may make at once before the rate applies")
+
+    @field_validator("log_levels")
+    @classmethod
+    def _known_levels(cls, value: str) -> str:
+        from juwei.logs import parse_levels
+
+        parse_levels(value)  # a typo fails the start, not silently logs at the wrong level
+        return value
 
     def local_today(self) -> date:
         return self.today or datetime.now(ZoneInfo(self.timezone)).date()
