@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from juwei import stack_cli
+from juwei.dead_letters_cli import dlq_app
 from juwei.registration import suite, topic_of
 from juwei.settings import Settings, settings
 
@@ -27,6 +28,7 @@ keys_app = typer.Typer(help="API keys (stored hashed in every service's database
 broker_app = typer.Typer(help="The local Kafka broker (KRaft, jars from Maven Central).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(broker_app, name="broker")
+app.add_typer(dlq_app, name="dlq")
 console = Console(stderr=True)
 
 ServiceArg = Annotated[str, typer.Argument(help="A registered service (residents, supplies, …) or module:attribute")]
@@ -113,8 +115,10 @@ def consume(service: ServiceArg) -> None:
 @app.command()
 def migrate(service: ServiceArg) -> None:
     """Upgrade a service's database to the newest schema."""
+    import structlog
+
     _runtime(service).migrate()
-    console.print(f"[green]{service}[/] migrated")
+    structlog.get_logger("juwei.cli").info("service.migrated")  # a log line like Alembic's, not text among them
 
 
 @app.command()
