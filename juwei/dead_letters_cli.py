@@ -161,9 +161,9 @@ def list_letters(
         state = ledger.state(letter.id)
         if with_actions:
             state = "\n".join([state, *(f"{a.action} by {a.by} {_time(a.at)}" for a in ledger.of(letter.id))])
-        table.add_row(
-            str(letter.id), letter.original_topic, letter.event_type or "(none)", error_text, _time(letter.at), state
-        )
+        # The type without its topic's prefix (juwei.residents.X.v1 → X.v1): the column beside names the topic.
+        event_type = (letter.event_type or "(none)").removeprefix(f"{letter.original_topic}.")
+        table.add_row(str(letter.id), letter.original_topic, event_type, error_text, _time(letter.at), state)
     Console().print(table)
 
 
