@@ -21,7 +21,13 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Loggers that are noisy at INFO; JUWEI_LOG_LEVELS overrides them per logger.
-DEFAULT_LEVELS: Mapping[str, str] = {"kafka": "WARNING", "alembic.runtime.plugins": "WARNING"}
+DEFAULT_LEVELS: Mapping[str, str] = {
+    "kafka": "WARNING",
+    "alembic.runtime.plugins": "WARNING",
+    # At INFO these log every URL they call: a chat bot's webhook URL holds its secret key.
+    "httpx": "WARNING",
+    "httpcore": "WARNING",
+}
 # The fields every line starts with, in this order; a line's own ``message`` field is kept as ``message_``.
 LEADING = ("time", "level", "service", "logger", "message", "request_id", "trace_id")
 
