@@ -295,6 +295,7 @@ class DeadLetterOffice:
                     allow_auto_create_topics=False,
                     request_timeout_ms=int(self.timeout * 1000),
                     client_id="juwei-dlq",
+                    **self._bootstrap_timeout(KafkaConsumer),
                     **self.security,
                 )
             except KafkaError as exc:
@@ -310,11 +311,17 @@ class DeadLetterOffice:
                     acks="all",
                     enable_idempotence=True,
                     client_id="juwei-dlq",
+                    **self._bootstrap_timeout(KafkaProducer),
                     **self.security,
                 )
             except KafkaError as exc:
                 raise KafkaUnreachable(f"Kafka at {self.bootstrap} did not answer: {exc}") from None
         return self._producer
+
+    def _bootstrap_timeout(self, client: type) -> dict[str, int]:
+        # How long an absent cluster takes to be reported (kafka-python's own default is 30 s).
+        known = "bootstrap_timeout_ms" in client.DEFAULT_CONFIG  # kafka-python 3.0.12 has it
+        return {"bootstrap_timeout_ms": int(self.timeout * 1000)} if known else {}
 
     def close(self) -> None:
         if self._reader is not None:

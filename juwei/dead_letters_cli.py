@@ -38,6 +38,7 @@ dlq_app = typer.Typer(
 BootstrapOption = Annotated[
     str | None, typer.Option(help="Kafka bootstrap servers (default: JUWEI_KAFKA_BOOTSTRAP, else the local broker)")
 ]
+TimeoutOption = Annotated[float, typer.Option(min=0.5, help="Seconds Kafka may take to answer before giving up")]
 ActionsTopicOption = Annotated[
     str, typer.Option(envvar="JUWEI_DLQ_ACTIONS_TOPIC", help="Where actions (requeue, drop) are recorded")
 ]
@@ -92,11 +93,11 @@ def _selection(
     )
 
 
-def _office(bootstrap: str | None, actions_topic: str) -> DeadLetterOffice:
+def _office(bootstrap: str | None, actions_topic: str, timeout: float) -> DeadLetterOffice:
     from juwei.settings import settings
 
     config = settings()
-    return DeadLetterOffice(bootstrap or config.bootstrap, config.kafka_security(), actions_topic)
+    return DeadLetterOffice(bootstrap or config.bootstrap, config.kafka_security(), actions_topic, timeout)
 
 
 @contextmanager
@@ -141,10 +142,11 @@ def list_letters(
     with_actions: Annotated[bool, typer.Option("--with-actions", help="Each letter's actions (who, when)")] = False,
     as_json: JsonOption = False,
     bootstrap: BootstrapOption = None,
+    timeout: TimeoutOption = 30.0,
     actions_topic: ActionsTopicOption = ACTIONS_TOPIC,
 ) -> None:
     """Dead letters, oldest first: id, original topic, event type, error, when; dropped ones left out."""
-    with _answering(), _office(bootstrap, actions_topic) as office:
+    with _answering(), _office(bootstrap, actions_topic, timeout) as office:
         selection = _selection(topic, event_type, error, since, until)
         ledger = office.ledger()
         letters = [letter for letter in office.letters(selection) if include_dropped or not ledger.dropped(letter.id)]
@@ -178,10 +180,11 @@ def _listed(letter: DeadLetter, ledger: Ledger, with_actions: bool) -> dict[str,
 def show(
     letter_id: Annotated[str, typer.Argument(metavar="ID", help="<topic>.dlq:<partition>:<offset>")],
     bootstrap: BootstrapOption = None,
+    timeout: TimeoutOption = 30.0,
     actions_topic: ActionsTopicOption = ACTIONS_TOPIC,
 ) -> None:
     """One dead letter whole, as JSON: where it came from, the error, its headers, key, payload and actions."""
-    with _answering(), _office(bootstrap, actions_topic) as office:
+    with _answering(), _office(bootstrap, actions_topic, timeout) as office:
         letter = office.letter(DeadLetterId.parse(letter_id))
         ledger = office.ledger()
     whole = {
@@ -229,6 +232,7 @@ def requeue(
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
     bootstrap: BootstrapOption = None,
+    timeout: TimeoutOption = 30.0,
     actions_topic: ActionsTopicOption = ACTIONS_TOPIC,
 ) -> None:
     """Send dead letters back to their original topic and partition (key, value and headers as they were).
@@ -236,7 +240,7 @@ def requeue(
     Safe to repeat: each consumer group skips an event its inbox already holds. Fix the cause first (deploy
     the handler or catalogue that failed), or the letter comes back as a new dead letter.
     """
-    with _answering(), _office(bootstrap, actions_topic) as office:
+    with _answering(), _office(bootstrap, actions_topic, timeout) as office:
         who = _who(by)
         selection = _selection(topic, event_type, error, since, until)
         ledger = office.ledger()
@@ -267,10 +271,11 @@ def drop(
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
     bootstrap: BootstrapOption = None,
+    timeout: TimeoutOption = 30.0,
     actions_topic: ActionsTopicOption = ACTIONS_TOPIC,
 ) -> None:
     """Mark dead letters dropped, so lists leave them out (Kafka keeps the record until its retention)."""
-    with _answering(), _office(bootstrap, actions_topic) as office:
+    with _answering(), _office(bootstrap, actions_topic, timeout) as office:
         who = _who(by)
         selection = _selection(topic, event_type, error, since, until)
         ledger = office.ledger()
@@ -293,10 +298,11 @@ def actions(
     until: UntilOption = None,
     as_json: JsonOption = False,
     bootstrap: BootstrapOption = None,
+    timeout: TimeoutOption = 30.0,
     actions_topic: ActionsTopicOption = ACTIONS_TOPIC,
 ) -> None:
     """What operators did to dead letters: who, when, which letter and event, requeued where."""
-    with _answering(), _office(bootstrap, actions_topic) as office:
+    with _answering(), _office(bootstrap, actions_topic, timeout) as office:
         selection = _selection(topic, None, None, since, until)
         recorded = office.ledger().actions
     wanted = {name.removesuffix(".dlq") for name in selection.topics}

@@ -265,6 +265,15 @@ def test_bad_input_is_one_line_and_exit_code_2(args: list[str], says: str, kafka
     assert "Traceback" not in result.output and result.stdout == ""
 
 
+def test_kafka_not_answering_is_one_line_and_exit_code_1() -> None:
+    result = CliRunner().invoke(app, ["dlq", "list", "--json", "--bootstrap", "127.0.0.1:1", "--timeout", "2"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    # Beside kafka-python's own log lines (JSON), one line of ours says what failed.
+    assert len(errors) == 1 and errors[0].startswith("error: Kafka at 127.0.0.1:1 did not answer"), result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
 def _record_at(kafka: str, where: str):
     topic, partition, offset = where.rsplit(":", 2)
     tp = TopicPartition(topic, int(partition))
