@@ -39,9 +39,7 @@ BootstrapOption = Annotated[
     str | None, typer.Option(help="Kafka bootstrap servers (default: JUWEI_KAFKA_BOOTSTRAP, else the local broker)")
 ]
 TimeoutOption = Annotated[float, typer.Option(min=0.5, help="Seconds Kafka may take to answer before giving up")]
-ActionsTopicOption = Annotated[
-    str, typer.Option(envvar="JUWEI_DLQ_ACTIONS_TOPIC", help="Where actions (requeue, drop) are recorded")
-]
+ActionsTopicOption = Annotated[str, typer.Option(help="Where actions (requeue, drop) are recorded")]
 TopicOption = Annotated[
     list[str] | None, typer.Option("--topic", "-t", help="Original topic (juwei.residents) or its .dlq; repeatable")
 ]

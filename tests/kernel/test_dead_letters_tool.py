@@ -54,8 +54,8 @@ class Scene:
     runner: CliRunner = field(default_factory=CliRunner)
 
     def juwei(self, *args: str, user: str | None = None) -> tuple[int, str, str]:
-        env = {"JUWEI_DLQ_ACTIONS_TOPIC": self.actions_topic, "USER": user, "COLUMNS": "240"}
-        result = self.runner.invoke(app, [*args, "--bootstrap", self.kafka], env=env)
+        more = ["--bootstrap", self.kafka, "--actions-topic", self.actions_topic]
+        result = self.runner.invoke(app, [*args, *more], env={"USER": user, "COLUMNS": "240"})
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
         return result.exit_code, result.stdout, result.stderr
 
@@ -255,7 +255,7 @@ def test_bad_input_is_one_line_and_exit_code_2(args: list[str], says: str, kafka
     runner = CliRunner()
     given = [part.replace("{dlq}", dead_letter_topic(topic)) for part in args]
     result = runner.invoke(
-        app, ["dlq", *given, "--bootstrap", kafka], env={"USER": None, "JUWEI_DLQ_ACTIONS_TOPIC": f"a.{suffix}"}
+        app, ["dlq", *given, "--bootstrap", kafka, "--actions-topic", f"a.{suffix}"], env={"USER": None}
     )
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
