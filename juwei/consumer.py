@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +22,13 @@ import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from juwei import tracing
 from juwei.database import Database
 from juwei.events import (
     Envelope,
@@ -246,13 +249,15 @@ class EventConsumer:
                 handled[delivery.topic] = handled.get(delivery.topic, 0) + 1
             try:
                 if self.handle_many is not None:
-                    self.handle_many(session, deliveries)
+                    with self._span_of_many(deliveries):
+                        self.handle_many(session, deliveries)
                 else:
                     for delivery in deliveries:
                         # Events the handler appends continue the trace of the event that caused them.
                         token = current_traceparent.set(valid_traceparent(delivery.envelope.traceparent))
                         try:
-                            self.handler(session, delivery)
+                            with self._span_of(delivery.envelope, delivery.topic):
+                                self.handler(session, delivery)
                         finally:
                             current_traceparent.reset(token)
             except OperationalError:
@@ -261,6 +266,40 @@ class EventConsumer:
                 raise _OneByOne from exc
         for topic, count in handled.items():
             HANDLED.labels(self.group, topic).inc(count)
+
+    def _span_of(self, envelope: Envelope, topic: str) -> AbstractContextManager[Any]:
+        """``handle <event type>``, a child of the span the event was appended in (its record's traceparent)."""
+        if not tracing.exporting():
+            return nullcontext()
+        return tracing.span(
+            f"handle {envelope.type}",
+            parent=envelope.traceparent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": topic,
+                "messaging.consumer.group.name": self.group,
+                "messaging.message.id": envelope.id,
+                "juwei.compound": envelope.compound,
+            },
+        )
+
+    def _span_of_many(self, deliveries: list[Delivery]) -> AbstractContextManager[Any]:
+        """A poll's deliveries handled together: one span, linked to the span each event was appended in."""
+        if not tracing.exporting():
+            return nullcontext()
+        return tracing.span(
+            "handle batch",
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.consumer.group.name": self.group,
+                "messaging.batch.message_count": len(deliveries),
+            },
+            links=[delivery.envelope.traceparent for delivery in deliveries],
+        )
 
     def _handle_one(self, session: Session, record: Any, envelope: Envelope) -> BaseException | None:
         seen = session.execute(
@@ -292,7 +331,8 @@ class EventConsumer:
                             received_at=utcnow(),
                         )
                     ).scalar_one()
-                    self.handler(session, Delivery(envelope, seq, record.topic, sealed_keys_of(record)))
+                    with self._span_of(envelope, record.topic):
+                        self.handler(session, Delivery(envelope, seq, record.topic, sealed_keys_of(record)))
                 HANDLED.labels(self.group, record.topic).inc()
                 return None
             except IntegrityError as exc:

@@ -12,6 +12,7 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from juwei import tracing
 from juwei.events import current_traceparent, new_traceparent, valid_traceparent
 from juwei.problems import problem_response
 from juwei.wording import Said
@@ -71,7 +72,11 @@ def install(app: FastAPI, service: str, max_body_bytes: int) -> None:
         request_id = incoming if 0 < len(incoming) <= 64 and incoming.isascii() and incoming.isprintable() else ""
         request_id = request_id or uuid.uuid4().hex
         request.state.request_id = request_id
-        trace = valid_traceparent(request.headers.get("traceparent")) or new_traceparent()
+        incoming_trace = valid_traceparent(request.headers.get("traceparent"))
+        # The request's span (when traces are exported) continues the caller's trace; what the request appends
+        # carries it on.
+        server_span = tracing.ServerSpan(request.method, incoming_trace)
+        trace = server_span.traceparent or incoming_trace or new_traceparent()
         token = current_traceparent.set(trace)
         structlog.contextvars.bind_contextvars(request_id=request_id, service=service)
         started = time.perf_counter()
@@ -87,6 +92,9 @@ def install(app: FastAPI, service: str, max_body_bytes: int) -> None:
                 )
             else:
                 response = await call_next(request)
+        except BaseException:
+            server_span.close(getattr(request.scope.get("route"), "path", "unmatched"), 500)
+            raise
         finally:
             structlog.contextvars.clear_contextvars()
             current_traceparent.reset(token)
@@ -107,4 +115,5 @@ def install(app: FastAPI, service: str, max_body_bytes: int) -> None:
             status=response.status_code,
             ms=round(elapsed * 1000, 1),
         )
+        server_span.close(template, response.status_code)
         return response

@@ -24,6 +24,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import Text, bindparam, select, type_coerce
 from sqlalchemy.orm import Session
 
+from juwei import tracing
 from juwei.database import Database
 from juwei.events import CONTENT_TYPE, SPEC_VERSION, binary_headers, iso_time, parse_time
 from juwei.failpoints import failpoint
@@ -227,15 +228,24 @@ class Relay:
         build, send, topic, partition_of = self.build_record, producer.send, self.topic, self.partition_of
         # Sorted, as the default partitioner sorts them; read per batch so added partitions are used.
         partitions = sorted(producer.partitions_for(topic))
-        for row in rows:
-            key, value, headers = build(row)
-            if extra:
-                headers.extend(extra.get(row.position, ()))
-            futures.append(send(topic, key=key, value=value, headers=headers, partition=partition_of(key, partitions)))
-        producer.flush()
-        for future in futures:
-            # Raises the send's error: the checkpoint must not pass an event Kafka did not take.
-            future.get(timeout=0)
+        # Each event's publish span (none when traces are not exported) lasts from its send to Kafka's ack.
+        spans = tracing.publishing(topic, rows)
+        try:
+            for row in rows:
+                key, value, headers = build(row)
+                if extra:
+                    headers.extend(extra.get(row.position, ()))
+                futures.append(
+                    send(topic, key=key, value=value, headers=headers, partition=partition_of(key, partitions))
+                )
+            producer.flush()
+            for future in futures:
+                # Raises the send's error: the checkpoint must not pass an event Kafka did not take.
+                future.get(timeout=0)
+        except Exception as exc:
+            tracing.published(spans, exc)
+            raise
+        tracing.published(spans)
         last = rows[-1].position
         failpoint("relay.after_publish")
         with self.database.unit_of_work() as session:

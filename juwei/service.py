@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from juwei import commands, docs, migrate, observability, problems, retention
+from juwei import commands, docs, migrate, observability, problems, retention, tracing
 from juwei.access import FeedAccess
 from juwei.audit import audit_router
 from juwei.auth import RateLimiter, issue_key, split_key
@@ -290,6 +290,7 @@ class Runtime:
         )
 
     def start_background(self, relay: bool | None = None, consumers: bool | None = None) -> None:
+        tracing.configure_tracing(self.definition.name)  # `juwei relay` and `juwei consume` have no app
         if relay if relay is not None else self.settings.relay:
             self.relay = self.make_relay()
             self._spawn("relay", self.relay.run)
@@ -365,6 +366,7 @@ class Runtime:
             except Exception as exc:  # stopping goes on: what a hook would have tidied expires by itself
                 log.warning("service.on_stop_failed", error=repr(exc))
         self.database.dispose()
+        tracing.ending()  # the spans of the last work, before the process exits
 
     def wait_forever(self) -> None:
         while not self._stop.is_set():
@@ -406,6 +408,7 @@ class KafkaProbe:
 def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: bool = True) -> FastAPI:
     definition = runtime.definition
     configure_logging(runtime.settings.log_level, runtime.settings.log_levels, service=definition.name)
+    tracing.configure_tracing(definition.name)
     probe = KafkaProbe(runtime.settings.bootstrap, runtime.settings.kafka_security())
 
     @asynccontextmanager
@@ -427,6 +430,9 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
         # Served from the package by juwei.docs (no CDN); ReDoc has no offline copy here.
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own spans would record each request's path and query string (`url.query`: an import's
+        # mapping, a search): the request's span is juwei.tracing's, which names the route template only.
+        telemetry={"tracing": False, "operation_spans": False, "metrics": False, "logs": False},
     )
     docs.install(app)
     app.state.runtime = runtime

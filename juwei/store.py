@@ -38,6 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from juwei import tracing
 from juwei.events import (
     DomainEvent,
     Envelope,
@@ -167,6 +168,24 @@ class EventStore:
         """Append ``events`` to a stream if it is still at ``expected_version`` (``None``: any version)."""
         if not events:
             return []
+        if not tracing.exporting():
+            return self._append(session, stream_id, events, expected_version, compound, traceparent, actor)
+        attributes = {"juwei.compound": compound, "juwei.stream": stream_id, "juwei.events": len(events)}
+        # The events carry the append's own span: the relay's publish and every consumer's handling hang under it.
+        with tracing.span(f"append {stream_type(stream_id, compound)}", parent=traceparent, attributes=attributes):
+            traced = tracing.traceparent_now()
+            return self._append(session, stream_id, events, expected_version, compound, traced, actor)
+
+    def _append(
+        self,
+        session: Session,
+        stream_id: str,
+        events: Sequence[DomainEvent],
+        expected_version: int | None,
+        compound: str,
+        traceparent: str | None,
+        actor: str | None,
+    ) -> list[Envelope]:
         lock_appends(session)
         # Core statements on the transaction's connection: Session.execute would take the ORM's path for
         # nothing (juwei maps no classes) and cost ~100 µs a statement, more than SQLite's own work.
@@ -206,6 +225,24 @@ class EventStore:
         batches = [batch for batch in batches if batch[1]]
         if not batches:
             return []
+        if not tracing.exporting():
+            return self._append_many(session, batches, traceparent, actor)
+        kinds = sorted({stream_type(stream_id, compound) for stream_id, _events, _version, compound in batches})
+        attributes = {
+            "juwei.compound": batches[0][3],
+            "juwei.streams": len(batches),
+            "juwei.events": sum(len(events) for _stream, events, _version, _compound in batches),
+        }
+        with tracing.span(f"append {','.join(kinds)}", parent=traceparent, attributes=attributes):
+            return self._append_many(session, batches, tracing.traceparent_now(), actor)
+
+    def _append_many(
+        self,
+        session: Session,
+        batches: list[tuple[str, Sequence[DomainEvent], int | None, str]],
+        traceparent: str | None,
+        actor: str | None,
+    ) -> list[Envelope]:
         lock_appends(session)
         connection = session.connection()
         versions = _stream_versions(connection, sorted({batch[0] for batch in batches}))
@@ -430,6 +467,13 @@ _STREAM_VERSIONS = (
     .where(events_table.c.stream_id.in_(bindparam("stream_ids", expanding=True)))
     .group_by(events_table.c.stream_id)
 )
+
+
+def stream_type(stream_id: str, compound: str) -> str:
+    """The kind of a stream (``household`` of ``household-c1:h3-0101``): streams are ``<prefix>-<district-wide id>``,
+    and that id is the compound or begins with it."""
+    prefix, found, _rest = stream_id.partition(f"-{compound}")
+    return prefix if found and prefix else stream_id.split("-", 1)[0]
 
 
 def _current_version(connection: Connection, stream_id: str) -> int:
