@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from juwei import tracing
 from services.notify.domain import truncate_bytes
 
 OutcomeKind = Literal["sent", "rate_limited", "transient", "permanent", "uncertain"]
@@ -345,6 +346,9 @@ class SignedWebhook:
             "X-Juwei-Timestamp": timestamp,
             "X-Juwei-Signature": webhook_signature(self.secret, timestamp, body),
         }
+        traced = tracing.traceparent_now()
+        if traced is not None:  # the receiver may continue the delivery's trace
+            headers["traceparent"] = traced
         try:
             response = self.client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from juwei import tracing
 from juwei.events import DomainEvent, Envelope, utcnow
 from juwei.service import EventHandler, Runtime
 from juwei.store import ConcurrencyError
@@ -168,6 +169,7 @@ def queue(
         "attempts": 0,
         "next_attempt_at": now,
         "created_at": now,
+        "traceparent": tracing.carried(),
         **extra,
     }
     connection = session.connection()

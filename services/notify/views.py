@@ -194,6 +194,7 @@ deliveries = Table(
     Column("digest_title", Text, nullable=True),  # a digest's own text (it has no message)
     Column("digest_body", Text, nullable=True),
     Column("last_code", String(60), nullable=True),
+    Column("traceparent", String(64), nullable=True),  # the trace it was queued in: its send joins it
     UniqueConstraint("delivery_key", name="uq_notify_deliveries_key"),
     UniqueConstraint("delivery", name="uq_notify_deliveries_delivery"),
     Index("ix_notify_deliveries_due", "status", "channel", "next_attempt_at"),

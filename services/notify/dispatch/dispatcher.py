@@ -22,8 +22,10 @@ from typing import Any
 
 import httpx
 import structlog
+from opentelemetry.trace import SpanKind
 from sqlalchemy import select, update
 
+from juwei import tracing
 from juwei.events import utcnow
 from juwei.failpoints import failpoint
 from juwei.service import Runtime
@@ -214,10 +216,28 @@ class Dispatcher(Together, Digests, Pacing):
             message=claimed.message,
         )
         started = time.monotonic()
-        try:
-            outcome = sender.send(outgoing)
-        except Exception as exc:  # a sender bug: we cannot know whether anything left
-            outcome = Outcome("uncertain", f"error:{type(exc).__name__}", str(exc)[:300])
+        # The send joins the trace the delivery was queued in (the event's handling, or the announcement).
+        with tracing.span(
+            "deliver",
+            parent=claimed.traceparent,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "juwei.compound": info.compound,
+                "juwei.building": info.building,
+                "juwei.channel": info.channel,
+                "juwei.channel.kind": info.kind,
+                "juwei.delivery": claimed.delivery,
+                "juwei.message": claimed.message or "",
+                "juwei.attempt": claimed.attempt,
+            },
+        ) as span:
+            try:
+                outcome = sender.send(outgoing)
+            except Exception as exc:  # a sender bug: we cannot know whether anything left
+                outcome = Outcome("uncertain", f"error:{type(exc).__name__}", str(exc)[:300])
+            tracing.note(span, **{"juwei.outcome": outcome.kind, "juwei.outcome.code": outcome.code})
+            if outcome.kind != "sent":
+                tracing.failed(span, outcome.kind)
         failpoint("notify.after_send")  # the window between sending and recording, for the crash tests
         elapsed = int((time.monotonic() - started) * 1000)
         if outcome.kind == "uncertain" and info.kind in IDEMPOTENT_CHANNELS:

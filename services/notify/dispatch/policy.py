@@ -82,6 +82,7 @@ class Claimed:
     created_at: datetime
     title: str
     body: str
+    traceparent: str | None = None  # the trace it was queued in
 
 
 def aware(moment: datetime | None) -> datetime | None:

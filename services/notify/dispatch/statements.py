@@ -25,6 +25,7 @@ CLAIM_COLUMNS = (
     deliveries.c.created_at,
     deliveries.c.digest_title,
     deliveries.c.digest_body,
+    deliveries.c.traceparent,
     messages.c.title_zh,
     messages.c.body_zh,
     messages.c.title_en,
@@ -155,5 +156,13 @@ def claimed_delivery(info: ChannelInfo, row: Any, now: datetime) -> Claimed:
     else:
         title, body = row.title_zh or "", row.body_zh or ""
     return Claimed(
-        row.id, row.delivery, row.message, row.priority, row.attempts + 1, aware(row.created_at) or now, title, body
+        row.id,
+        row.delivery,
+        row.message,
+        row.priority,
+        row.attempts + 1,
+        aware(row.created_at) or now,
+        title,
+        body,
+        row.traceparent,
     )
