@@ -163,6 +163,16 @@ def _level(value: str) -> str | None:
     return None if value.upper() in LOG_LEVELS else f"is not one of {', '.join(LOG_LEVELS)}"
 
 
+def _levels(value: str) -> str | None:
+    from juwei.logs import LogLevelsError, parse_levels
+
+    try:
+        parse_levels(value)
+    except LogLevelsError as exc:
+        return str(exc)
+    return None
+
+
 def _zone(value: str) -> str | None:
     try:
         ZoneInfo(value)
@@ -183,6 +193,7 @@ def check_value(name: str, value: str) -> str | None:
         (lambda n: n == "JUWEI_PUBLISH_ADDRESS", _address),
         (lambda n: n == "COMPOSE_PROFILES", _profiles),
         (lambda n: n == "JUWEI_LOG_LEVEL", _level),
+        (lambda n: n == "JUWEI_LOG_LEVELS", _levels),
         (lambda n: n == "JUWEI_TIMEZONE", _zone),
         (lambda n: n == "JUWEI_RATE_LIMIT_PER_SECOND", _number),
         (lambda n: n in ("JUWEI_KAFKA_RETENTION_MS", "JUWEI_KAFKA_DLQ_RETENTION_MS"), _whole(-1)),

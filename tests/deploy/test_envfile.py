@@ -59,6 +59,7 @@ def test_init_takes_the_profile_it_is_given(tmp_path: Path) -> None:
         ("COMPOSE_PROFILES", "single,cluster", "choose one Kafka"),
         ("COMPOSE_PROFILES", "singel", "the profiles are"),
         ("JUWEI_LOG_LEVEL", "LOUD", "is not one of"),
+        ("JUWEI_LOG_LEVELS", "kafka=LOUD", "is not logger=LEVEL"),
         ("JUWEI_TIMEZONE", "Mars/Olympus", "is not a time zone"),
         ("JUWEI_RELAY", "maybe", "is not true or false"),
         ("JUWEI_KAFKA_PARTITIONS", "0", "whole number >= 1"),
