@@ -144,6 +144,17 @@ def _thread_crashed(crash: threading.ExceptHookArgs) -> None:
     )
 
 
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """An error Python can only report (in a finaliser, a ``__del__``), which it would print as text."""
+    kind = unraisable.exc_type
+    structlog.get_logger("juwei").warning(
+        "python.unraisable",
+        where=repr(unraisable.object)[:200] if unraisable.object is not None else None,
+        exc_info=(kind, unraisable.exc_value, unraisable.exc_traceback) if unraisable.exc_value else None,
+        error=kind.__name__,
+    )
+
+
 def configure_logging(level: str = "INFO", levels: str = "", service: str | None = None) -> None:
     """Send every logger of this process through the JSON renderer on stderr.
 
@@ -167,6 +178,7 @@ def configure_logging(level: str = "INFO", levels: str = "", service: str | None
     logging.captureWarnings(True)
     sys.excepthook = _crashed
     threading.excepthook = _thread_crashed
+    sys.unraisablehook = _unraisable
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
