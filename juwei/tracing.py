@@ -125,10 +125,21 @@ def span(
         yield None
         return
     linked = [Link(context.get_span_context()) for context in _contexts(links)] if links else None
+    # Not the SDK's exception event: its message may quote what a span must not hold; the error's type is enough.
     with _TRACER.start_as_current_span(
-        name, context=context_of(parent), kind=kind, attributes=attributes, links=linked
+        name,
+        context=context_of(parent),
+        kind=kind,
+        attributes=attributes,
+        links=linked,
+        record_exception=False,
+        set_status_on_exception=False,
     ) as opened:
-        yield opened
+        try:
+            yield opened
+        except Exception as exc:
+            opened.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
 
 
 def _contexts(traceparents: Sequence[str | None]) -> Iterator[Any]:

@@ -49,6 +49,7 @@ class Received:
     parent: str
     attributes: dict[str, Any]
     error: bool
+    links: tuple[tuple[str, str], ...] = ()
 
 
 def _value(any_value: Any) -> Any:
@@ -105,6 +106,7 @@ class Collector:
                             parent=span.parent_span_id.hex(),
                             attributes={a.key: _value(a.value) for a in span.attributes},
                             error=span.status.code == 2,
+                            links=tuple((link.trace_id.hex(), link.span_id.hex()) for link in span.links),
                         )
                     )
         with self.lock:
@@ -186,7 +188,7 @@ def test_one_trace_runs_from_a_request_to_testing_through_kafka_to_the_groups_si
             return answer
 
         building = {"building": "b1", "number": "1", "floors": 6, "rooms_per_floor": 2, "lifts": 1, "lift_capacity": 8}
-        post("residents", "/buildings", building)
+        registered = post("residents", "/buildings", building).headers["traceparent"].split("-")[1]
 
         def notify_has_the_group() -> bool:
             answer = httpx.get(f"{suite.urls['notify']}/compounds/c1/groups", headers=headers, timeout=10)
@@ -208,6 +210,11 @@ def test_one_trace_runs_from_a_request_to_testing_through_kafka_to_the_groups_si
             lambda: any(s.name == "deliver" for s in collector.of(trace_id)),
             timeout=60,
             what="notify's deliver span to be exported",
+        )
+        wait_for(
+            lambda: any(s.name == "handle batch" and s.service == "juwei-testing" for s in collector.spans),
+            timeout=60,
+            what="testing's handling of the building to be exported",
         )
 
     spans = collector.of(trace_id)
@@ -232,6 +239,12 @@ def test_one_trace_runs_from_a_request_to_testing_through_kafka_to_the_groups_si
     (sent_headers, sent_body) = sink.received[0]
     assert sent_headers["traceparent"].startswith(f"00-{trace_id}-{deliver.span_id}-")
     assert sent_body["message"] == deliver.attributes["juwei.message"]
+    # Testing's read models take a poll's events at once: one span, linked to where each event was appended.
+    building_append = _one(
+        collector.of(registered), "residents' append", service="juwei-residents", name="append building"
+    )
+    batches = [s for s in collector.spans if s.name == "handle batch" and s.service == "juwei-testing"]
+    assert any((registered, building_append.span_id) in s.links for s in batches), batches
     # Ids, counts and codes only: no URL with its query, no body, no text of the message.
     for span in spans:
         assert {k.split(".")[0] for k in span.attributes} <= {"http", "messaging", "juwei"}, span
