@@ -2,7 +2,8 @@
 
 The broker and the database cluster are private to the fault tests (ports next to the session's, data wiped
 at start) because these tests SIGKILL and stop them; every service's stdout and stderr go to a log file that
-is appended across restarts, so the privacy scan sees every line any incarnation wrote. Building groups get
+is appended across restarts, so the privacy scan sees every line any incarnation wrote, and every one of them
+is read as a JSON log line (``tests/logs.py``). Building groups get
 a signed webhook channel each, pointing at the notify test sinks in this process, which count every POST
 (before the receiver's own dedupe) as well as what each group accepted.
 """
@@ -30,6 +31,7 @@ from juwei.consumer import dead_letter_topic
 from juwei.local_postgres import LocalPostgres
 from juwei.registration import topic_of
 from tests.conftest import KAFKA_PORT, POSTGRES_PORT, ROOT, TEST_HOME
+from tests.logs import log_lines
 from tests.notify.platforms import Platforms, free_port
 
 SERVICES = ("residents", "supplies", "testing", "notify")
@@ -118,6 +120,10 @@ class Service:
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.starts += 1
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Every line every incarnation of the service wrote, each asserted to be one JSON log line."""
+        return log_lines(self.log.read_text(errors="replace"))
 
     def healthy(self) -> bool:
         assert self.process is not None and self.process.poll() is None, self.log.read_text()[-3000:]

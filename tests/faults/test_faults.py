@@ -258,9 +258,12 @@ def settle_and_check(stack: Stack, home: Path, label: str, log: list[str]) -> No
     posts = stack.sinks.posts
     resent = sum(n - 1 for n in posts.values() if n > 1)
     heads = {service: stack.head(service) for service in SERVICES}
+    # Whatever the fault, each line every service process wrote is one JSON log line.
+    logged = {service: len(stack.services[service].log_lines()) for service in SERVICES}
     line = (f"{label}: settled in {took:.0f}s; events {heads} (total {sum(heads.values())}); "
             f"deliveries to consumers checked {checked}; replayed {replayed}; "
-            f"{len(expected)} group messages each accepted once ({resent} resends absorbed by receivers)")  # fmt: skip
+            f"{len(expected)} group messages each accepted once ({resent} resends absorbed by receivers); "
+            f"JSON log lines {sum(logged.values())}")  # fmt: skip
     print("\n" + line)
     log.append(line)
 
@@ -479,6 +482,8 @@ def test_no_name_phone_or_id_number_reaches_kafka_the_logs_or_the_groups(
         secrets_.update((str(row["name"]), str(row["phone"]), str(row["id_number"])))
     kafka, records, in_clear, sealed = _kafka_text(made)
     logs = {name: service.log.read_text(errors="replace") for name, service in made.services.items()}
+    for service in made.services.values():
+        assert {line["service"] for line in service.log_lines()} <= {service.name, "cli"}  # each line parses
     groups = made.sinks.everything()
     assert records > 1000 and all(logs.values()) and groups  # the scan has something to look at
     found = [(where, secret) for where, text in (("kafka", kafka), *logs.items(), ("groups", groups))
