@@ -23,7 +23,11 @@ from juwei.dead_letters_cli import dlq_app
 from juwei.registration import suite, topic_of
 from juwei.settings import Settings, settings
 
-app = typer.Typer(help="Juwei — event-sourced services for a residents' committee.", no_args_is_help=True)
+app = typer.Typer(
+    help="Juwei — event-sourced services for a residents' committee.",
+    epilog="A service's own commands: juwei <service> --help (e.g. juwei residents import).",
+    no_args_is_help=True,
+)
 keys_app = typer.Typer(help="API keys (stored hashed in every service's database).", no_args_is_help=True)
 broker_app = typer.Typer(help="The local Kafka broker (KRaft, jars from Maven Central).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -125,14 +129,22 @@ def migrate(service: ServiceArg) -> None:
 def replay(
     service: ServiceArg,
     projection: Annotated[list[str] | None, typer.Argument(help="Projections to rebuild (default: all)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Progress and the summary as JSON lines on stdout")] = False,
 ) -> None:
     """Rebuild read models from position 0; the service keeps answering from the old ones until done."""
+    from juwei.progress import Progress
+
     runtime = _runtime(service)
     runtime.migrate()
     started = time.perf_counter()
-    count = runtime.projector.rebuild(projection or None)
-    elapsed = time.perf_counter() - started
-    console.print(f"replayed {count} events into {projection or 'all projections'} in {elapsed:.2f}s")
+    with Progress(as_json=as_json) as progress:
+        count = runtime.projector.rebuild(projection or None, report=progress.stage("replay"))
+        elapsed = time.perf_counter() - started
+        chosen = projection or [p.name for p in runtime.projector.projections]
+        progress.finish(
+            {"service": runtime.definition.name, "projections": chosen, "events": count},
+            f"replayed {count} events into {projection or 'all projections'} in {elapsed:.2f}s",
+        )
 
 
 @keys_app.command("create")
@@ -565,6 +577,22 @@ def status_command(
 _commands = suite().commands
 if _commands is not None:
     _commands(app)
+
+
+def mount_service_commands(names: list[str]) -> None:
+    """The named services' own commands (``ServiceDefinition.commands``) as ``juwei <service> …``."""
+    from juwei.service import load_definition
+
+    for name in names:
+        own = load_definition(name).commands
+        if own is not None:
+            app.add_typer(own, name=name)
+
+
+# Only the service named on the command line is imported (`juwei residents import …`): the others' imports
+# would slow every command down.
+if len(sys.argv) > 1 and sys.argv[1] in suite().names:
+    mount_service_commands([sys.argv[1]])
 
 
 def main() -> None:

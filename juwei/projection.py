@@ -20,15 +20,17 @@ from operator import itemgetter
 from typing import Any, ClassVar
 
 import structlog
-from sqlalchemy import Executable, Table, bindparam, delete, select, update
+from sqlalchemy import Executable, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from juwei.database import Database
 from juwei.events import DomainEvent, Envelope, types_of
+from juwei.progress import Report
 from juwei.store import (
     EventStore,
+    events_table,
     inbox_table,
     lock_appends,
     read_checkpoint,
@@ -282,8 +284,12 @@ class Projector:
                 for p in self.projections
             }
 
-    def rebuild(self, names: Sequence[str] | None = None) -> int:
-        """Rebuild the named projections (all when None) from zero; returns how many events were replayed."""
+    def rebuild(self, names: Sequence[str] | None = None, report: Report | None = None) -> int:
+        """Rebuild the named projections (all when None) from zero; returns how many events were replayed.
+
+        ``report`` is told (replayed, total) after each run of events; the total is counted first (the
+        append lock is held, so it cannot grow).
+        """
         chosen = [p for p in self.projections if names is None or p.name in names]
         unknown = set(names or ()) - {p.name for p in chosen}
         if unknown:
@@ -297,6 +303,9 @@ class Projector:
                 for projection in chosen:
                     for table in reversed(projection.tables):
                         session.execute(delete(table))
+                total = self._count(session) if report is not None else 0
+                if report is not None:
+                    report(0, total)
                 for kind, last, run in self._runs(session):
                     if kind == _OWN:
                         run = self.store.open_sealed(session, run)
@@ -304,6 +313,8 @@ class Projector:
                         run = self.open_received(session, run)
                     self._apply_run(session, run, chosen)
                     replayed += len(run)
+                    if report is not None:
+                        report(replayed, total)
                     if kind == _OWN:
                         last_own = last
                     else:
@@ -317,6 +328,12 @@ class Projector:
                 session.info.pop(_REPLAYING, None)
         log.info("projection.rebuilt", projections=[p.name for p in chosen], events=replayed)
         return replayed
+
+    def _count(self, session: Session) -> int:
+        """How many events a rebuild replays: the service's own and those in its inbox."""
+        own = session.execute(select(func.count()).select_from(events_table)).scalar() or 0
+        received = session.execute(select(func.count()).select_from(inbox_table)).scalar() or 0
+        return int(own) + int(received)
 
     def _runs(self, session: Session) -> Iterator[tuple[int, int, list[Envelope]]]:
         """(origin, its last position or sequence, envelopes): consecutive events of one origin, at most a chunk.

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -43,6 +43,9 @@ from juwei.sealing import Sealing
 from juwei.settings import Settings, settings
 from juwei.store import EventStore
 from juwei.vault import KeyCourier, Vault
+
+if TYPE_CHECKING:
+    import typer
 
 log = structlog.get_logger("juwei.service")
 
@@ -83,6 +86,8 @@ class ServiceDefinition:
     # Its rules said in Chinese, by the code a ``DomainRuleViolation`` or ``Problem`` carries; ``{name}`` is filled
     # from the violation's details. A code not here keeps its English detail (``juwei.wording``).
     wording: Mapping[str, str] = field(default_factory=dict)
+    # Its own commands, mounted by the ``juwei`` command under the service's name (``juwei residents import``).
+    commands: typer.Typer | None = None
     description: str = ""
     version: str = "0.1.0"
 
