@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from juwei.progress import Progress
 from juwei.registration import suite
 from juwei.settings import settings
 
@@ -45,6 +46,9 @@ def retention(
     ] = False,
     actor: Annotated[str | None, typer.Option(help="Who ordered it (kept with the record)")] = None,
     service: Annotated[list[str] | None, typer.Option(help="Services to apply it in (default: all)")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Progress (a line per service) and the figures as JSON lines on stdout")
+    ] = False,
 ) -> None:
     """Remove the compound's identity and health data in every service, keeping aggregate figures.
 
@@ -52,9 +56,7 @@ def retention(
     --force. Identities, prescriptions and donor names are crypto-shredded; per-person health rows are
     deleted or blanked; the figures kept are printed and recorded in each service. Running it again is safe.
     """
-    from juwei.observability import configure_logging
-
-    configure_logging(settings().log_level)  # logs to stderr: stdout carries only the figures
+    # Logs are JSON on stderr (the `juwei` command's callback set them up): stdout carries only the figures.
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", compound):
         raise typer.BadParameter(f"{compound!r} is not a compound id")
     chosen = service or suite().names
@@ -70,13 +72,19 @@ def retention(
             raise typer.Exit(1)
         console.print(why)
     reports = {}
-    for name in chosen:
-        runtime = _runtime(name)
-        runtime.migrate()
-        reports[name] = runtime.retire(compound, actor=actor or os.environ.get("USER"))
-        runtime.database.dispose()
-        console.print(f"{name}: retired {compound}")
-    typer.echo(json.dumps(reports, indent=2, ensure_ascii=False, sort_keys=True))
+    with Progress(as_json=as_json) as progress:
+        stage = progress.stage("retention", len(chosen))
+        for name in chosen:
+            runtime = _runtime(name)
+            runtime.migrate()
+            reports[name] = runtime.retire(compound, actor=actor or os.environ.get("USER"))
+            runtime.database.dispose()
+            stage.advance()
+        # Without --json stdout stays the one JSON document of the figures kept, as scripts read it.
+        progress.finish(
+            {"compound": compound, "services": reports},
+            json.dumps(reports, indent=2, ensure_ascii=False, sort_keys=True),
+        )
 
 
 def catalogue(
