@@ -11,6 +11,7 @@ from contracts.residents import registry
 from juwei.service import ServiceDefinition, foreign_events, handled_by
 from services.residents import handlers, holders, retention
 from services.residents.api import router
+from services.residents.commands import commands
 from services.residents.domain import Zone
 from services.residents.views import projections
 
@@ -36,4 +37,5 @@ service = ServiceDefinition(
     # Shared with supplies and testing only: residents hands them the keys of the sealed health flags.
     health_key=health_key("JUWEI_HEALTH_KEY"),
     migrations=Path(__file__).resolve().parent / "migrations",
+    commands=commands,
 )

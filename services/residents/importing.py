@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from contracts.ids import global_id, local_id
 from juwei.aggregate import Aggregate
 from juwei.events import Envelope
+from juwei.progress import Report
 from juwei.store import EventStore, envelope_from_row, events_table, lock_appends
 from juwei.vault import Vault
 from services.residents import views
@@ -218,9 +219,18 @@ class ImportResult:
 
 
 def import_buildings(
-    session: Session, store: EventStore, compound: str, rows: Sequence[BuildingRow], *, actor: str | None = None
+    session: Session,
+    store: EventStore,
+    compound: str,
+    rows: Sequence[BuildingRow],
+    *,
+    actor: str | None = None,
+    report: Report | None = None,
 ) -> ImportResult:
-    """Register the new buildings; a building already registered must match its row exactly."""
+    """Register the new buildings; a building already registered must match its row exactly.
+
+    ``report`` is told (rows done, rows) as each row is compared with the register.
+    """
     lock_appends(session)  # the register cannot change between our check and our append
     known = {
         row.building: row
@@ -229,7 +239,9 @@ def import_buildings(
     errors: list[RowError] = []
     result = ImportResult(rows=len(rows))
     fresh: list[Building] = []
-    for row in rows:
+    for done, row in enumerate(rows, start=1):
+        if report is not None:
+            report(done, len(rows))
         existing = known.get(global_id(compound, row.building))
         if existing is None:
             building = Building(global_id(compound, row.building))
@@ -369,8 +381,11 @@ def import_residents(
     *,
     today: date,
     actor: str | None = None,
+    report: Report | None = None,
 ) -> ImportResult:
     """Register new households and residents, and record what changed for those already registered.
+
+    ``report`` is told (rows done, rows) as each row's changes are recorded.
 
     A resident already registered elsewhere moves; changed needs, identity or representative are
     recorded as their change events; everything else is left alone (no event). Residents missing from the
@@ -480,7 +495,9 @@ def import_residents(
     # New residents are added after their identity is sealed in one batch.
     arrivals: list[tuple[Household, ImportRow]] = []
     corrections: list[tuple[Household, str]] = []
-    for row in rows:
+    for done, row in enumerate(rows, start=1):
+        if report is not None:
+            report(done, len(rows))
         hid, rid = g(row.household), g(row.resident)
         target = loaded.get(hid) or fresh.get(hid)
         if target is None and hid not in households:

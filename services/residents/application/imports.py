@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from juwei.aggregate import Invalid
 from juwei.callers import Caller, Forbidden
+from juwei.progress import Report
 from juwei.service import Runtime
 from services.residents import importing, spreadsheets
 from services.residents.domain import RowError
@@ -123,7 +124,9 @@ def import_sheet(
     today: date,
     mapping: Mapping[str, str | None] | None = None,
     language: Language = "en",
+    report: Report | None = None,
 ) -> ImportOut:
+    """Import the sheet (HTTP upload or ``juwei residents import``); ``report`` is told (rows done, rows)."""
     headings = headings_of(sheet, kind, mapping)
     _require_headings(headings, language)
     try:
@@ -131,7 +134,9 @@ def import_sheet(
             buildings = importing.parse_buildings(sheet, headings)
             _require_buildings(caller, compound, {row.building for row in buildings})
             with runtime.database.unit_of_work() as session:
-                result = importing.import_buildings(session, runtime.store, compound, buildings, actor=caller.key_id)
+                result = importing.import_buildings(
+                    session, runtime.store, compound, buildings, actor=caller.key_id, report=report
+                )
         else:
             with runtime.database.reading() as session:
                 register = importing.registered_buildings(session, compound)
@@ -139,7 +144,14 @@ def import_sheet(
             _require_buildings(caller, compound, {row.building for row in residents})
             with runtime.database.unit_of_work() as session:
                 result = importing.import_residents(
-                    session, runtime.store, runtime.vault, compound, residents, today=today, actor=caller.key_id
+                    session,
+                    runtime.store,
+                    runtime.vault,
+                    compound,
+                    residents,
+                    today=today,
+                    actor=caller.key_id,
+                    report=report,
                 )
     except importing.ImportRejected as exc:
         raise Invalid(
