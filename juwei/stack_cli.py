@@ -229,19 +229,32 @@ def images_build(
     source: Annotated[Path | None, typer.Option(help="Source tree of the service image (default: this one)")] = None,
     tag: Annotated[str | None, typer.Option(help="Name of the one image built (default: the stack's name)")] = None,
     revision: Annotated[str | None, typer.Option(help="Commit for the revision label (default: git's)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Progress and the summary as JSON lines on stdout")] = False,
 ) -> None:
     """Build every image the stack needs from Debian packages, PyPI and Maven Central (or their mirrors)."""
     from juwei.images import REPOSITORY, BuildSettings, ImageBuilder, ImageBuildError
+    from juwei.progress import Progress
 
     found = engine()
     chosen = env_file or deploy_dir() / ".env"
     config = BuildSettings(_env_file=chosen if chosen.is_file() else None)  # type: ignore[call-arg]
-    builder = ImageBuilder(found, config, say=lambda line: console.print(line, highlight=False))
     started = time.monotonic()
-    try:
-        built = builder.build(parts or ["service", "kafka", "postgres"], source or REPOSITORY, tag, revision)
-    except ImageBuildError as exc:
-        raise fail(str(exc), 1) from None
+    with Progress(as_json=as_json, console=console) as progress:
+        builder = ImageBuilder(found, config, say=lambda line: progress.console.print(line, highlight=False))
+        try:
+            built = builder.build(
+                parts or ["service", "kafka", "postgres"], source or REPOSITORY, tag, revision, progress.stage("images")
+            )
+        except ImageBuildError as exc:
+            raise fail(str(exc), 1) from None
+        if as_json:
+            images = [
+                {"image": image.name, "bytes": image.size_bytes, "seconds": round(image.seconds, 1),
+                 "revision": image.labels.get("org.opencontainers.image.revision", "")}
+                for image in built
+            ]  # fmt: skip
+            progress.finish({"images": images}, "")
+            return
     table = Table(title=f"images built in {time.monotonic() - started:.0f} s")
     for column in ("image", "MiB", "seconds", "revision"):
         table.add_column(column)
@@ -310,44 +323,60 @@ def bundle_create(
     output: Annotated[Path | None, typer.Option(help="Default: juwei-bundle-<version>.tar here")] = None,
     env_file: Annotated[Path | None, typer.Option("--env-file", help="Settings (default: deploy/.env if any)")] = None,
     wheels: Annotated[bool, typer.Option(help="Include the wheels that install the juwei command")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Progress and the summary as JSON lines on stdout")] = False,
 ) -> None:
     """Write one archive with the images, the compose file, the env template, OPERATOR.md and checksums."""
     from juwei import bundle
     from juwei.images import VERSION, BuildSettings
+    from juwei.progress import Progress
 
     found = engine()
     chosen = env_file or deploy_dir() / ".env"
     config = BuildSettings(_env_file=chosen if chosen.is_file() else None)  # type: ignore[call-arg]
     target = (output or Path(f"juwei-bundle-{VERSION}.tar")).resolve()
-    try:
-        report = bundle.create(found, config, target, deploy_dir(), wheels, say=lambda line: console.print(line))
-    except bundle.BundleError as exc:
-        raise fail(str(exc), 1) from None
-    console.print(
-        f"wrote {report.path} ({report.bytes / 2**20:.0f} MiB, {report.seconds:.0f} s), sha256 {report.sha256} "
-        f"(also in {report.path.name}.sha256)",
-        highlight=False,
-    )
+    with Progress(as_json=as_json, console=console) as progress:
+        try:
+            report = bundle.create(
+                found, config, target, deploy_dir(), wheels, say=lambda line: progress.console.print(line),
+                report=progress.stage("bundle"),
+            )  # fmt: skip
+        except bundle.BundleError as exc:
+            raise fail(str(exc), 1) from None
+        progress.finish(
+            {"path": str(report.path), "bytes": report.bytes, "sha256": report.sha256, "images": report.images,
+             "seconds": round(report.seconds, 1)},
+            f"wrote {report.path} ({report.bytes / 2**20:.0f} MiB, {report.seconds:.0f} s), sha256 {report.sha256} "
+            f"(also in {report.path.name}.sha256)",
+        )  # fmt: skip
 
 
 @bundle_app.command("load")
 def bundle_load(
     file: Annotated[Path, typer.Argument(help="The bundle (juwei-bundle-<version>.tar)")],
     into: Annotated[Path | None, typer.Option(help="Deploy folder for compose.yaml etc. (default: deploy/)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Progress and the summary as JSON lines on stdout")] = False,
 ) -> None:
     """Check every part of a bundle against its manifest, then load its images (no network needed)."""
     from juwei import bundle
+    from juwei.progress import Progress
 
     found = engine()
     folder = (into or deploy_dir()).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    try:
-        manifest = bundle.load(found, file.resolve(), folder, say=lambda line: console.print(line, highlight=False))
-    except bundle.BundleError as exc:
-        raise fail(str(exc), 1) from None
-    names = ", ".join(image["name"] for image in manifest["images"])
-    console.print(f"loaded {names}; compose.yaml, .env.example and OPERATOR.md are in {folder}", highlight=False)
-    if not (folder / ".env").exists():
+    with Progress(as_json=as_json, console=console) as progress:
+        try:
+            manifest = bundle.load(
+                found, file.resolve(), folder, say=lambda line: progress.console.print(line, highlight=False),
+                report=progress.stage("bundle load"),
+            )  # fmt: skip
+        except bundle.BundleError as exc:
+            raise fail(str(exc), 1) from None
+        names = [image["name"] for image in manifest["images"]]
+        progress.finish(
+            {"images": names, "folder": str(folder)},
+            f"loaded {', '.join(names)}; compose.yaml, .env.example and OPERATOR.md are in {folder}",
+        )
+    if not as_json and not (folder / ".env").exists():
         console.print("Next: `juwei init`, then `juwei up`.")
 
 
