@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
 from fastapi import FastAPI, Request, Response
-from prometheus_client import Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +22,17 @@ from juwei.wording import Said
 REQUESTS = Counter("juwei_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 LATENCY = Histogram("juwei_http_request_seconds", "HTTP request latency", ["service", "method", "route"])
 _REQUEST_ID = "X-Request-ID"
+
+
+def metrics_exposition() -> bytes:
+    """The text for ``/metrics``: this process's metrics, or every worker's summed when the service runs several
+    (``juwei serve --workers``: prometheus-client's multiprocess mode, one file per process and metric kind)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return generate_latest()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    return generate_latest(registry)
 
 
 class BodyTooLarge(HTTPException):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -31,11 +31,13 @@ from juwei.audit import audit_router
 from juwei.auth import RateLimiter, issue_key, split_key
 from juwei.callers import OPERATOR_ROLE, Caller, Holder
 from juwei.consumer import Delivery, EventConsumer
+from juwei.consumer_lag import KafkaWatch
 from juwei.database import Database, DatabaseUnavailable
 from juwei.events import DomainEvent, Envelope, EventRegistry, catalogue_of, sealed_subject
 from juwei.feed import feed_router
 from juwei.issuing import key_router
 from juwei.logs import bind_service, configure_logging
+from juwei.observability import metrics_exposition
 from juwei.projection import Projection, Projector
 from juwei.registration import suite, topic_of
 from juwei.relay import Relay
@@ -162,6 +164,7 @@ class Runtime:
         self.consumer: EventConsumer | None = None
         self._vault: Vault | None = None
         self._courier: KeyCourier | None = None
+        self._kafka_watch: KafkaWatch | None = None
         # Per current type with sealed fields: (token field, field naming its subject) pairs.
         self.sealed_types = {
             name: tuple((field_name, spec.subject) for field_name, spec in cls.sealed_fields.items())
@@ -178,6 +181,27 @@ class Runtime:
     @property
     def group(self) -> str:
         return f"{self.settings.consumer_group_prefix}-{self.definition.name}"
+
+    @property
+    def kafka_watch(self) -> KafkaWatch:
+        """Kafka's reachability and this service's consumer lag, cached (``juwei.consumer_lag``)."""
+        if self._kafka_watch is None:
+            self._kafka_watch = KafkaWatch(
+                self.definition.name,
+                self.settings.bootstrap,
+                self.settings.kafka_security(),
+                self.group,
+                self.definition.consumes,
+            )
+        return self._kafka_watch
+
+    def consumers_behind(self) -> dict[str, int]:
+        """Topics the group is further behind on than ``JUWEI_READY_MAX_LAG``; none when the lag is unknown."""
+        bound = self.settings.ready_max_lag
+        if not bound or not self.definition.consumes:
+            return {}
+        lag = self.kafka_watch.state().lag
+        return {topic: n for topic, n in lag.items() if n is not None and n > bound}
 
     @property
     def _scrub(self) -> retention.Scrub | None:
@@ -304,7 +328,6 @@ class Runtime:
             self._spawn("consumer", self.consumer.run)
         for number, (seconds, job) in enumerate(self.definition.periodic):
             self._spawn(f"periodic-{number}", self._every(seconds, job))
-
     @staticmethod
     def job_name(job: Callable[[Runtime], None]) -> str:
         return getattr(job, "__name__", "job")
@@ -378,49 +401,17 @@ class Runtime:
             time.sleep(0.5)
 
 
-class KafkaProbe:
-    """Readiness check of the broker, cached briefly so that /readyz stays cheap under probing."""
-
-    def __init__(self, bootstrap: str, extra: dict[str, Any], ttl: float = 5.0) -> None:
-        self.bootstrap = bootstrap
-        self.extra = extra
-        self.ttl = ttl
-        self._checked = 0.0
-        self._ok = False
-        self._error = ""
-
-    def check(self) -> tuple[bool, str]:
-        now = time.monotonic()
-        if now - self._checked < self.ttl:
-            return self._ok, self._error
-        from kafka.admin import KafkaAdminClient
-
-        try:
-            client = KafkaAdminClient(
-                bootstrap_servers=self.bootstrap, request_timeout_ms=3000, bootstrap_timeout_ms=3000, **self.extra
-            )
-            try:
-                client.describe_cluster()
-                self._ok, self._error = True, ""
-            finally:
-                client.close()
-        except Exception as exc:
-            self._ok, self._error = False, type(exc).__name__
-        self._checked = now
-        return self._ok, self._error
-
-
 def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: bool = True) -> FastAPI:
     definition = runtime.definition
     configure_logging(runtime.settings.log_level, runtime.settings.log_levels, service=definition.name)
     tracing.configure_tracing(definition.name)
-    probe = KafkaProbe(runtime.settings.bootstrap, runtime.settings.kafka_security())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if migrate_on_start:
             runtime.migrate()
         runtime.ensure_bootstrap_key()
+        runtime.kafka_watch.state(wait=0)  # a first look, so the first /status and /readyz know Kafka's state
         if background:
             runtime.start_background()
         log.info("service.started", service=definition.name)
@@ -459,32 +450,40 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
     def healthz() -> dict[str, str]:
         return {"status": "ok", "service": definition.name}
 
-    @app.get("/readyz", tags=["operations"], summary="The database and Kafka are reachable")
+    @app.get("/readyz", tags=["operations"], summary="The database answers and the consumers keep up")
     def readyz(request: Request) -> JSONResponse:
+        # Kafka is not asked for: with it away the outbox keeps writes going, so the service can still work.
         checks: dict[str, str] = {}
         try:
             runtime.database.ping()
             checks["database"] = "ok"
         except DatabaseUnavailable:
             checks["database"] = "unreachable"
-        ok, error = probe.check()
-        checks["kafka"] = "ok" if ok else f"unreachable ({error})"
+        behind = runtime.consumers_behind()
+        if definition.consumes:
+            bound = runtime.settings.ready_max_lag
+            checks["consumers"] = (
+                "ok" if not behind else "behind on " + ", ".join(f"{t} ({n} > {bound})" for t, n in behind.items())
+            )
         ready = all(value == "ok" for value in checks.values())
         if ready:
             return JSONResponse({"status": "ready", "checks": checks})
+        failing = {name: value for name, value in checks.items() if value != "ok"}
         return problems.problem_response(
             request,
             503,
-            "not ready: " + ", ".join(f"{name} {value}" for name, value in checks.items() if value != "ok"),
+            "not ready: " + ", ".join(f"{name} {value}" for name, value in failing.items()),
             "not-ready",
-            said=problems.Said("not-ready", {"checks": ", ".join(n for n, v in checks.items() if v != "ok")}),
+            said=problems.Said("not-ready", {"checks": ", ".join(failing)}),
             checks=checks,
+            behind=behind,
         )
 
-    @app.get("/status", tags=["operations"], summary="Log head, relay backlog and projection checkpoints")
+    @app.get("/status", tags=["operations"], summary="Log head, relay backlog, projections, Kafka and consumer lag")
     def status() -> dict[str, Any]:
         from juwei.store import read_checkpoint
 
+        kafka = runtime.kafka_watch.state()
         with runtime.database.reading() as session:
             head = runtime.store.head(session)
             published = read_checkpoint(session, f"relay:{definition.topic}")
@@ -497,12 +496,14 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
                 name: {"own_position": own, "inbox_seq": inbox}
                 for name, (own, inbox) in runtime.projector.checkpoints().items()
             },
-            "consumer": {"group": runtime.group, "topics": list(definition.consumes)},
+            "consumer": {"group": runtime.group, "topics": list(definition.consumes), "lag": kafka.lag or None},
+            "kafka": kafka.as_json(),
         }
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        runtime.kafka_watch.state()  # juwei_kafka_up and juwei_consumer_lag no older than the watch's ttl
+        return Response(metrics_exposition(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(feed_router(runtime.settings.feed_page_max))
     app.include_router(key_router())

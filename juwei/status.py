@@ -37,6 +37,8 @@ class ServiceStatus:
     healthy: bool = False
     ready: bool | None = None
     readiness: str = ""
+    # What the service itself last saw of Kafka: "ok", "unreachable (<error>)", None (not known)
+    kafka: str | None = None
     head_position: int | None = None
     relay_backlog: int | None = None
     events_per_second: float | None = None
@@ -48,7 +50,8 @@ class ServiceStatus:
 
     @property
     def ok(self) -> bool:
-        return self.healthy and self.ready is True
+        # A service that cannot reach Kafka is still ready (its outbox keeps the writes) but not all right.
+        return self.healthy and self.ready is True and self.kafka in ("ok", None)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +60,7 @@ class ServiceStatus:
             "healthy": self.healthy,
             "ready": self.ready,
             "readiness": self.readiness,
+            "kafka": self.kafka,
             "head_position": self.head_position,
             "relay_backlog": self.relay_backlog,
             "events_per_second": self.events_per_second,
@@ -95,7 +99,7 @@ def collect(
     kafka_bootstrap: str | None,
     kafka_extra: dict[str, Any] | None = None,
     sample_seconds: float = 1.0,
-    # /readyz of a service whose Kafka is gone takes its own ~3 s probe to say so.
+    # Kafka's admin requests (a service's own /readyz answers within a second, Kafka reachable or not).
     timeout: float = 6.0,
     containers: list[Container] | None = None,
 ) -> StackStatus:
@@ -136,6 +140,7 @@ def _probe(client: httpx.Client, target: Target, sample_seconds: float) -> Servi
     consumer = body.get("consumer") or {}
     status.consumer_group = consumer.get("group") or status.consumer_group
     status.consumed_topics = list(consumer.get("topics") or [])
+    status.kafka = _kafka_seen(body.get("kafka") or {})
     if sample_seconds > 0 and status.head_position is not None:
         # Two looks at the log head, about a second apart: the append rate right now.
         time.sleep(max(0.0, sample_seconds - (time.monotonic() - first_at)))
@@ -149,6 +154,13 @@ def _probe(client: httpx.Client, target: Target, sample_seconds: float) -> Servi
         except (httpx.HTTPError, KeyError, ValueError) as exc:
             status.error = f"second sample failed: {exc}"
     return status
+
+
+def _kafka_seen(kafka: dict[str, Any]) -> str | None:
+    up = kafka.get("up")
+    if up is None:
+        return None
+    return "ok" if up else f"unreachable ({kafka.get('error') or 'no answer'})"
 
 
 def _not_ready_detail(response: httpx.Response) -> str:
@@ -172,53 +184,18 @@ def _http_error(exc: httpx.HTTPError) -> str:
 
 def _add_lag(services: Sequence[ServiceStatus], bootstrap: str, extra: dict[str, Any], timeout: float) -> None:
     """Committed offsets of each ``juwei-<service>`` group against the end offsets of its topics."""
-    from kafka import TopicPartition
-    from kafka.admin import KafkaAdminClient, OffsetSpec
+    from juwei.consumer_lag import admin_client, group_lags
 
-    timeout_ms = int(timeout * 1000)
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="juwei-status",
-        request_timeout_ms=timeout_ms,
-        bootstrap_timeout_ms=timeout_ms,
-        **extra,
-    )
+    admin = admin_client(bootstrap, extra, timeout, "juwei-status")
     try:
-        groups = {s.consumer_group for s in services if s.consumer_group}
-        committed = admin.list_group_offsets({group: None for group in groups}) if groups else {}
-        wanted: dict[str, set[str]] = {}
-        for service in services:
-            offsets = committed.get(service.consumer_group, {})
-            # A service that did not answer: the topics its group has committed offsets for.
-            topics = service.consumed_topics
-            if topics is None:
-                topics = sorted({tp.topic for tp in offsets})
-            wanted[service.name] = set(topics)
-        all_topics = sorted(set().union(*wanted.values())) if wanted else []
-        partitions: dict[str, list[TopicPartition]] = {}
-        for described in admin.describe_topics(all_topics) if all_topics else []:
-            if described["error_code"] == 0:
-                partitions[described["name"]] = [
-                    TopicPartition(described["name"], p["partition_index"]) for p in described["partitions"]
-                ]
-        every = [tp for tps in partitions.values() for tp in tps]
-        ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in every}) if every else {}
-        starts = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in every}) if every else {}
+        # A service that did not answer: the topics its group has committed offsets for (None).
+        wanted = {s.consumer_group: s.consumed_topics for s in services if s.consumer_group}
+        lags = group_lags(admin, wanted)
     finally:
         admin.close()
     for service in services:
-        offsets = committed.get(service.consumer_group, {})
-        for topic in sorted(wanted.get(service.name, ())):
-            if topic not in partitions:
-                service.lag[topic] = None
-                continue
-            lag = 0
-            for tp in partitions[topic]:
-                done = offsets.get(tp)
-                # Nothing committed yet: the group starts at the earliest record (auto_offset_reset).
-                position = done.offset if done is not None and done.offset >= 0 else starts[tp].offset
-                lag += max(0, ends[tp].offset - position)
-            service.lag[topic] = lag
+        if service.consumer_group:
+            service.lag = dict(lags.get(service.consumer_group, {}))
 
 
 # ---------------------------------------------------------------- showing
@@ -228,7 +205,7 @@ def render(report: StackStatus, console: Console) -> None:
     if report.containers is not None:
         console.print(containers_table(report.containers))
     table = Table(title="Juwei services", title_justify="left")
-    for column in ("service", "address", "health", "readiness", "relay backlog", "events/s", "consumer lag"):
+    for column in ("service", "address", "health", "readiness", "kafka", "relay backlog", "events/s", "consumer lag"):
         numeric = column in ("relay backlog", "events/s")
         # Names and addresses whole on one line; a long readiness reason or lag list may wrap.
         table.add_column(column, justify="right" if numeric else "left", no_wrap=column in ("service", "address"))
@@ -244,6 +221,7 @@ def render(report: StackStatus, console: Console) -> None:
             (s.url or "—").removeprefix("http://"),
             health,
             readiness,
+            Text(s.kafka or "—", style="" if s.kafka in ("ok", None) else "bold red"),
             "—" if s.relay_backlog is None else str(s.relay_backlog),
             "—" if s.events_per_second is None else f"{s.events_per_second:g}",
             Text(lag, style="yellow" if any(n for n in s.lag.values()) else ""),

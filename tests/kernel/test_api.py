@@ -119,8 +119,8 @@ def test_operations_endpoints(desk_client) -> None:
     client, _made = desk_client
     assert client.get("/healthz").json()["status"] == "ok"
     ready = client.get("/readyz")
-    assert ready.status_code == 503  # the runtime points at a Kafka that does not exist
-    assert ready.json()["checks"]["database"] == "ok"
+    assert ready.status_code == 200  # the runtime points at a Kafka that does not exist: the outbox keeps writes
+    assert ready.json()["checks"] == {"database": "ok"}
     assert "juwei_http_requests_total" in client.get("/metrics").text
     status = client.get("/status").json()
     assert status["relay"] == {"published_position": 0, "backlog": 0}
@@ -134,8 +134,10 @@ def test_readyz_is_ready_with_a_real_broker(new_database, suffix: str, kafka: st
     made = runtime(desk, new_database(), kafka=kafka)
     with TestClient(create_app(made, background=False)) as client:
         ready = client.get("/readyz")
+        kafka_state = client.get("/status").json()["kafka"]
     assert ready.status_code == 200, ready.text
-    assert ready.json()["checks"] == {"database": "ok", "kafka": "ok"}
+    assert ready.json()["checks"] == {"database": "ok"}
+    assert kafka_state["up"] is True
 
 
 def _free_port() -> int:
