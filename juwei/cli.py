@@ -73,8 +73,18 @@ def serve(
     service: ServiceArg,
     port: Annotated[int | None, typer.Option(help="Default: JUWEI_<SERVICE>_PORT or the service's port")] = None,
     background: Annotated[bool, typer.Option(help="Run the relay and consumers in this process")] = True,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="API processes; default: JUWEI_API_WORKERS (1)")
+    ] = None,
 ) -> None:
     """Serve one service over HTTP (migrates its database first)."""
+    count = workers or settings().api_workers
+    if count > 1:
+        from juwei.workers import serve_workers
+
+        # Before juwei.service (and prometheus_client with it) is imported: see juwei.workers.
+        serve_workers(service, settings().host, port, count, background)
+        return
     import uvicorn
 
     from juwei.service import create_app

@@ -41,6 +41,7 @@ from juwei.events import (
 )
 from juwei.failpoints import failpoint
 from juwei.store import inbox_table, lock_appends
+from juwei.topics import dead_letter_topic
 from juwei.vault import SEALED_KEY_HEADER
 
 log = structlog.get_logger("juwei.consumer")
@@ -88,10 +89,6 @@ _INSERT_INBOX = insert(inbox_table).returning(inbox_table.c.seq, sort_by_paramet
 
 class DatabaseAway(Exception):
     """The database failed under the batch: retry the same records later instead of dead-lettering."""
-
-
-def dead_letter_topic(topic: str) -> str:
-    return f"{topic}.dlq"
 
 
 def consumer_config(bootstrap: str, group: str, **overrides: Any) -> dict[str, Any]:

@@ -27,9 +27,8 @@ from typing import Any, Literal
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from juwei.consumer import dead_letter_topic
 from juwei.events import iso_time, parse_time, utcnow
-from juwei.topics import ensure_topics
+from juwei.topics import dead_letter_topic, ensure_topics
 from juwei.vault import SEALED_KEY_HEADER
 
 ACTIONS_TOPIC = "juwei.dlq.actions"

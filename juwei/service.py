@@ -513,6 +513,12 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
     return app
 
 
+def worker_app(spec: str) -> FastAPI:
+    """One worker of ``juwei serve --workers`` (``juwei.workers``): HTTP only, the parent migrated the database and
+    runs the relay, consumers and periodic jobs."""
+    return create_app(Runtime(load_definition(spec)), background=False, migrate_on_start=False)
+
+
 def load_definition(spec: str) -> ServiceDefinition:
     """A registered service's name (``residents``, see ``juwei.registration``) or ``module:attribute``."""
     module_name, _, attribute = spec.partition(":")

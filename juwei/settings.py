@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # runaway script or a leaked key does.
     rate_limit_per_second: float = Field(100.0, ge=0, description="Requests a second per API key, on average")
     rate_limit_burst: int = Field(1000, ge=1, description="Requests a key may make at once before the rate applies")
+    api_workers: int = Field(
+        1, ge=1, le=64, description="HTTP worker processes of `juwei serve` (more than 1: metrics summed across them)"
+    )
     # Readiness holds a service's consumers against this bound only: Kafka being away is not a reason (the outbox
     # keeps writes going), consumers far behind are (its read models of other services are stale). 0: never.
     ready_max_lag: int = Field(

@@ -22,6 +22,10 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 BROKERS_DEFAULT = -1
 
 
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
 @dataclass(frozen=True)
 class TopicState:
     name: str
