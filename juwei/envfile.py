@@ -197,10 +197,11 @@ def check_value(name: str, value: str) -> str | None:
         (lambda n: n == "JUWEI_TIMEZONE", _zone),
         (lambda n: n == "JUWEI_RATE_LIMIT_PER_SECOND", _number),
         (lambda n: n in ("JUWEI_KAFKA_RETENTION_MS", "JUWEI_KAFKA_DLQ_RETENTION_MS"), _whole(-1)),
+        (lambda n: n == "JUWEI_READY_MAX_LAG", _whole(0)),
         (
             lambda n: n in ("JUWEI_MAX_BODY_BYTES", "JUWEI_FEED_PAGE_MAX", "JUWEI_RATE_LIMIT_BURST",
                             "JUWEI_KAFKA_PARTITIONS", "JUWEI_KAFKA_SESSION_TIMEOUT_MS",
-                            "JUWEI_POSTGRES_MAX_CONNECTIONS"),
+                            "JUWEI_POSTGRES_MAX_CONNECTIONS", "JUWEI_API_WORKERS"),
             _whole(1),
         ),
     ]  # fmt: skip
