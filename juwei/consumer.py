@@ -126,6 +126,8 @@ class EventConsumer:
     def __post_init__(self) -> None:
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
+        for topic in self.topics:  # at zero from the start: the first dead letter is an increase for the alert
+            DEAD.labels(self.group, topic)
 
     @property
     def consumer(self) -> KafkaConsumer:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import Gauge
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +24,16 @@ BeforeCommit = Callable[[Session], None]
 
 class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached; the API answers 503 rather than hanging or failing with 500."""
+
+
+# Live and lowest: one worker of a service that cannot reach its database is enough to say so.
+DATABASE_UP = Gauge(
+    "juwei_database_up",
+    "1 when the service's database answered its last probe, 0 when it did not",
+    ["service"],
+    multiprocess_mode="livemin",
+)
+PROBE_SECONDS = 15.0  # a probe is one SELECT 1 (or a 5 s connect timeout): often enough for a 1-minute alert
 
 
 def is_sqlite(url: str) -> bool:
@@ -124,6 +135,16 @@ class Database:
                 conn.execute(text("SELECT 1"))
         except (OperationalError, DBAPIError) as exc:
             raise DatabaseUnavailable(str(exc.orig or exc)) from exc
+
+    def probe(self, service: str) -> bool:
+        """Ping and say how it went in ``juwei_database_up`` (its alert: deploy/prometheus/alerts.yml)."""
+        try:
+            self.ping()
+        except DatabaseUnavailable:
+            DATABASE_UP.labels(service).set(0)
+            return False
+        DATABASE_UP.labels(service).set(1)
+        return True
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -33,7 +33,12 @@ from juwei.store import events_table, read_checkpoint, write_checkpoint
 log = structlog.get_logger("juwei.relay")
 
 RELAYED = Counter("juwei_relay_published_total", "Events the relay published to Kafka", ["topic"])
-BACKLOG = Gauge("juwei_relay_backlog", "Events in the table the relay has not published yet", ["topic"])
+BACKLOG = Gauge(
+    "juwei_relay_backlog",
+    "Events in the table the relay has not published yet, as of its last read",
+    ["topic"],
+    multiprocess_mode="livemax",
+)
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -204,10 +209,13 @@ class Relay:
     def backlog(self) -> int:
         with self.database.reading() as session:
             done = read_checkpoint(session, self.checkpoint_name)
-            head = session.execute(
-                select(events_table.c.position).order_by(events_table.c.position.desc()).limit(1)
-            ).scalar()
-        return max(0, int(head or 0) - done)
+            return max(0, self._head(session) - done)
+
+    @staticmethod
+    def _head(session: Session) -> int:
+        """The last position in the table (positions may have gaps: a backlog from it is an upper bound)."""
+        head = session.execute(select(events_table.c.position).order_by(events_table.c.position.desc()).limit(1))
+        return int(head.scalar() or 0)
 
     def publish_once(self) -> int:
         """Publish the next batch; returns how many events went out (0 when caught up)."""
@@ -219,8 +227,10 @@ class Relay:
                 query = _batch_query(connection.dialect.name)
             rows = connection.execute(query, {"after": done, "limit": self.batch_size}).all()
             extra = self.attach(session, rows) if self.attach is not None and rows else {}
+            # Set before the send, so a relay that cannot publish (Kafka away) shows the backlog growing.
+            waiting = len(rows) if len(rows) < self.batch_size else self._head(session) - done
+        BACKLOG.labels(self.topic).set(waiting)
         if not rows:
-            BACKLOG.labels(self.topic).set(0)
             return 0
         failpoint("relay.before_publish")
         producer = self.producer
@@ -251,8 +261,7 @@ class Relay:
         with self.database.unit_of_work() as session:
             write_checkpoint(session, self.checkpoint_name, last)
         RELAYED.labels(self.topic).inc(len(rows))
-        if len(rows) == self.batch_size:  # more is waiting; an estimate is enough for the gauge
-            BACKLOG.labels(self.topic).set(self.batch_size)
+        BACKLOG.labels(self.topic).set(max(0, waiting - len(rows)))
         return len(rows)
 
     def run(self, stop: threading.Event) -> None:

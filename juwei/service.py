@@ -32,7 +32,7 @@ from juwei.auth import RateLimiter, issue_key, split_key
 from juwei.callers import OPERATOR_ROLE, Caller, Holder
 from juwei.consumer import Delivery, EventConsumer
 from juwei.consumer_lag import KafkaWatch
-from juwei.database import Database, DatabaseUnavailable
+from juwei.database import PROBE_SECONDS, Database, DatabaseUnavailable
 from juwei.events import DomainEvent, Envelope, EventRegistry, catalogue_of, sealed_subject
 from juwei.feed import feed_router
 from juwei.issuing import key_router
@@ -328,6 +328,14 @@ class Runtime:
             self._spawn("consumer", self.consumer.run)
         for number, (seconds, job) in enumerate(self.definition.periodic):
             self._spawn(f"periodic-{number}", self._every(seconds, job))
+        self._spawn("database-probe", self._probe_database)
+
+    def _probe_database(self, stop: threading.Event) -> None:
+        """``juwei_database_up`` kept fresh in every process of the service, whether or not anyone asks it."""
+        while not stop.is_set():
+            self.database.probe(self.definition.name)
+            stop.wait(PROBE_SECONDS)
+
     @staticmethod
     def job_name(job: Callable[[Runtime], None]) -> str:
         return getattr(job, "__name__", "job")
