@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, time, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from juwei.store import events_table
@@ -173,6 +176,63 @@ def test_unreachable_platforms_are_retried_then_given_up_and_unreadable_answers_
     assert entry["status"] == "dead"
     assert [a["outcome"] for a in entry["log"]] == ["transient"] * 4  # max_attempts in these tests
     assert _events(notify, "DeliveryDeadLettered")[0]["code"].startswith("gave-up:http:ConnectError")
+
+
+class _HtmlAnswers:
+    """A platform behind a captive portal: every send answers 200 with a page, so whether it arrived is unknown."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                page = b"<html><body>please sign in to the network</body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cgi-bin/webhook/send?key=portal"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@both_databases
+def test_deliveries_given_up_or_uncertain_are_counted_for_the_operators_alert(notify: Notify, platforms) -> None:
+    """notify_deliveries_undelivered_total{kind, outcome}: deploy/prometheus/alerts.yml pages on its increase."""
+    portal = _HtmlAnswers()
+    try:
+        notify.attach("1", "wecom", {"url": "http://127.0.0.1:9/cgi-bin/webhook/send?key=nobody"})  # refused
+        notify.attach("2", "wecom", {"url": portal.url})
+        notify.attach("2", "webhook", platforms.config(platforms.bot("webhook", "wh", "w" * 32)))
+        before = {key: _undelivered(*key) for key in UNDELIVERED_KEYS}
+        notify.announce("停水通知", buildings=["1", "2"])
+        notify.dispatcher.drain(timeout=30)
+    finally:
+        portal.close()
+    counted = {key: _undelivered(*key) - before[key] for key in UNDELIVERED_KEYS}
+    # Building 1's bot given up after its retries, building 2's answered with a page; the webhook was sent.
+    assert counted == {("wecom", "dead"): 1, ("wecom", "uncertain"): 1, ("webhook", "dead"): 0,
+                       ("webhook", "uncertain"): 0}  # fmt: skip
+    statuses = {entry["status"] for entry in notify.client.get("/compounds/c1/deliveries",
+                headers=notify.key(STAFF)).json()["deliveries"]}  # fmt: skip
+    assert statuses == {"dead", "uncertain"}
+
+
+UNDELIVERED_KEYS = [(kind, outcome) for kind in ("wecom", "webhook") for outcome in ("dead", "uncertain")]
+
+
+def _undelivered(kind: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value("notify_deliveries_undelivered_total", {"kind": kind, "outcome": outcome})
+    assert value is not None, f"no series for {kind}/{outcome}: the alert would miss the first one"
+    return value
 
 
 @both_databases

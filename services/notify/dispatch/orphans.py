@@ -16,6 +16,7 @@ from contracts.notify import (
     DeliveryUncertain,
 )
 from juwei.events import DomainEvent
+from services.notify.dispatch.outcomes import UNDELIVERED
 from services.notify.dispatch.policy import ChannelInfo, Seat
 from services.notify.dispatch.statements import ORPHANED
 from services.notify.domain import (
@@ -87,6 +88,8 @@ class Orphans(Seat):
                         ),
                     )
         for row in rows:
+            if info.kind not in IDEMPOTENT_CHANNELS:
+                UNDELIVERED.labels(info.kind, "uncertain").inc()
             self.alert(
                 what="delivery orphaned by a dead process",
                 delivery=row.delivery,

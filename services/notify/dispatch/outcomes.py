@@ -27,6 +27,7 @@ from services.notify.channels import Outcome
 from services.notify.dispatch.policy import ChannelInfo, Claimed, Seat
 from services.notify.dispatch.statements import INSERT_ATTEMPTS, SENT_MANY
 from services.notify.domain import (
+    CHANNEL_KINDS,
     backoff,
 )
 from services.notify.views import attempts, channel_state, deliveries
@@ -36,6 +37,16 @@ log = structlog.get_logger("notify.dispatch")
 OUTCOMES = Counter(
     "notify_delivery_attempts_total", "Delivery attempts by channel kind and outcome", ["kind", "outcome"]
 )
+# What an operator must look at: a delivery given up (``dead``: a permanent error, or the last attempt failed) or
+# ``uncertain`` (it may have arrived, and is never resent). deploy/prometheus/alerts.yml pages on its increase.
+UNDELIVERED = Counter(
+    "notify_deliveries_undelivered_total",
+    "Deliveries given up (dead) or uncertain (may have arrived, not resent), by channel kind",
+    ["kind", "outcome"],
+)
+for _kind in CHANNEL_KINDS:  # at zero from the start: the first one after a restart is an increase too
+    for _outcome in ("dead", "uncertain"):
+        UNDELIVERED.labels(_kind, _outcome)
 LATENCY = Histogram(
     "notify_delivery_latency_seconds",
     "From queued to acknowledged by the platform",
@@ -129,6 +140,7 @@ class Outcomes(Seat):
             if kind == "sent":
                 LATENCY.labels(info.kind).observe(max(0.0, (now - claimed.created_at).total_seconds()))
             if alert:
+                UNDELIVERED.labels(info.kind, "uncertain" if kind == "uncertain" else "dead").inc()
                 self.alert(
                     what="delivery " + ("uncertain: not resent" if kind == "uncertain" else "dead-lettered"),
                     delivery=claimed.delivery,
