@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv run run-detached stop test browser engine lint format bench broker clean lock
+.PHONY: venv run run-detached stop test browser engine promtool lint format bench broker clean lock
 
 # The locked versions first (the same the service image installs), then Juwei itself and the dev tools.
 $(STAMP): pyproject.toml deploy/requirements.lock
@@ -27,8 +27,8 @@ stop: venv
 	$(BIN)/juwei stop
 
 ## make test — from nothing: packages, PostgreSQL (Debian package, local cluster), the Kafka broker, a Docker
-## engine (Debian's docker.io, started by the stack tests on a socket of their own), the suite.
-test: venv browser engine
+## engine (Debian's docker.io, started by the stack tests on a socket of their own), promtool, the suite.
+test: venv browser engine promtool
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	mkdir -p .local
@@ -41,6 +41,10 @@ browser:
 ## Docker Engine 20.10 and debootstrap from Debian for the stack tests (tests/stack start and stop their own dockerd).
 engine:
 	@{ command -v dockerd && command -v debootstrap; } >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null; } || { echo "install Debian's docker.io and debootstrap (as root) for the stack tests"; exit 1; }
+
+## promtool from Debian's prometheus package: tests/deploy/test_alerts.py checks and unit-tests deploy/prometheus/alerts.yml.
+promtool:
+	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || { echo "install Debian's prometheus (as root) for promtool, which tests the alert rules"; exit 1; }
 
 lint: venv
 	$(BIN)/ruff check .
