@@ -22,7 +22,7 @@ _REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PASSWORD = re.compile(r"[A-Za-z0-9_-]{12,}")
 _CLUSTER_ID = re.compile(r"[A-Za-z0-9_-]{22}")
-PROFILES = ("single", "cluster", "tools")
+PROFILES = ("single", "cluster", "tools", "monitoring")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 

@@ -9,6 +9,7 @@ makes from the configured Debian mirror (kept under the data folder and reused).
                      checked) and Juwei's own wheel, built here from the source tree
     juwei/kafka      Apache Kafka from the Maven artifacts of deploy/kafka/pom.xml, on Debian's Java 17
     juwei/postgres   Debian's PostgreSQL 15, one database and role per service on the first start
+    juwei/prometheus Debian's Prometheus, scraping every service with Juwei's alert rules (profile `monitoring`)
 
 Mirrors (Debian, PyPI, Maven) and the CA bundle of a proxy that intercepts TLS are settings. Builds use the
 classic builder on the host network (no buildx; a build's downloads need the host's DNS and proxy), from a
@@ -74,6 +75,7 @@ class BuildSettings(BaseSettings):
     image: str = f"juwei/service:{VERSION}"
     kafka_image: str = f"juwei/kafka:{VERSION}"
     postgres_image: str = f"juwei/postgres:{VERSION}"
+    prometheus_image: str = f"juwei/prometheus:{VERSION}"
 
     def extra_ca(self) -> Path | None:
         """The CA bundle to trust: the setting, else this host's own bundle (a proxy's CA is usually in it)."""
@@ -88,7 +90,12 @@ class BuildSettings(BaseSettings):
 
     def names(self) -> dict[str, str]:
         """Image of each part of the stack: the names deploy/compose.yaml runs."""
-        return {"service": self.image, "kafka": self.kafka_image, "postgres": self.postgres_image}
+        return {
+            "service": self.image,
+            "kafka": self.kafka_image,
+            "postgres": self.postgres_image,
+            "prometheus": self.prometheus_image,
+        }
 
 
 def build_steps(settings: BuildSettings, parts: Sequence[str], tag: str | None = None) -> list[str]:
@@ -144,7 +151,16 @@ RECIPES: dict[str, Recipe] = {
         ("Dockerfile", "entrypoint.py", "init-databases.sh"),
         lambda s: {},
     ),
+    "prometheus": Recipe(
+        "prometheus",
+        "Prometheus for Juwei",
+        DEPLOY / "prometheus",
+        ("Dockerfile", "prometheus.yml", "alerts.yml"),
+        lambda s: {},
+    ),
 }
+# Every image, in the order `juwei images build` makes them by default.
+PARTS = tuple(RECIPES)
 BASE_RECIPE = Recipe(
     "base",
     "Juwei base",
@@ -193,7 +209,7 @@ class ImageBuilder:
 
     def build(
         self,
-        parts: Sequence[str] = ("service", "kafka", "postgres"),
+        parts: Sequence[str] = PARTS,
         source: Path = REPOSITORY,
         tag: str | None = None,
         revision: str | None = None,

@@ -224,7 +224,7 @@ def logs(
 
 @images_app.command("build")
 def images_build(
-    parts: Annotated[list[str] | None, typer.Argument(help="service | kafka | postgres (default: all three)")] = None,
+    parts: Annotated[list[str] | None, typer.Argument(help="service kafka postgres prometheus (all)")] = None,
     env_file: Annotated[Path | None, typer.Option("--env-file", help="Settings (default: deploy/.env if any)")] = None,
     source: Annotated[Path | None, typer.Option(help="Source tree of the service image (default: this one)")] = None,
     tag: Annotated[str | None, typer.Option(help="Name of the one image built (default: the stack's name)")] = None,
@@ -232,7 +232,7 @@ def images_build(
     as_json: Annotated[bool, typer.Option("--json", help="Progress and the summary as JSON lines on stdout")] = False,
 ) -> None:
     """Build every image the stack needs from Debian packages, PyPI and Maven Central (or their mirrors)."""
-    from juwei.images import REPOSITORY, BuildSettings, ImageBuilder, ImageBuildError
+    from juwei.images import PARTS, REPOSITORY, BuildSettings, ImageBuilder, ImageBuildError
     from juwei.progress import Progress
 
     found = engine()
@@ -242,9 +242,7 @@ def images_build(
     with Progress(as_json=as_json, console=console) as progress:
         builder = ImageBuilder(found, config, say=lambda line: progress.console.print(line, highlight=False))
         try:
-            built = builder.build(
-                parts or ["service", "kafka", "postgres"], source or REPOSITORY, tag, revision, progress.stage("images")
-            )
+            built = builder.build(parts or list(PARTS), source or REPOSITORY, tag, revision, progress.stage("images"))
         except ImageBuildError as exc:
             raise fail(str(exc), 1) from None
         if as_json:

@@ -38,8 +38,15 @@ DEFAULT_PORTS = {member.name: member.port for member in suite().members}
 # Beside the services: the committee's console, and the one-shot job that adds missing databases on every up.
 COMPANIONS = {companion.name: companion.port for companion in suite().companions}
 
-# The Kafka choices of the stack: one broker, three brokers, and each with the operator tools.
-PROFILE_SETS = [("single",), ("cluster",), ("single", "tools"), ("cluster", "tools")]
+# The Kafka choices of the stack: one broker, three brokers, and each with the operator tools or with Prometheus.
+PROFILE_SETS = [
+    ("single",),
+    ("cluster",),
+    ("single", "tools"),
+    ("cluster", "tools"),
+    ("single", "monitoring"),
+    ("cluster", "monitoring"),
+]
 BROKERS = {("single",): ["kafka"], ("cluster",): ["kafka-1", "kafka-2", "kafka-3"]}
 THREE_COPIES = (
     "DEFAULT_REPLICATION_FACTOR",
@@ -107,6 +114,8 @@ def test_the_file_parses_and_validates_in_every_profile(compose: Callable, profi
     expected = juwei | {"postgres", "databases", "kafka-topics", *COMPANIONS, *BROKERS[profiles[:1]]}
     if "tools" in profiles:
         expected.add("admin")
+    if "monitoring" in profiles:
+        expected.add("prometheus")
     assert set(model.services) == expected
 
 
@@ -140,6 +149,8 @@ def test_every_long_running_container_has_a_health_check(resolved: Callable, pro
         elif name == "postgres":
             # Over TCP: the image's init phase listens on the socket only, so "ready" means initialised.
             assert "pg_isready -h 127.0.0.1" in command
+        elif name == "prometheus":
+            assert "http://127.0.0.1:9090/-/ready" in command and "urllib" in command
         else:
             assert name.startswith("kafka") and "kafka-broker-api-versions.sh" in command
     # The one-shot jobs are waited for by completion instead.
@@ -333,7 +344,9 @@ def test_env_example_documents_every_variable_the_compose_file_uses() -> None:
     assert [name for name, explained in documented.items() if not explained] == []
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile", "kafka/Dockerfile", "postgres/Dockerfile", "base/Dockerfile"])
+@pytest.mark.parametrize(
+    "dockerfile", ["Dockerfile", "kafka/Dockerfile", "postgres/Dockerfile", "prometheus/Dockerfile", "base/Dockerfile"]
+)
 def test_every_image_starts_from_our_own_base_and_runs_as_a_user(dockerfile: str) -> None:
     text = (DEPLOY / dockerfile).read_text()
     stages = re.findall(r"(?m)^FROM (\S+)", text)
@@ -350,3 +363,31 @@ def test_the_health_key_reaches_the_services_granted_health_data_and_no_other(re
     services = _services(resolved("single"))
     granted = {name for name in KNOWN_SERVICES if "JUWEI_HEALTH_KEY" in services[name]["environment"]}
     assert granted == {"residents", "supplies", "testing"}  # notify may not open sealed health flags
+
+
+def test_the_monitoring_profile_is_prometheus_alone_waiting_for_nothing(resolved: Callable) -> None:
+    """Prometheus must run, and tell, when the services do not: no depends_on; its metrics in a volume of its own."""
+    without = _services(resolved("single"))
+    services = _services(resolved("single", "monitoring"))
+    assert set(services) - set(without) == {"prometheus"}
+    prometheus = services["prometheus"]
+    assert prometheus["image"] == BuildSettings().prometheus_image and prometheus["pull_policy"] == "never"
+    assert "depends_on" not in prometheus and prometheus["restart"] == "unless-stopped"
+    assert [(p["host_ip"], str(p["published"]), p["target"]) for p in prometheus["ports"]] == [
+        ("127.0.0.1", "9090", 9090)
+    ]
+    (data,) = prometheus["volumes"]
+    assert (data["type"], data["target"]) == ("volume", "/var/lib/prometheus/metrics2")
+    assert "--storage.tsdb.retention.time=15d" in prometheus["command"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    # The services it scrapes answer on the ports its configuration names (tests/deploy/test_alerts.py).
+    for name in KNOWN_SERVICES:
+        assert [p["target"] for p in services[name]["ports"]] == [DEFAULT_PORTS[name]]
+
+
+def test_the_prometheus_image_holds_its_configuration_and_rules() -> None:
+    """Copied into the image (an offline bundle carries no deploy/prometheus folder) and checked while it is built."""
+    text = (DEPLOY / "prometheus" / "Dockerfile").read_text()
+    assert re.search(r"(?m)^COPY prometheus.yml alerts.yml /etc/prometheus/$", text)
+    assert "promtool check config /etc/prometheus/prometheus.yml" in text
+    assert "apt-get install -y --no-install-recommends prometheus" in text

@@ -40,6 +40,8 @@ POSTGRES_PORT = 35432
 SERVICES = tuple(HTTP_PORTS)
 # The committee's console: published beside the services, with no event log of its own.
 CONSOLE_PORT = 38005
+# Prometheus of the `monitoring` profile.
+PROMETHEUS_PORT = 39090
 # Publishes PostgreSQL on this host's loopback for the tests' own checks (the stack does not publish it).
 TEST_OVERRIDE = f"""services:
   postgres:
@@ -189,6 +191,7 @@ class StackUnderTest:
         assert made.returncode == 0, made.stderr
         ports = {f"JUWEI_{name.upper()}_HTTP_PORT": str(port) for name, port in HTTP_PORTS.items()}
         ports["JUWEI_CONSOLE_HTTP_PORT"] = str(CONSOLE_PORT)
+        ports["JUWEI_PROMETHEUS_HTTP_PORT"] = str(PROMETHEUS_PORT)
         ports |= {"JUWEI_KAFKA_EXTERNAL_PORT": str(KAFKA_PORTS[0]), "JUWEI_KAFKA_EXTERNAL_PORT_2": str(KAFKA_PORTS[1]),
                   "JUWEI_KAFKA_EXTERNAL_PORT_3": str(KAFKA_PORTS[2])}  # fmt: skip
         self.set(**ports, **settings)

@@ -100,7 +100,7 @@ def _settled(stack: StackUnderTest) -> bool:
 def test_the_images_come_from_packages_run_as_users_and_say_what_they_are(
     docker_engine: DockerEngine, stack_images: dict[str, Any]
 ) -> None:
-    assert set(stack_images) == {"service", "kafka", "postgres"}
+    assert set(stack_images) == {"service", "kafka", "postgres", "prometheus"}
     for part, image in stack_images.items():
         assert image["present"], part
         assert image["user"] and image["user"].split(":")[0] not in ("", "0", "root"), part
