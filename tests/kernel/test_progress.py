@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from juwei import bundle
-from juwei.images import BuildSettings, build_steps
+from juwei.images import PARTS, BuildSettings, build_steps
 from juwei.progress import Progress
 from juwei.repository import Repository
 from juwei.retention import retention_table
@@ -88,8 +88,8 @@ def test_without_json_and_without_a_terminal_only_the_plain_last_line_is_written
 
 def test_the_image_and_bundle_steps_are_counted_to_the_end(tmp_path: Path) -> None:
     settings = BuildSettings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
-    images = build_steps(settings, ["service", "kafka", "postgres"])
-    assert images[-3:] == list(settings.names().values()) and settings.base_tag in images
+    images = build_steps(settings, PARTS)
+    assert images[-len(PARTS) :] == list(settings.names().values()) and settings.base_tag in images
     with_wheels, without = bundle.create_steps(with_wheels=True), bundle.create_steps(with_wheels=False)
     assert len(with_wheels) == len(without) + 1
     out = io.StringIO()
