@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from juwei.events import utcnow
@@ -134,6 +136,39 @@ def test_webhook_deliveries_claimed_together_and_never_recorded_are_sent_again_b
     with crashed.runtime.database.reading() as session:
         logged = Counter(session.execute(select(attempts.c.code)).scalars())
     assert logged["orphaned"] == 12
+    crashed.client.__exit__(None, None, None)
+    crashed.runtime.database.dispose()
+
+
+@both_databases
+def test_a_chat_bot_delivery_a_dead_process_left_in_flight_is_uncertain_and_counted_for_the_alert(
+    new_database, tmp_path: Path, platforms
+) -> None:
+    crashed = open_notify(new_database("notify"), tmp_path)
+    receive(crashed.runtime, *compound_events("c1"))
+    wecom = platforms.bot("wecom", "orphaned-bot")
+    crashed.attach("1", "wecom", platforms.config(wecom))
+    crashed.announce("晚上停电", buildings=["1"])
+
+    def dies_before_recording(*_: Any) -> None:
+        raise SystemError("the process dies between sending and recording")
+
+    crashed.dispatcher._record = dies_before_recording  # type: ignore[method-assign]
+    with contextlib.suppress(SystemError):  # the round ends with the "death"
+        crashed.dispatcher.run_once()
+    assert _statuses(crashed) == Counter(sending=1) and wecom.texts == ["晚上停电"]
+    before = REGISTRY.get_sample_value("notify_deliveries_undelivered_total", {"kind": "wecom", "outcome": "uncertain"})
+    later = dispatch.Dispatcher(
+        crashed.runtime, FAST, clock=lambda: utcnow() + timedelta(seconds=FAST.lease_seconds + 1)
+    )
+    try:
+        later.drain()
+    finally:
+        later.close()
+        crashed.dispatcher.close()
+    assert _statuses(crashed) == Counter(uncertain=1) and wecom.texts == ["晚上停电"]  # never sent twice
+    after = REGISTRY.get_sample_value("notify_deliveries_undelivered_total", {"kind": "wecom", "outcome": "uncertain"})
+    assert after == before + 1
     crashed.client.__exit__(None, None, None)
     crashed.runtime.database.dispose()
 
