@@ -527,6 +527,13 @@ def worker_app(spec: str) -> FastAPI:
     return create_app(Runtime(load_definition(spec)), background=False, migrate_on_start=False)
 
 
+def configured_runtime(spec: str) -> Runtime:
+    """A command's runtime for one service, its log lines named after that service."""
+    runtime = Runtime(load_definition(spec))
+    configure_logging(runtime.settings.log_level, runtime.settings.log_levels, service=runtime.definition.name)
+    return runtime
+
+
 def load_definition(spec: str) -> ServiceDefinition:
     """A registered service's name (``residents``, see ``juwei.registration``) or ``module:attribute``."""
     module_name, _, attribute = spec.partition(":")
