@@ -19,6 +19,7 @@ from contracts import roles as r
 from juwei.auth import CompoundId, admit
 from juwei.callers import Caller
 from juwei.dependencies import RuntimeOf
+from juwei.paging import Limit
 from services.residents.api.register import PROBLEM_RESPONSES
 from services.residents.application import alerts
 from services.residents.domain.alerts import IDENTIFIER_PATTERN, LANGUAGES, Sender, ZoneAlert, wording
@@ -37,7 +38,6 @@ Identifier = Annotated[
 BuildingFilter = Annotated[
     str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$", description="Only this building's alerts")
 ]
-FeedLimit = Annotated[int, Query(ge=1, le=200, description="How many of the latest alerts, 1 to 200")]
 
 router = APIRouter(tags=["zones"])
 
@@ -156,7 +156,7 @@ def zone_alert_feed(
     caller: ZoneReaders,
     runtime: RuntimeOf,
     building: BuildingFilter = None,
-    limit: FeedLimit = 50,
+    limit: Limit = 50,
 ) -> Response:
     found = alerts.latest(runtime, caller, compound, building, limit)
     path = f"/compounds/{compound}/cap" + (f"?building={building}" if building else "")
