@@ -13,12 +13,15 @@ from services.residents import handlers, holders, retention
 from services.residents.api import router
 from services.residents.commands import commands
 from services.residents.domain import Zone
+from services.residents.domain.alerts import Sender
 from services.residents.views import projections
 
 # Thresholds of the zone rules (Shanghai, April 2022: 7 and 14 days), configurable per deployment.
 Zone.sealed_days = int(os.environ.get("JUWEI_ZONE_SEALED_DAYS", Zone.sealed_days))
 Zone.precaution_days = int(os.environ.get("JUWEI_ZONE_PRECAUTION_DAYS", Zone.precaution_days))
 ZONE_REFRESH_SECONDS = float(os.environ.get("JUWEI_ZONE_REFRESH_SECONDS", "300"))
+# Who the zone alerts (CAP 1.2) say sent them; ``{compound}`` is filled in. A bad one stops the start.
+Sender.template = Sender.check(os.environ.get("JUWEI_CAP_SENDER", Sender.template))
 
 service = ServiceDefinition(
     name="residents",

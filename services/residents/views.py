@@ -10,7 +10,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, String, Table, Text, delete, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from contracts.access import Departures
@@ -35,6 +49,7 @@ from contracts.residents import (
 )
 from juwei.events import Envelope, types_of
 from juwei.projection import Projection, upsert
+from services.residents.domain.alerts import identifier_of
 
 tables = MetaData()
 
@@ -112,6 +127,25 @@ zones = Table(
     Column("decided_by_authority", Boolean, nullable=False),
     Column("reason", Text, nullable=False),
     Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+# Every zone change, as the public alert (CAP 1.2) that announces it; the row names no one.
+zone_alerts = Table(
+    "res_zone_alerts",
+    tables,
+    Column("identifier", String(48), primary_key=True),  # zone-<the ZoneStatusChanged event's id>
+    Column("compound", String(64), nullable=False, index=True),
+    Column("scope_id", String(100), nullable=False, index=True),  # the building id, or the compound id
+    Column("position", BigInteger, nullable=False),
+    Column("sent", DateTime(timezone=True), nullable=False),
+    Column("zone", String(12), nullable=False),
+    Column("previous", String(12), nullable=False),
+    Column("last_case_on", Date, nullable=True),
+    Column("days_since_last_case", Integer, nullable=True),
+    Column("next_zone", String(12), nullable=True),
+    Column("next_change_on", Date, nullable=True),
+    Column("decided_by_authority", Boolean, nullable=False),
+    Column("supersedes", String(48), nullable=True),  # the previous alert of the same building or compound
+    Column("supersedes_sent", DateTime(timezone=True), nullable=True),
 )
 FLAGS = ("elderly", "regular_medication", "mobility_impaired", "bedridden", "pregnant", "infant")
 HEALTH = ("regular_medication", "mobility_impaired", "bedridden", "pregnant")
@@ -303,6 +337,50 @@ class Zones(Projection):
         )
 
 
+class ZoneAlerts(Projection):
+    """Each zone change as its alert, each one superseding the previous alert of its building (or compound)."""
+
+    name = "zone_alerts"
+    tables = (zone_alerts,)
+    reads = (ZoneStatusChanged,)
+
+    def apply(self, session: Session, envelope: Envelope) -> None:
+        data = envelope.data
+        scope_id = data.get("building") or envelope.compound
+        identifier = identifier_of(envelope.id)
+        position = envelope.position or 0
+        previous = session.execute(
+            select(zone_alerts.c.identifier, zone_alerts.c.sent)
+            .where(
+                zone_alerts.c.scope_id == scope_id,
+                zone_alerts.c.position < position,
+                zone_alerts.c.identifier != identifier,
+            )
+            .order_by(zone_alerts.c.position.desc())
+            .limit(1)
+        ).first()
+        upsert(
+            session,
+            zone_alerts,
+            {"identifier": identifier},
+            {
+                "compound": envelope.compound,
+                "scope_id": scope_id,
+                "position": position,
+                "sent": envelope.time,
+                "zone": data["zone"],
+                "previous": data["previous"],
+                "last_case_on": _date(data.get("last_case_on")),
+                "days_since_last_case": data.get("days_since_last_case"),
+                "next_zone": data.get("next_zone"),
+                "next_change_on": _date(data.get("next_change_on")),
+                "decided_by_authority": bool(data.get("decided_by_authority")),
+                "supersedes": previous.identifier if previous else None,
+                "supersedes_sent": previous.sent if previous else None,
+            },
+        )
+
+
 def _date(value: Any) -> Any:
     from datetime import date
 
@@ -310,4 +388,4 @@ def _date(value: Any) -> Any:
 
 
 def projections() -> list[Projection]:
-    return [Register(), Teams(), Zones(), Departures()]
+    return [Register(), Teams(), Zones(), ZoneAlerts(), Departures()]

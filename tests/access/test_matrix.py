@@ -33,6 +33,7 @@ from sqlalchemy import select
 from contracts import roles as r
 from juwei.auth import revoke_key, rotate_key
 from juwei.store import events_table
+from services.residents.views import zone_alerts
 from tests.access.seed import C, Seeded, attach_channel, confirmed_case, medicine_request, png, seed
 from tests.access.world import PROBLEM, SERVICES, World, default_holder
 
@@ -449,6 +450,30 @@ def _(ctx: Ctx) -> Req:
 def _(ctx: Ctx) -> Req:
     body = {"building": "b3", "zone": "precaution", "reason": "街道通知 第3号"}
     return Req(f"{C}/zones/decisions", {"json": body}, building="b3")
+
+
+@case("residents", "GET", P + "/cap")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/cap?limit=5")  # zone alerts are public to every key of the compound, like the board
+
+
+@case("residents", "GET", P + "/cap/{identifier}.xml")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/cap/{_zone_alert(ctx)}.xml")
+
+
+def _zone_alert(ctx: Ctx) -> str:
+    """The identifier of c1's first zone alert (the seed's confirmed case sealed b1)."""
+    ctx.world.pump()
+    with ctx.world.runtimes["residents"].database.reading() as session:
+        found = session.execute(
+            select(zone_alerts.c.identifier)
+            .where(zone_alerts.c.compound == "c1")
+            .order_by(zone_alerts.c.position)
+            .limit(1)
+        ).scalar()
+    assert found is not None, "no zone alert in c1"
+    return str(found)
 
 
 # --- supplies
