@@ -26,7 +26,8 @@ class Connection:
 
     ``client``: an ``httpx.Client`` of the caller's (its own transport, hooks or limits); its base URL and
     headers are left alone, ours are added per request. ``language``: ``Accept-Language`` for problems'
-    words (``zh-CN`` or ``en``). ``retries``: attempts after the first, ``backoff`` seconds doubling each time.
+    words (``zh-CN`` or ``en``). ``retries``: attempts after the first, ``backoff`` seconds doubling each time up
+    to ``backoff_max``.
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class Connection:
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         retries: int = 3,
         backoff: float = 0.5,
+        backoff_max: float = 8.0,
         language: str | None = None,
         client: httpx.Client | None = None,
     ) -> None:
@@ -45,6 +47,7 @@ class Connection:
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.retries = retries
         self.backoff = backoff
+        self.backoff_max = backoff_max
         self.language = language
         self._own = client is None
         self.http = client if client is not None else httpx.Client(timeout=self.timeout)
@@ -101,7 +104,7 @@ class Connection:
                 if not repeatable or attempt >= self.retries:
                     raise
                 attempt += 1
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(self._pause(attempt - 1))
                 continue
             if answer.is_success:
                 return answer.json() if answer.content else None
@@ -121,7 +124,10 @@ class Connection:
             return None
         told = answer.headers.get("Retry-After")
         try:
-            wait = float(told) if told is not None else self.backoff * 2**attempt
+            wait = float(told) if told is not None else self._pause(attempt)
         except ValueError:
-            wait = self.backoff * 2**attempt
+            wait = self._pause(attempt)
         return wait if wait <= _LONGEST_WAIT else None
+
+    def _pause(self, retried: int) -> float:
+        return min(self.backoff * 2**retried, self.backoff_max)
