@@ -9,7 +9,7 @@ or dropped connection, a timeout) or the service said to wait (503, 429 with ``R
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -56,7 +56,7 @@ class Connection:
         if self._own:
             self.http.close()
 
-    def __enter__(self) -> Connection:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -91,9 +91,10 @@ class Feed:
 
         A refused stream (401, 403) raises ``ProblemError``; a dropped one ``httpx.TransportError``.
         """
-        for item in self.tail(last_event_id):
-            if item is not None:
-                yield item
+        with closing(self.tail(last_event_id)) as tail:
+            for item in tail:
+                if item is not None:
+                    yield item
 
     def tail(self, last_event_id: int | None = None) -> Iterator[Event | None]:
         """``stream``, with ``None`` for each keep-alive the service sends on an idle stream (every 15 s)."""

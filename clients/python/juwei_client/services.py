@@ -8,7 +8,7 @@ sent again, the service answers the first answer and does nothing twice, and the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
@@ -58,7 +58,7 @@ class Service:
     def close(self) -> None:
         self.connection.close()
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
