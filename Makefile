@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: venv run run-detached stop test browser engine promtool lint format bench broker clean lock
 
 # The locked versions first (the same the service image installs), then Juwei itself and the dev tools.
-$(STAMP): pyproject.toml deploy/requirements.lock
+$(STAMP): pyproject.toml deploy/requirements.lock clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r deploy/requirements.lock
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e clients/python
 	touch $(STAMP)
 
 venv: $(STAMP)

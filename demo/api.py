@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+from juwei_client import Connection, Feed, ProblemError
 
 SERVICES = ("residents", "supplies", "testing", "notify")
 # Seconds a refused connection is retried: long enough for a killed service container to come back.
@@ -118,15 +119,29 @@ class Suite:
         return found
 
     def feed(self, service: str, compound: str) -> list[dict[str, Any]]:
-        """Every event of the compound a service has published, oldest first (``GET /events``, page by page)."""
-        events: list[dict[str, Any]] = []
-        after = 0
+        """Every event of the compound a service has published, oldest first, read as any integrator reads it:
+        through juwei-client's feed (``GET /events`` page by page, ``next_after`` on)."""
+        # Retried for about RESTART_GRACE (backoff doubling to 8 s): a killed service container comes back.
+        connection = Connection(
+            self.urls[service],
+            self.key,
+            timeout=self.timeout,
+            retries=20,
+            backoff_max=8.0,
+            client=self.clients[service],
+        )
+        feed, after = Feed(connection), 0
+        found: list[dict[str, Any]] = []
         while True:
-            page = self.get(service, "/events", params={"after": after, "limit": 1000})
-            events.extend(e for e in page["events"] if e.get("compound") == compound)
-            after = page["next_after"]
-            if not page["has_more"]:
-                return events
+            try:
+                page = feed.page(after, limit=1000)
+            except (ProblemError, httpx.HTTPError) as exc:
+                raise DemoError(f"{service} did not give its feed after position {after}: {exc}") from exc
+            self.requests += 1
+            found.extend(event.raw for event in page.events if event.compound == compound)
+            after = page.next_after
+            if not page.has_more:
+                return found
 
     def settle(self, kafka: str | None, timeout: float = 180.0, quiet: float = 2.0) -> str:
         """Wait until every relay has published its log and every consumer group has read its topics.
