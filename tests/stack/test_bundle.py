@@ -90,8 +90,12 @@ def test_a_bundle_is_checked_loaded_and_started_on_a_host_without_network(
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     installed = offline(offline_engine, [str(venv / "bin" / "pip"), "install", "--quiet", "--no-index",
-                                         "--find-links", str(host / "wheels"), "juwei[deploy]"], host)  # fmt: skip
+                                         "--find-links", str(host / "wheels"), "juwei[deploy]", "juwei-client"],
+                        host)  # fmt: skip
     assert installed.returncode == 0, installed.stderr[-3000:]
+    # juwei demo reads the feeds through juwei-client: the bundle carries it too.
+    client = offline(offline_engine, [str(venv / "bin" / "python"), "-c", "import juwei_client, demo.api"], host)
+    assert client.returncode == 0, client.stderr[-2000:]
     record("juwei command installed from the bundle's wheels seconds", round(time.monotonic() - started, 1))
     command = [str(venv / "bin" / "juwei")]
     deploy = host / "deploy"
