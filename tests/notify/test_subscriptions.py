@@ -13,6 +13,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
@@ -22,8 +24,10 @@ from juwei.audit import sensitive_reads_table
 from juwei.auth import issue_key
 from juwei.callers import Grant, Holder
 from juwei.events import Envelope, new_event_id, utcnow
+from services.notify.retention import scrub
+from services.notify.views import subscription_deliveries, tables
 from tests.conftest import both_databases
-from tests.notify.conftest import Notify, close_notify, compound_events, envelope, open_notify, receive
+from tests.notify.conftest import Notify, close_notify, compound_events, envelope, make_notify, open_notify, receive
 from tests.notify.webhook_sink import Sink
 
 CASE = "juwei.testing.CaseConfirmed"
@@ -324,5 +328,21 @@ def test_health_fields_reach_only_a_subscriber_granted_health_and_are_audited(no
                 .where(sensitive_reads_table.c.subject == "c1:r1-1")
             ).scalar()
         assert audited == 1
+        # Once the lockdown is over, retention blanks what was delivered; the log of attempts stays.
+        with notify.runtime.database.unit_of_work() as session:
+            assert scrub(notify.runtime, session, "c1")["subscription_bodies"] == 2
+        with notify.runtime.database.reading() as session:
+            bodies = session.execute(select(subscription_deliveries.c.body)).scalars().all()
+        assert bodies == ["{}", "{}"]
     finally:
         other.stop()
+
+
+@both_databases
+def test_the_migrations_create_exactly_notifys_tables(new_database, tmp_path) -> None:
+    runtime = make_notify(new_database("notify"), tmp_path)
+    with runtime.database.engine.connect() as connection:
+        ours = {"include_name": lambda name, kind, _parent: kind != "table" or name.startswith("notify_")}
+        differences = compare_metadata(MigrationContext.configure(connection, opts=ours), tables)
+    assert differences == [], differences
+    runtime.database.dispose()
