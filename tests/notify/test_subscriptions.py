@@ -23,9 +23,10 @@ from contracts.testing import CaseConfirmed
 from juwei.audit import sensitive_reads_table
 from juwei.auth import issue_key
 from juwei.callers import Grant, Holder
+from juwei.commands import commands_table
 from juwei.events import Envelope, new_event_id, utcnow
 from services.notify.retention import scrub
-from services.notify.views import subscription_deliveries, tables
+from services.notify.views import subscription_deliveries, subscriptions, tables
 from tests.conftest import both_databases
 from tests.notify.conftest import Notify, close_notify, compound_events, envelope, make_notify, open_notify, receive
 from tests.notify.webhook_sink import Sink
@@ -143,7 +144,16 @@ def test_registration_refuses_bad_urls_unknown_types_and_what_the_grant_does_not
         assert refused.status_code == 403, (role, refused.text)
     assert notify.client.get("/subscriptions", headers=operator).json() == []  # nothing written by a refusal
 
-    made = register(notify, dashboard, sink, [CASE], ["c1"])
+    once = {**dashboard, "Idempotency-Key": "register-dashboard-1"}
+    body = {"url": sink.url, "types": [CASE], "compounds": ["c1"]}
+    made = notify.client.post("/subscriptions", json=body, headers=once).json()
+    again = notify.client.post("/subscriptions", json=body, headers=once)
+    assert again.status_code == 200 and again.json()["replayed"] is True and "secret" not in again.text
+    with notify.runtime.database.reading() as session:  # the secret is sealed, never stored in clear
+        stored = session.execute(select(subscriptions.c.config)).scalars().all()
+        assert len(stored) == 1 and made["secret"] not in stored[0] and "t0ken" not in stored[0]
+        answers = session.execute(select(commands_table.c.response)).scalars().all()
+        assert answers and not any(made["secret"] in (answer or "") for answer in answers)
     assert made["secret"].startswith("whsec_") and len(base64.b64decode(made["secret"][6:])) == 32
     assert made["health"] is False and made["active"] is True
     listed = notify.client.get("/subscriptions", headers=dashboard).json()

@@ -112,6 +112,7 @@ def register(runtime: Runtime, caller: Caller, body: SubscriptionIn) -> Subscrip
         )
         row = _row(session, caller, subscription)
         out = _out(session, row)
+        session.info["juwei.secret_shown"] = True  # an Idempotency-Key replay never gets the secret back
     return SubscriptionRegistered(**out.model_dump(), secret=secret)
 
 
