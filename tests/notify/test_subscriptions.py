@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from contracts.residents import ZoneStatusChanged
 from contracts.testing import CaseConfirmed
 from juwei.audit import sensitive_reads_table
-from juwei.auth import issue_key
+from juwei.auth import issue_key, revoke_key
 from juwei.callers import Grant, Holder
 from juwei.commands import commands_table
 from juwei.events import Envelope, new_event_id, utcnow
@@ -356,3 +356,19 @@ def test_the_migrations_create_exactly_notifys_tables(new_database, tmp_path) ->
         differences = compare_metadata(MigrationContext.configure(connection, opts=ours), tables)
     assert differences == [], differences
     runtime.database.dispose()
+
+
+@both_databases
+def test_a_revoked_key_gets_nothing_more(notify: Notify, sink: Sink) -> None:
+    dashboard = external(notify, [CASE], ["c1"])
+    register(notify, dashboard, sink, [CASE], ["c1"])
+    receive(notify.runtime, case(1, 1), topic="juwei.testing")
+    notify.dispatcher.drain()
+    assert len(sink.accepted()) == 1
+    with notify.runtime.database.unit_of_work() as session:
+        assert revoke_key(session, dashboard["X-API-Key"].split("_")[1])
+    receive(notify.runtime, case(1, 2), topic="juwei.testing")
+    notify.dispatcher.drain(timeout=2)
+    assert len(sink.received) == 1
+    with notify.runtime.database.reading() as session:
+        assert session.execute(select(func.count()).select_from(subscription_deliveries)).scalar() == 1
