@@ -27,7 +27,7 @@ from contracts import roles as r
 from contracts.residents import ResidentErased, VolunteerStoodDown
 from contracts.roles import HEALTH_ROLES
 from juwei.access import FeedRefused, FeedScope, bases
-from juwei.auth import admit, revoke_keys_of
+from juwei.auth import admit, require, revoke_keys_of
 from juwei.callers import Caller, Holder
 from juwei.events import Envelope, types_of
 from juwei.projection import Projection
@@ -59,6 +59,9 @@ CustodyReaders = Annotated[
 ]
 # Everyone of the compound: staff, its volunteers, the subdistrict office and the households.
 CompoundPeople = Annotated[Caller, Depends(admit(*(role for role in r.ALL if role != r.EXTERNAL_CONSUMER)))]
+
+# Outside systems that subscribe to events by webhook, and the district operator who may do it for them.
+Subscribers = Annotated[Caller, Depends(require(r.DISTRICT_OPERATOR, r.EXTERNAL_CONSUMER))]
 
 # The fields by which an event names a household (its own, or one a resident moves from or to).
 HOUSEHOLD_FIELDS = frozenset({"household", "households", "from_household", "to_household"})

@@ -10,6 +10,7 @@ from contracts.notify import registry
 from juwei.service import ServiceDefinition, foreign_events, handled_by
 from services.notify import dispatch, handlers, retention
 from services.notify.api import router
+from services.notify.subscriptions import fanout
 from services.notify.views import projections
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -25,7 +26,8 @@ service = ServiceDefinition(
     # What notify reads of the other services: the events its rules announce, and what its projections keep
     # (building groups and their members, sampling points' names, people who leave the register).
     consumed_events=foreign_events(registry, projections(), handlers.EVENT_HANDLERS),
-    on_received=handled_by(handlers.EVENT_HANDLERS),
+    # notify's handlers, then the webhook subscriptions' queue, in the consumer's transaction.
+    on_received=fanout.received_by(handled_by(handlers.EVENT_HANDLERS)),
     periodic=[(policy.tick, dispatch.job(policy))],
     retention=retention.scrub,
     feed_access=feed_access(),

@@ -152,3 +152,88 @@ class Answered(BaseModel):
 class BoardLink(BaseModel):
     building: str
     url: str
+
+
+# --- webhook subscriptions of outside systems ----------------------------------------------------------------------
+
+CompoundName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+TypeName = Annotated[
+    str, Field(pattern=r"^[a-z][A-Za-z0-9_.]{0,150}[A-Za-z0-9]$", examples=["juwei.testing.CaseConfirmed"])
+]
+
+
+class SubscriptionIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://dashboard.example.gov.cn/juwei/events",
+                    "types": ["juwei.residents.ZoneStatusChanged", "juwei.testing.CaseConfirmed"],
+                    "compounds": ["c1"],
+                }
+            ]
+        },
+    )
+    url: str = Field(min_length=8, max_length=2000, description="http:// or https://, with a host, no user:password@")
+    types: list[TypeName] = Field(min_length=1, max_length=200, description="base event types (no .v1)")
+    compounds: list[CompoundName] = Field(min_length=1, max_length=500)
+
+
+class SubscriptionOut(BaseModel):
+    subscription: str
+    endpoint: str = Field(description="scheme and host only: the path and query are never shown")
+    types: list[str]
+    compounds: list[str]
+    health: bool = Field(description="health fields are delivered (the key's grant)")
+    active: bool = Field(description="false: paused, its events wait")
+    created_at: datetime
+    pending: int = 0
+    sent: int = 0
+    dead: int = 0
+
+
+class SubscriptionRegistered(SubscriptionOut):
+    secret: str = Field(description="whsec_<base64>: shown this once, never again")
+
+
+class ReplayIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"service": "testing", "from_position": 1200}]}
+    )
+    from_event: str | None = Field(None, max_length=64, description="this event and every one notify received after")
+    service: Literal["residents", "supplies", "testing"] | None = Field(None, description="with from_position")
+    from_position: int | None = Field(None, ge=0, le=2**63 - 1, description="this position of the service's feed on")
+
+
+class Replayed(BaseModel):
+    replay: str
+    queued: int
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    at: datetime
+    outcome: str
+    status_code: int | None
+    code: str
+    duration_ms: int
+
+
+class SubscriptionDeliveryOut(BaseModel):
+    id: int
+    event_id: str = Field(description="the webhook-id header")
+    event_type: str
+    compound: str
+    position: int | None
+    replay: str | None
+    status: str
+    attempts: list[AttemptOut]
+    created_at: datetime
+    sent_at: datetime | None
+    last_code: str | None
+
+
+class SubscriptionDeliveries(BaseModel):
+    deliveries: list[SubscriptionDeliveryOut]
+    next_after: int

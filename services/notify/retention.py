@@ -1,14 +1,16 @@
 """Retention in the notify service: residents' questions (free text, perhaps personal) are deleted.
 
-Kept: building groups, channels and their secrets (the groups keep working after the lockdown), messages
-and the delivery log (they never carried names or health details), question groups and the FAQ.
+Webhook subscriptions' settled deliveries lose their bodies (the events as a subscriber saw them: health fields
+for a subscriber granted them); their log of attempts stays. Kept: building groups, channels and their secrets
+(the groups keep working after the lockdown), messages and the delivery log (they never carried names or health
+details), question groups and the FAQ.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from juwei.service import Runtime
@@ -19,4 +21,8 @@ def scrub(runtime: Runtime, session: Session, compound: str) -> dict[str, Any]:
     questions = views.questions
     asked = int(session.execute(select(func.count()).where(questions.c.compound == compound)).scalar() or 0)
     session.execute(delete(questions).where(questions.c.compound == compound))
-    return {"questions": asked}
+    sent = views.subscription_deliveries
+    blanked = session.execute(
+        update(sent).where(sent.c.compound == compound, sent.c.status.in_(["sent", "dead"])).values(body="{}")
+    ).rowcount
+    return {"questions": asked, "subscription_bodies": blanked}

@@ -225,6 +225,61 @@ channel_state = Table(
     Column("blocked_until", DateTime(timezone=True), nullable=True),
     Column("broken", Text, nullable=True),  # why the platform refuses the channel itself (bad key, bad signature)
 )
+# Webhook subscriptions of outside systems (services.notify.subscriptions): who registered what, the queue of
+# events for each (the body as that key's feed shows it) and every attempt. Their leases are channel_state rows.
+subscriptions = Table(
+    "notify_subscriptions",
+    tables,
+    Column("subscription", String(64), primary_key=True),
+    Column("key_id", String(64), nullable=False, index=True),  # the key that registered it: its deliveries stop with it
+    Column("holder", String(220), nullable=False),
+    Column("role", String(40), nullable=False),
+    Column("types", Text, nullable=False),  # JSON list of base type names
+    Column("compounds", Text, nullable=False),  # JSON list
+    Column("health", Boolean, nullable=False),  # the key's grant: health fields in the body
+    Column("endpoint", String(300), nullable=False),  # scheme and host only, for listings
+    Column("config", Text, nullable=False),  # the vault's sealed {url, secret}
+    Column("active", Boolean, nullable=False),  # false: paused, its events queue up
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+subscription_deliveries = Table(
+    "notify_subscription_deliveries",
+    tables,
+    Column("id", Seq, primary_key=True, autoincrement=True),
+    Column("subscription", String(64), nullable=False),
+    Column("lane", String(200), nullable=False),  # the building (else the stream): a lane goes out in order
+    Column("event_id", String(64), nullable=False),  # the webhook-id
+    Column("event_type", String(200), nullable=False),
+    Column("compound", String(64), nullable=False, index=True),
+    Column("position", Seq, nullable=True),  # the event's position in its own service's feed
+    Column("inbox_seq", Seq, nullable=False),
+    Column("replay", String(64), nullable=False),  # "" for the first delivery, else the replay that queued it
+    Column("body", Text, nullable=False),
+    # pending → sending → sent | pending (retry) | dead (given up)
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("claimed_by", String(100), nullable=True),
+    Column("last_code", String(60), nullable=True),
+    UniqueConstraint("subscription", "event_id", "replay", name="uq_notify_subscription_deliveries_event"),
+    Index("ix_notify_subscription_deliveries_due", "subscription", "status", "id"),
+)
+subscription_attempts = Table(
+    "notify_subscription_attempts",
+    tables,
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("delivery_id", Seq, nullable=False, index=True),
+    Column("subscription", String(64), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(20), nullable=False),  # sent | rate_limited | transient | dead | orphaned
+    Column("status_code", Integer, nullable=True),  # the receiver's HTTP status, when it answered
+    Column("code", String(60), nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+)
 board_tokens = Table(
     "notify_board_tokens",
     tables,

@@ -907,6 +907,48 @@ def _(ctx: Ctx) -> Req:
     return Req(f"{C}/buildings/b1/board/rotate", building="b1")
 
 
+# Webhook subscriptions: the operator and outside systems. The matrix's external-consumer keys carry no grant,
+# so they may register nothing (403 type-not-granted) and find no one else's subscription (404).
+SUBSCRIBE = {"url": "http://127.0.0.1:9/hook", "types": ["juwei.testing.CaseConfirmed"], "compounds": ["c1"]}
+NOBODYS = "0" * 32
+
+
+def _subscription(ctx: Ctx) -> tuple[str, frozenset[int] | None]:
+    """A subscription the caller may act on (made by the operator), or, for an outside system, what it gets."""
+    if ctx.spec.role == r.EXTERNAL_CONSUMER:
+        return NOBODYS, frozenset({404})
+    if not ctx.fresh:
+        return NOBODYS, None
+    return ctx.ok("notify", "POST", "/subscriptions", json=SUBSCRIBE)["subscription"], None
+
+
+@case("notify", "POST", "/subscriptions")
+def _(ctx: Ctx) -> Req:
+    if ctx.spec.role == r.EXTERNAL_CONSUMER:
+        return Req("/subscriptions", {"json": SUBSCRIBE}, ok=frozenset({403}))
+    return Req("/subscriptions", {"json": SUBSCRIBE})
+
+
+case("notify", "GET", "/subscriptions")(lambda ctx: Req("/subscriptions"))
+
+for _method, _tail, _body in (
+    ("GET", "", None),
+    ("POST", "/pause", None),
+    ("POST", "/resume", None),
+    ("POST", "/replay", {"service": "testing", "from_position": 0}),
+    ("GET", "/deliveries", None),
+):
+
+    def _make(ctx: Ctx, tail: str = _tail, body: dict[str, Any] | None = _body) -> Req:
+        made, refused = _subscription(ctx)
+        req = Req(f"/subscriptions/{made}{tail}", {"json": body} if body else {})
+        if refused is not None:
+            req.ok = refused
+        return req
+
+    case("notify", _method, "/subscriptions/{subscription}" + _tail)(_make)
+
+
 # ---------------------------------------------------------------------- the design, and calling it
 
 

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from services.notify.api import board, groups, messages, questions
+from services.notify.api import board, groups, messages, questions, subscriptions
 
 router = APIRouter()
 router.include_router(groups.router)
 router.include_router(messages.router)
 router.include_router(questions.router)
 router.include_router(board.router)
+router.include_router(subscriptions.router)

@@ -38,7 +38,8 @@ notify process may make it.
 
 The parts, one job each: ``policy`` (pacing figures, what a round knows of a channel), ``statements`` (a round's
 SQL, built once), ``leases``, ``orphans`` (what a dead process left in flight), ``outcomes`` (recording each
-fate), ``digests``, ``pacing`` (quiet hours and rate limits), ``together`` (idempotent channels in bulk) and
+fate), ``digests``, ``pacing`` (quiet hours and rate limits), ``together`` (idempotent channels in bulk),
+``subscribers`` (outside systems' webhook subscriptions, in order per building, under the same leases) and
 ``dispatcher`` (the loop, and the periodic job).
 """
 

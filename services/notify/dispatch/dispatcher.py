@@ -34,6 +34,7 @@ from services.notify.dispatch.digests import Digests
 from services.notify.dispatch.pacing import Pacing
 from services.notify.dispatch.policy import ChannelInfo, Claimed, DispatchPolicy, aware
 from services.notify.dispatch.statements import CHANNELS, CLAIM_COLUMNS, DUE_KINDS, claimed_delivery
+from services.notify.dispatch.subscribers import Subscribers
 from services.notify.dispatch.together import Together
 from services.notify.domain import (
     IDEMPOTENT_CHANNELS,
@@ -48,7 +49,7 @@ from services.notify.views import channel_state, deliveries, messages
 log = structlog.get_logger("notify.dispatch")
 
 
-class Dispatcher(Together, Digests, Pacing):
+class Dispatcher(Together, Digests, Pacing, Subscribers):
     """One process's dispatcher; ``run_once`` serves every channel with something due."""
 
     def __init__(
@@ -97,8 +98,10 @@ class Dispatcher(Together, Digests, Pacing):
         futures = [self.pool.submit(self.serve, channel) for channel in alone] if pooled else []
         sent = self.serve_together(together) if together else 0
         if pooled:
-            return sent + sum(future.result() for future in futures)
-        return sent + sum(self.serve(channel) for channel in alone)
+            sent += sum(future.result() for future in futures)
+        else:
+            sent += sum(self.serve(channel) for channel in alone)
+        return sent + self.serve_subscriptions()
 
     def _goes_together(self, kind: str | None) -> bool:
         """Resending is harmless and nothing paces it: claimed and recorded with other channels, in bulk."""
@@ -131,7 +134,8 @@ class Dispatcher(Together, Digests, Pacing):
                 .where(deliveries.c.status == "pending", channel_state.c.broken.is_(None))
             ).all()
         moments = [max(m for m in (aware(r[0]), aware(r[1])) if m is not None) for r in rows]
-        return min(moments, default=None)
+        subscribed = self.next_subscription_due()
+        return min([*moments, *([subscribed] if subscribed else [])], default=None)
 
     def due_channels(self) -> list[str]:
         return sorted(self._due_kinds())
