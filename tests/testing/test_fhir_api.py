@@ -266,6 +266,10 @@ def test_search_filters_paging_and_bad_input(testing: Testing, monkeypatch: pyte
         assert _problem(testing, resource, query) == expected, query
     answer = testing.client.get("/compounds/c1/fhir/Observation?date=2022-02-30", headers=testing.staff)
     assert answer.status_code == 422 and answer.json()["parameter"] == "date"
+    chinese = testing.client.get(
+        "/compounds/c1/fhir/Observation?colour=red", headers={**testing.staff, "Accept-Language": "zh-CN"}
+    ).json()
+    assert chinese["detail"] == "不支持检索参数 colour" and chinese["code"] == "search-parameter-unknown"
 
 
 @both_databases

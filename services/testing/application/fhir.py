@@ -152,7 +152,11 @@ def read(
                 select(rounds.c["round"]).where(rounds.c["round"] == round_id, rounds.c.compound == compound)
             ).scalar()
             if known is None:
-                raise NotFound(f"round {search.round} is not a round of compound {compound}", code="round-unknown")
+                raise NotFound(
+                    f"round {search.round} is not a round of compound {compound}",
+                    code="round-unknown",
+                    round=search.round,
+                )
         findings = _findings(session, compound, round_id, draw)
         people = {finding.observation: person for finding, person in findings}
         matched, last = _page(resource, search, [finding for finding, _person in findings])

@@ -173,6 +173,25 @@ _INCLUDES = {
 _FORMATS = ("json", "application/json", "application/fhir+json")
 
 
+# The refusals of a FHIR read in Chinese, by code (``ServiceDefinition.wording``), filled from their details.
+WORDING = {
+    "search-parameter-unknown": "不支持检索参数 {parameter}",
+    "search-parameter-repeated": "检索参数 {parameter} 只能给一次",
+    "date-invalid": "{parameter} 不是有效的 FHIR 日期（如 2022-04-12、ge2022-04-12T08:00）",
+    "count-invalid": "_count 须为 1 到 1000 的整数",
+    "code-unknown": "code 只能是 LOINC 94500-6（核酸）或 94558-4（抗原）",
+    "subject-invalid": "{parameter} 须为 Patient/<编号>",
+    "cursor-invalid": "_cursor 不是本服务给出的翻页位置，请使用 Bundle.link 中的 next",
+    "include-unsupported": "不支持此 _include",
+    "format-unsupported": "只提供 JSON 格式",
+    "round-invalid": "round 不是有效的轮次编号",
+    "round-unknown": "本小区没有轮次 {round}",
+    "health-not-granted": "检测结果属健康数据：此密钥的授权不含健康数据",
+    "results-not-granted": "此密钥的授权不含检测结果",
+    "identity-not-granted": "假名对应的身份仅限工作人员查询",
+}
+
+
 def refused(detail: str, code: str, parameter: str) -> Invalid:
     return Invalid(detail, code=code, parameter=parameter)
 
