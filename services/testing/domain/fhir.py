@@ -14,7 +14,7 @@ import binascii
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from juwei.aggregate import Invalid
@@ -161,7 +161,8 @@ def patient(pseudonym: str, compound: str, register_id: str) -> dict[str, Any]:
 _PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le")
 _DATE = re.compile(
     r"^(?P<year>\d{4})(-(?P<month>\d{2})(-(?P<day>\d{2})"
-    r"(T(?P<hour>\d{2}):(?P<minute>\d{2})(:(?P<second>\d{2})(\.\d+)?)?(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+    r"(T(?P<hour>\d{2}):(?P<minute>\d{2})(:(?P<second>\d{2})(\.\d+)?)?(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?$",
+    re.ASCII,
 )
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _LOCAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
@@ -237,24 +238,24 @@ def moment(parameter: str, given: str, zone: tzinfo) -> Moment:
             parameter,
         )
     parts = match.groupdict()
-    zone_given = parts["zone"]
-    where: tzinfo = zone
-    if zone_given == "Z":
-        where = UTC
-    elif zone_given:
-        sign = 1 if zone_given[0] == "+" else -1
-        hours, minutes = int(zone_given[1:3]), int(zone_given[4:6])
-        from datetime import timezone
-
-        where = timezone(sign * timedelta(hours=hours, minutes=minutes))
     try:
-        year = int(parts["year"])
-        month = int(parts["month"] or 1)
-        day = int(parts["day"] or 1)
-        hour, minute, second = int(parts["hour"] or 0), int(parts["minute"] or 0), int(parts["second"] or 0)
-        start = datetime(year, month, day, hour, minute, second, tzinfo=where)
-    except ValueError as exc:
+        return Moment(prefix, *_range(parts, zone))
+    except (ValueError, OverflowError) as exc:  # 2022-02-30, an offset of +25:00, the last day of year 9999
         raise refused(f"{parameter}: {given!r} is not a date ({exc})", "date-invalid", parameter) from None
+
+
+def _range(parts: dict[str, str | None], zone: tzinfo) -> tuple[datetime, datetime]:
+    """The instants a FHIR date value stands for: from its start up to (not including) its end."""
+    given_zone = parts["zone"]
+    where: tzinfo = zone
+    if given_zone == "Z":
+        where = UTC
+    elif given_zone:
+        sign = 1 if given_zone[0] == "+" else -1
+        where = timezone(sign * timedelta(hours=int(given_zone[1:3]), minutes=int(given_zone[4:6])))
+    year, month, day = int(parts["year"] or 0), int(parts["month"] or 1), int(parts["day"] or 1)
+    hour, minute, second = int(parts["hour"] or 0), int(parts["minute"] or 0), int(parts["second"] or 0)
+    start = datetime(year, month, day, hour, minute, second, tzinfo=where)
     if parts["second"]:
         end = start + timedelta(seconds=1)
     elif parts["minute"]:
@@ -265,7 +266,7 @@ def moment(parameter: str, given: str, zone: tzinfo) -> Moment:
         end = start.replace(year=year + (month == 12), month=month % 12 + 1)
     else:
         end = start.replace(year=year + 1)
-    return Moment(prefix, start, end)
+    return start, end
 
 
 @dataclass(frozen=True)
@@ -311,7 +312,7 @@ def search(resource: str, pairs: Iterable[tuple[str, str]], zone: tzinfo) -> Sea
             raise refused(f"{name} is given twice", "search-parameter-repeated", name)
         seen.add(name)
         if name == "_count":
-            if not value.isdigit() or not 1 <= int(value) <= MAX_COUNT:
+            if not re.fullmatch(r"[0-9]{1,4}", value) or not 1 <= int(value) <= MAX_COUNT:
                 raise refused(
                     f"_count must be a whole number from 1 to {MAX_COUNT}, not {value!r}", "count-invalid", name
                 )
