@@ -186,7 +186,7 @@ WORDING = {
     "include-unsupported": "不支持此 _include",
     "format-unsupported": "只提供 JSON 格式",
     "round-invalid": "round 不是有效的轮次编号",
-    "round-unknown": "本小区没有轮次 {round}",
+    "round-unknown": "没有这个轮次",
     "health-not-granted": "检测结果属健康数据：此密钥的授权不含健康数据",
     "results-not-granted": "此密钥的授权不含检测结果",
     "identity-not-granted": "假名对应的身份仅限工作人员查询",
