@@ -168,6 +168,8 @@ def test_results_come_out_as_valid_fhir_observations_and_reports(
     for resident, (_building, household, _floor, _bedridden) in compound.residents.items():
         assert not re.search(rf"(?<![0-9A-Za-z]){re.escape(resident)}(?![0-9A-Za-z])", text), resident
         assert household not in text
+    # Nor anything shaped like a mobile number or an ID-card number (testing holds none: nothing to leak).
+    assert not re.search(r"(?<![0-9A-Za-z])(1[3-9][0-9]{9}|[0-9]{17}[0-9Xx])(?![0-9A-Za-z])", text)
     assert set(re.findall(r"urn:juwei:c1:[a-z-]+", text)) == {
         "urn:juwei:c1:round",
         "urn:juwei:c1:tube",

@@ -4,9 +4,10 @@ the page, and the audit of every person whose result (or register id) it shows."
 from __future__ import annotations
 
 import hashlib
-import hmac
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import select
@@ -49,12 +50,14 @@ def check_reader(caller: Caller, search: fhir.Search) -> None:
             )
 
 
-@dataclass(frozen=True)
 class Pseudonyms:
-    """Opaque, stable ids drawn from the district-wide ids under the service's health key: a reader cannot
-    turn one back into a flat (a resident's register id often names one), nor guess one from a register id."""
+    """Opaque, stable ids drawn from the district-wide ids under the service's health key (keyed BLAKE2b, a
+    MAC): a reader cannot turn one back into a flat (a resident's register id often names one), nor guess one
+    from a register id. Each is drawn once per read (a person is in a pool and in a re-test)."""
 
-    key: bytes
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.drawn: dict[tuple[str, ...], str] = {}
 
     @classmethod
     def of(cls, runtime: Runtime) -> Pseudonyms:
@@ -63,8 +66,12 @@ class Pseudonyms:
         return cls(hashlib.sha256(b"juwei fhir pseudonyms|" + health_key(runtime.settings).encode()).digest())
 
     def __call__(self, purpose: str, *parts: str) -> str:
-        digest = hmac.new(self.key, "|".join((purpose, *parts)).encode(), hashlib.sha256).hexdigest()
-        return digest[:32]
+        asked = (purpose, *parts)
+        found = self.drawn.get(asked)
+        if found is None:
+            text = "|".join(asked).encode()
+            found = self.drawn[asked] = hashlib.blake2b(text, key=self.key, digest_size=16).hexdigest()
+        return found
 
 
 @dataclass(frozen=True)
@@ -159,12 +166,11 @@ def read(
                 )
         findings = _findings(session, compound, round_id, draw)
         people = {finding.observation: person for finding, person in findings}
-        matched, last = _page(resource, search, [finding for finding, _person in findings])
+        matched, every_key = _page(resource, search, [finding for finding, _person in findings])
         shown: list[fhir.Finding] = [finding for group in matched for finding in group]
         resources, included = _present(resource, search, matched, compound, clock)
-        total = len(last)
         page_end = matched[-1] if matched else None
-        more = page_end is not None and _key(resource, page_end) != last[-1]
+        more = page_end is not None and _key(resource, page_end) != every_key[-1]
         if "subject" in search.include:
             patients = {finding.patient: people[finding.observation] for finding in shown}
             included += [
@@ -187,7 +193,7 @@ def read(
     return fhir.bundle(
         resources,
         included,
-        total,
+        len(every_key),
         self_url,
         next_url(fhir.cursor_of(_key(resource, page_end))) if more and page_end is not None else None,
         base,
@@ -195,16 +201,15 @@ def read(
     )
 
 
-def _key(resource: str, group: list[fhir.Finding]) -> tuple[str, str]:
+def _key(resource: str, group: list[fhir.Finding]) -> tuple[int, str]:
     if resource == "Observation":
         return group[0].sort_key
-    latest = max(finding.resulted_at for finding in group)
-    return (latest.isoformat(), group[0].report)
+    return (fhir.microseconds(max(finding.resulted_at for finding in group)), group[0].report)
 
 
 def _page(
     resource: str, search: fhir.Search, findings: list[fhir.Finding]
-) -> tuple[list[list[fhir.Finding]], list[tuple[str, str]]]:
+) -> tuple[list[list[fhir.Finding]], list[tuple[int, str]]]:
     """The page's matches (an observation, or a report with all its observations) and every match's key."""
     if resource == "Observation":
         groups = [[finding] for finding in findings if search.admits(finding)]
@@ -213,11 +218,10 @@ def _page(
         for finding in findings:
             reports.setdefault(finding.report, []).append(finding)
         groups = [group for group in reports.values() if any(search.admits(finding) for finding in group)]
-    groups.sort(key=lambda group: _key(resource, group))
-    keys = [_key(resource, group) for group in groups]
-    if search.after is not None:
-        groups = [group for group in groups if _key(resource, group) > search.after]
-    return groups[: search.count], keys
+    keyed = sorted(((_key(resource, group), group) for group in groups), key=itemgetter(0))  # keys are unique
+    keys = [key for key, _group in keyed]
+    start = bisect_right(keys, search.after) if search.after is not None else 0
+    return [group for _key_of, group in keyed[start : start + search.count]], keys
 
 
 def _present(

@@ -47,7 +47,7 @@ DEFAULT_COUNT = 100
 MAX_COUNT = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Finding:
     """One person's result, as the read model keeps it, with the pseudonym the caller drew for them.
 
@@ -67,9 +67,17 @@ class Finding:
     pool: int = 1
 
     @property
-    def sort_key(self) -> tuple[str, str]:
+    def sort_key(self) -> tuple[int, str]:
         """Oldest result first: results recorded later land on later pages (a pager never misses one)."""
-        return (self.resulted_at.astimezone(UTC).isoformat(), self.observation)
+        return (microseconds(self.resulted_at), self.observation)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def microseconds(moment: datetime) -> int:
+    """A moment as a number that sorts as it does (a page's position: cheaper than text for 5,000 results)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def observation(finding: Finding, compound: str, shown: Any) -> dict[str, Any]:
@@ -275,7 +283,7 @@ class Search:
 
     resource: str
     count: int = DEFAULT_COUNT
-    after: tuple[str, str] | None = None
+    after: tuple[int, str] | None = None
     round: str | None = None
     kinds: frozenset[str] = frozenset(CODES)
     dates: tuple[Moment, ...] = ()
@@ -373,20 +381,20 @@ def _patients(name: str, value: str) -> frozenset[str]:
     return frozenset(chosen)
 
 
-def cursor_of(key: tuple[str, str]) -> str:
+def cursor_of(key: tuple[int, str]) -> str:
     """Where the next page starts: opaque to the client, which follows ``Bundle.link`` next."""
-    return base64.urlsafe_b64encode("|".join(key).encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(f"{key[0]}|{key[1]}".encode()).decode().rstrip("=")
 
 
-def _cursor(value: str) -> tuple[str, str]:
+def _cursor(value: str) -> tuple[int, str]:
     try:
         text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     at, _bar, last = text.partition("|")
-    if not _bar or not _ID.match(last):
+    if not re.fullmatch(r"-?[0-9]{1,20}", at) or not _ID.match(last):
         raise refused("_cursor: not a cursor this server gave; follow Bundle.link next", "cursor-invalid", "_cursor")
-    return (at, last)
+    return (int(at), last)
 
 
 def bundle(
