@@ -152,6 +152,8 @@ def test_results_come_out_as_valid_fhir_observations_and_reports(
         assert _loinc(report) == "94500-6"
     assert len(by_tube["T1"]["result"]) == 10 and "subject" not in by_tube["T1"]  # a pool is ten people
     assert by_tube["T1"]["conclusionCode"][0]["coding"][0]["code"] == NOT_DETECTED
+    assert by_tube["S1"]["conclusionCode"][0]["coding"][0]["code"] == DETECTED
+    assert "conclusionCode" not in by_tube["S3"] and by_tube["S3"]["conclusion"].startswith("invalid")
     assert by_tube["S1"]["subject"]["reference"] in retested
     assert {ref["reference"] for report in reports for ref in report["result"]} == {
         f"Observation/{o['id']}" for o in observations

@@ -139,16 +139,13 @@ def diagnostic_report(findings: Sequence[Finding], compound: str, shown: Any) ->
         "effectiveDateTime": shown(min(finding.collected_at for finding in findings)),
         "issued": shown(resulted),
         "result": [{"reference": f"Observation/{finding.observation}"} for finding in findings],
-        "conclusionCode": [
-            {"coding": [{"system": system, "code": value_code, "display": value_display}]}
-            for system, value_code, value_display, _flag, _shown in [_VALUES[first.result]]
-        ]
-        if first.result in _VALUES
-        else [],
     }
-    if not report["conclusionCode"]:
-        del report["conclusionCode"]
+    value = _VALUES.get(first.result)
+    if value is None:
         report["conclusion"] = "invalid: the sample is taken again"
+    else:
+        system, value_code, value_display = value[:3]
+        report["conclusionCode"] = [{"coding": [{"system": system, "code": value_code, "display": value_display}]}]
     if len(people) == 1:
         report["subject"] = {"reference": f"Patient/{first.patient}"}
     return report
