@@ -113,6 +113,7 @@ class Req:
     point: str | None = None  # the sampling point it acts at
     household: str | None = None  # the household it speaks for
     feed: str | None = None  # the service whose feed (page or stream) this is
+    health: bool = False  # it shows health data: another system's key needs a grant with health (these have none)
     ok: frozenset[int] = frozenset({200, 201, 204})
     stream: bool = False
     after: Callable[[], None] | None = None  # puts back what the call changed for everyone
@@ -768,6 +769,12 @@ def _(ctx: Ctx) -> Req:
     return Req(f"{C}/rounds/{round_}/households/h1-0101/antigen/{person}/photo", building="b1", household="h1-0101")
 
 
+for _resource in ("Observation", "DiagnosticReport"):
+    case("testing", "GET", P + f"/fhir/{_resource}")(
+        lambda ctx, resource=_resource: Req(f"{C}/fhir/{resource}?round=R1&_count=5", health=True)
+    )
+
+
 @case("testing", "GET", P + "/cases/{case}")
 def _(ctx: Ctx) -> Req:
     return Req(f"{C}/cases/{ctx.seeded.case}")
@@ -959,6 +966,8 @@ def expected(roles: frozenset[str] | None, spec: KeySpec, req: Req) -> int | Non
     if roles and spec.role not in roles:
         return 403
     if req.feed is not None and spec.role not in FEED_READERS[req.feed]:
+        return 403
+    if req.health and spec.role == r.EXTERNAL_CONSUMER:
         return 403
     if req.path.startswith("/compounds/") and spec.compound not in (None, "c1"):
         return 403
