@@ -29,6 +29,8 @@ from pathlib import Path
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from juwei.kafka_clients import made
+
 KAFKA_VERSION = "4.1.1"
 DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy" / "kafka"
 ENV_BOOTSTRAP = "JUWEI_KAFKA_BOOTSTRAP"
@@ -223,7 +225,8 @@ class LocalBroker:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _admin(self, timeout_ms: int) -> KafkaAdminClient:
-        return KafkaAdminClient(
+        return made(
+            KafkaAdminClient,
             bootstrap_servers=self.bootstrap,
             client_id="juwei-local-broker",
             bootstrap_timeout_ms=timeout_ms,

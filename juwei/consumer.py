@@ -40,6 +40,7 @@ from juwei.events import (
     valid_traceparent,
 )
 from juwei.failpoints import failpoint
+from juwei.kafka_clients import made
 from juwei.store import inbox_table, lock_appends
 from juwei.topics import dead_letter_topic
 from juwei.vault import SEALED_KEY_HEADER
@@ -132,12 +133,16 @@ class EventConsumer:
     @property
     def consumer(self) -> KafkaConsumer:
         if self._consumer is None:
-            consumer = KafkaConsumer(**consumer_config(self.bootstrap, self.group, **self.consumer_overrides))
-            # kafka-python's group leader assigns only topics whose metadata it holds: without this fetch a
-            # member could lead a group before the metadata arrived and hand every partition to nobody.
-            for topic in self.topics:
-                consumer.partitions_for_topic(topic)
-            consumer.subscribe(self.topics)
+            consumer = made(KafkaConsumer, **consumer_config(self.bootstrap, self.group, **self.consumer_overrides))
+            try:
+                # kafka-python's group leader assigns only topics whose metadata it holds: without this fetch a
+                # member could lead a group before the metadata arrived and hand every partition to nobody.
+                for topic in self.topics:
+                    consumer.partitions_for_topic(topic)
+                consumer.subscribe(self.topics)
+            except BaseException:
+                consumer.close()  # the next try makes another: this one's IO thread must not live on
+                raise
             self._consumer = consumer
         return self._consumer
 

@@ -31,8 +31,11 @@ LAG = Gauge(
 def admin_client(bootstrap: str, extra: Mapping[str, Any], timeout: float, client_id: str) -> Any:
     from kafka.admin import KafkaAdminClient
 
+    from juwei.kafka_clients import made
+
     timeout_ms = int(timeout * 1000)
-    return KafkaAdminClient(
+    return made(
+        KafkaAdminClient,
         bootstrap_servers=bootstrap,
         client_id=client_id,
         request_timeout_ms=timeout_ms,

@@ -28,6 +28,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from juwei.events import iso_time, parse_time, utcnow
+from juwei.kafka_clients import made
 from juwei.topics import dead_letter_topic, ensure_topics
 from juwei.vault import SEALED_KEY_HEADER
 
@@ -287,7 +288,8 @@ class DeadLetterOffice:
         if self._reader is None:
             try:
                 # No group: reading the letters commits nothing and takes no partition from anyone.
-                self._reader = KafkaConsumer(
+                self._reader = made(
+                    KafkaConsumer,
                     bootstrap_servers=self.bootstrap.split(","),
                     group_id=None,
                     enable_auto_commit=False,

@@ -18,6 +18,8 @@ from typing import Any
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from juwei.kafka_clients import made
+
 # Kafka takes -1 as "the brokers' default.replication.factor" (CreateTopics v4 and later).
 BROKERS_DEFAULT = -1
 
@@ -82,7 +84,7 @@ def _admin(bootstrap: str, security: dict[str, Any], timeout: float) -> KafkaAdm
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=30_000, **security)
+            return made(KafkaAdminClient, bootstrap_servers=bootstrap.split(","), request_timeout_ms=30_000, **security)
         except KafkaError:
             if time.monotonic() > deadline:
                 raise
