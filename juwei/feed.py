@@ -24,6 +24,7 @@ from juwei.access import Disclosure, FeedRefused, FeedScope, default_scope, type
 from juwei.audit import Reading, reading_of, record_reads
 from juwei.auth import authenticate_id, require
 from juwei.callers import Caller
+from juwei.openapi import answered_as
 from juwei.paging import MAX_POSITION, PAGE_MAX
 from juwei.problems import Problem
 
@@ -146,7 +147,10 @@ def feed_router(page_max: int = 1000) -> APIRouter:
         "/events/stream",
         summary="Live tail of events the key may read (Server-Sent Events); resumes from Last-Event-ID",
         response_class=EventSourceResponse,
-        responses={403: {"description": "The key reads nothing of this feed (application/problem+json)"}},
+        responses={
+            **answered_as("CloudEvents, one `data:` line each, `id:` their position", "text/event-stream"),
+            403: {"description": "The key reads nothing of this feed (application/problem+json)"},
+        },
     )
     async def stream(
         request: Request,

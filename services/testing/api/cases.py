@@ -12,6 +12,7 @@ from pydantic import Field
 from contracts.access import CompoundPeople, Officers, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
+from juwei.openapi import answered_as
 from juwei.problems import Problem
 from services.testing.application import cases
 from services.testing.domain import MAX_PHOTOS
@@ -104,6 +105,7 @@ def building_disinfections(
     "/compounds/{compound}/disinfections/{disinfection}/photos/{photo}",
     summary="A disinfection photo (for the building board)",
     response_class=FileResponse,
+    responses=answered_as("The photo as it was uploaded", "image/jpeg", "image/png", "image/webp", binary=True),
 )
 def disinfection_photo(
     compound: CompoundId,

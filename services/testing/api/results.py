@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from contracts.access import CompoundPeople, Officers, Samplers, SelfReporters, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
+from juwei.openapi import answered_as
 from services.testing.application import antigen, results, samples
 from services.testing.application import coverage as untested
 from services.testing.models import PlateIn, ResultIn, SamplesIn, UploadIn
@@ -110,6 +111,7 @@ def household_reports(
     "/compounds/{compound}/rounds/{round}/households/{household}/antigen/{resident}/photo",
     summary="The photo sent with a self-report",
     response_class=FileResponse,
+    responses=answered_as("The photo as it was sent", "image/jpeg", "image/png", "image/webp", binary=True),
 )
 def antigen_photo(
     compound: CompoundId,
