@@ -152,3 +152,125 @@ class Answered(BaseModel):
 class BoardLink(BaseModel):
     building: str
     url: str
+
+
+# --- answers of the reads (strict: a key the model does not name is a bug, not a leak) ------------------------------
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GroupListed(Answer):
+    building: str
+    number: str
+    households: int
+    members: int = Field(description="Households with a representative in the group")
+    channels: int = Field(description="Active channels")
+
+
+class GroupList(Answer):
+    groups: list[GroupListed]
+
+
+class GroupMember(Answer):
+    household: str
+    representative: str
+
+
+class GroupOut(Answer):
+    building: str
+    number: str
+    households: int
+    members: list[GroupMember]
+    without_representative: int
+    channels: list[ChannelOut]
+
+
+class QuietHoursOut(Answer):
+    start: str | None = Field(description="HH:MM in `timezone`; none: no quiet hours")
+    end: str | None
+    timezone: str
+
+
+class MessageOut(Answer):
+    message: str
+    kind: str
+    priority: str
+    template: str
+    buildings: list[str]
+    title: str = Field(description="In Chinese")
+    body: str = Field(description="In Chinese")
+    title_en: str
+    body_en: str
+    composed_at: datetime
+
+
+class MessageListed(MessageOut):
+    deliveries: dict[str, int] = Field(description="Deliveries by status")
+
+
+class MessageList(Answer):
+    messages: list[MessageListed]
+
+
+class AttemptOut(Answer):
+    attempt: int
+    at: datetime
+    outcome: str
+    code: str
+    detail: str
+    duration_ms: int
+    via_digest: str | None = Field(None, description="Sent in this digest delivery (only then present)")
+
+
+class DeliveryOut(Answer):
+    delivery: str
+    building: str
+    channel: str
+    kind: str | None
+    message: str | None = Field(description="None: a digest of several messages")
+    priority: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+    digest: str | None = Field(description="The digest delivery that carried it, if any")
+    log: list[AttemptOut]
+
+
+class MessageShown(MessageOut):
+    delivery_log: list[DeliveryOut]
+
+
+class DeliveryList(Answer):
+    deliveries: list[DeliveryOut]
+
+
+class QuestionGroupOut(Answer):
+    question_group: str
+    text: str
+    asked: int
+    buildings: dict[str, int] = Field(description="How often each building asked")
+    examples: list[str]
+    first_at: datetime
+    last_at: datetime
+    answer: str | None
+
+
+class QuestionGroups(Answer):
+    groups: list[QuestionGroupOut]
+
+
+class FaqEntry(Answer):
+    answer: str
+    question: str
+    text: str
+    policy_points: list[str]
+    asked: int
+    buildings: int = Field(description="How many buildings asked")
+    answered_at: datetime
+
+
+class FaqOut(Answer):
+    faq: list[FaqEntry]

@@ -252,3 +252,96 @@ class DonationIn(BaseModel):
     received_on: date | None = None
     items: list[DonationItemIn] = Field(min_length=1, max_length=100)
     refuse_reason: str | None = Field(None, min_length=1, max_length=500, description="refuse it all, for this reason")
+
+
+# --- answers (strict: a key the model does not name is a bug, not a leak) ---------------------------------------------
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PolicyOut(Answer):
+    rota_pattern: str = Field(examples=["AB"])
+    rota_starts_on: date
+    both_shifts_households: int
+    both_shifts_items: int
+    card_return_hours: int
+    donation_categories: list[str]
+
+
+class RotaDay(Answer):
+    on: date
+    shift: str = Field(examples=["A"])
+
+
+class RotaOut(Answer):
+    pattern: str
+    days: list[RotaDay]
+
+
+class DonationReceived(Answer):
+    donation: str
+    accepted: list[str] = Field(description="Items accepted")
+    refused: list[str] = Field(description="Items refused under the no-gifts rule")
+    reason: str | None
+
+
+class DonatedItem(Answer):
+    item: str
+    category: str
+    quantity: int
+    unit: str
+
+
+class DonatedItemShown(DonatedItem):
+    accepted: bool
+    allocated: int
+
+
+class DonationOut(Answer):
+    donation: str
+    donor: str
+    donor_name: str | None = Field(description="None once erased")
+    received_on: date
+    items: list[DonatedItemShown]
+    refusal_reason: str | None
+
+
+class DonorErased(Answer):
+    donor: str
+    erased: bool
+
+
+class DonationUse(Answer):
+    batch: str
+    label: str
+    arrived_on: date
+    quantity: int
+
+
+class LedgerItem(DonatedItem):
+    allocated: int
+    in_stock: int
+    batches: list[DonationUse] = Field(description="The batches it went out with")
+
+
+class LedgerAccepted(Answer):
+    donation: str
+    donor: str = Field(description="The donor's reference, never a name")
+    received_on: date
+    items: list[LedgerItem]
+
+
+class LedgerRefused(Answer):
+    donation: str
+    donor: str
+    received_on: date
+    items: list[DonatedItem]
+    reason: str | None
+
+
+class LedgerOut(Answer):
+    compound: str
+    accepted: list[LedgerAccepted]
+    refused: list[LedgerRefused]

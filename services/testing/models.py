@@ -3,7 +3,7 @@ local to the compound; a time without an offset is the compound's wall-clock tim
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -172,3 +172,84 @@ class CaseCloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"outcome": "recovered"}]})
     outcome: Literal["returned", "recovered"]
     closed_at: datetime | None = Field(None, description="Default: now")
+
+
+# --- answers (strict: a key the model does not name is a bug, not a leak) ---------------------------------------------
+
+# Times go out as ISO 8601 in the compound's time zone, as written (``Clock.shown``).
+Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"}, examples=["2022-04-12T07:00:00+08:00"])]
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PointOpened(Answer):
+    point: str
+    name: str
+    throughput: float = Field(description="Swabs per minute")
+
+
+class PointChanged(Answer):
+    point: str
+    throughput: float
+    volunteers: list[str]
+
+
+class PointClosed(Answer):
+    point: str
+    open: Literal[False]
+
+
+class PointOut(Answer):
+    point: str
+    name: str
+    location: str
+    throughput: float
+    volunteers: list[str]
+    open: bool
+    buildings: list[str] = Field(description="The buildings it serves")
+    residents: int = Field(description="Residents living in them")
+
+
+class PointList(Answer):
+    points: list[PointOut]
+    unassigned: list[str] = Field(description="Buildings no point serves")
+
+
+class PointShare(Answer):
+    point: str
+    buildings: list[str]
+    residents: int
+
+
+class AssignmentOut(Answer):
+    points: list[PointShare]
+
+
+class PointBuildings(Answer):
+    point: str
+    buildings: list[str]
+
+
+class RoundOut(Answer):
+    """A round as scheduled, with its call rules (rules not stored for an older round are left out)."""
+
+    round: str
+    kind: Literal["pcr", "antigen"]
+    on: date
+    starts_at: Moment
+    points: list[str]
+    pool_size: int
+    auto_advance: bool
+    mode: str = "floor"
+    floors_per_call: int = 3
+    floor_order: str = "down"
+    slot_minutes: int = 5
+    window_minutes: int = 10
+    lift_trip_minutes: int = 2
+    walk_floors: int = 2
+
+
+class RoundList(Answer):
+    rounds: list[RoundOut]

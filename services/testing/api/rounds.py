@@ -10,23 +10,39 @@ from contracts.access import CompoundPeople, RoundWorkers, Samplers, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
 from services.testing.application import rounds
-from services.testing.models import RoundIn
+from services.testing.models import RoundIn, RoundList, RoundOut
 
 router = APIRouter(tags=["rounds"])
 BuildingQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
 
 
-@router.post("/compounds/{compound}/rounds", status_code=201, summary="Schedule a PCR round or an antigen day")
+@router.post(
+    "/compounds/{compound}/rounds",
+    status_code=201,
+    response_model=RoundOut,
+    response_model_exclude_unset=True,
+    summary="Schedule a PCR round or an antigen day",
+)
 def schedule(compound: CompoundId, body: RoundIn, caller: Staff, unit: Unit) -> dict[str, Any]:
     return rounds.schedule(unit, body)
 
 
-@router.get("/compounds/{compound}/rounds", summary="Rounds of the compound, latest first")
+@router.get(
+    "/compounds/{compound}/rounds",
+    response_model=RoundList,
+    response_model_exclude_unset=True,
+    summary="Rounds of the compound, latest first",
+)
 def list_rounds(compound: CompoundId, caller: CompoundPeople, runtime: RuntimeOf) -> dict[str, Any]:
     return rounds.list_rounds(runtime, compound)
 
 
-@router.get("/compounds/{compound}/rounds/{round}", summary="One round")
+@router.get(
+    "/compounds/{compound}/rounds/{round}",
+    response_model=RoundOut,
+    response_model_exclude_unset=True,
+    summary="One round",
+)
 def get_round(compound: CompoundId, round: LocalId, caller: CompoundPeople, runtime: RuntimeOf) -> dict[str, Any]:
     return rounds.get_round(runtime, compound, round)
 
