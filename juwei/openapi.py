@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi.routing import APIRoute
+from pydantic import AfterValidator
 
 from juwei.problems import MEDIA_TYPE
 
@@ -132,3 +134,12 @@ def answered_as(description: str, *media_types: str, binary: bool = False) -> di
     """A route's 200 that is not JSON (metrics, an event stream, a photo, a sheet): its media types, each a string."""
     schema = {"type": "string", "format": "binary"} if binary else {"type": "string"}
     return {200: {"description": description, "content": {media: {"schema": schema} for media in media_types}}}
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# A stored time in an answer: always with its offset (SQLite hands back naive times, which are UTC), so that it is
+# the RFC 3339 date-time the document promises.
+UtcTime = Annotated[datetime, AfterValidator(_utc)]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from juwei.openapi import UtcTime
 
 # --- building groups and channels ----------------------------------------------------------------------------------
 
@@ -51,7 +52,7 @@ class ChannelOut(BaseModel):
     endpoint: str = Field(description="host only: keys, secrets and addresses are never shown")
     active: bool
     broken: str | None = Field(None, description="why the platform refuses this channel; fix it with PUT")
-    blocked_until: datetime | None = None
+    blocked_until: UtcTime | None = None
     pending: int = 0
     dead: int = 0
 
@@ -102,7 +103,7 @@ class Composed(BaseModel):
 class Requeued(BaseModel):
     delivery: str
     status: str
-    next_attempt_at: datetime
+    next_attempt_at: UtcTime
 
 
 # --- questions -----------------------------------------------------------------------------------------------------
@@ -203,7 +204,7 @@ class MessageOut(Answer):
     body: str = Field(description="In Chinese")
     title_en: str
     body_en: str
-    composed_at: datetime
+    composed_at: UtcTime
 
 
 class MessageListed(MessageOut):
@@ -216,7 +217,7 @@ class MessageList(Answer):
 
 class AttemptOut(Answer):
     attempt: int
-    at: datetime
+    at: UtcTime
     outcome: str
     code: str
     detail: str
@@ -233,8 +234,8 @@ class DeliveryOut(Answer):
     priority: str
     status: str
     attempts: int
-    next_attempt_at: datetime | None
-    sent_at: datetime | None
+    next_attempt_at: UtcTime | None
+    sent_at: UtcTime | None
     digest: str | None = Field(description="The digest delivery that carried it, if any")
     log: list[AttemptOut]
 
@@ -253,8 +254,8 @@ class QuestionGroupOut(Answer):
     asked: int
     buildings: dict[str, int] = Field(description="How often each building asked")
     examples: list[str]
-    first_at: datetime
-    last_at: datetime
+    first_at: UtcTime
+    last_at: UtcTime
     answer: str | None
 
 
@@ -269,7 +270,7 @@ class FaqEntry(Answer):
     policy_points: list[str]
     asked: int
     buildings: int = Field(description="How many buildings asked")
-    answered_at: datetime
+    answered_at: UtcTime
 
 
 class FaqOut(Answer):
