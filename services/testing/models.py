@@ -253,3 +253,272 @@ class RoundOut(Answer):
 
 class RoundList(Answer):
     rounds: list[RoundOut]
+
+
+class CallOut(Answer):
+    """One line of a point's timetable: which floors of which building come down, when, how many."""
+
+    point: str
+    call: int
+    building: str
+    floors: str = Field(examples=["10–12"])
+    lowest_floor: int
+    highest_floor: int
+    rooms: list[int] = Field(description="Only these rooms of the floor; empty: every room")
+    people: int
+    lift_riders: int
+    starts_at: Moment
+    ends_at: Moment
+
+
+class CallMade(CallOut):
+    called_at: Moment | None = Field(description="None: not called yet")
+    called_by: str | None
+
+
+class CalledNext(CallOut):
+    message: str = Field(description="What the building group reads")
+    remaining: int = Field(description="Calls still to make at this point")
+
+
+class PointTimetable(Answer):
+    point: str
+    queue_limit: int
+    peak_queue: int
+    people: int
+    finishes_at: Moment
+    calls: list[CallOut]
+
+
+class PlanMade(Answer):
+    round: str
+    mode: str
+    called: int = Field(description="Residents called to a point")
+    door_to_door: int = Field(description="Residents sampled at home")
+    points: list[PointTimetable]
+
+
+class PointPlan(Answer):
+    point: str
+    mode: str
+    queue_limit: int
+    peak_queue: int
+    calls_planned: int
+    calls_made: int
+    calls: list[CallMade]
+
+
+class PlanOut(Answer):
+    round: str
+    points: list[PointPlan]
+
+
+class HomeVisit(Answer):
+    building: str
+    floor: int
+    household: str
+    resident: str
+
+
+class HomeVisits(Answer):
+    round: str
+    visits: list[HomeVisit]
+
+
+Result = Literal["negative", "positive", "invalid"]
+
+
+class PointKeyOut(Answer):
+    key: str = Field(description="jw_<id>_<secret>: shown once")
+    role: str
+    point: str
+    volunteer: str | None = Field(description="None: the point's own device")
+
+
+class HouseholdKeyOut(Answer):
+    key: str = Field(description="jw_<id>_<secret>: shown once")
+    role: str
+    household: str
+    building: str
+
+
+class SamplesCollected(Answer):
+    tube: str
+    kind: str = Field(examples=["pooled"])
+    samples_in_tube: int
+    capacity: int = Field(description="Samples the tube takes (the pool size, or 1)")
+    collected: list[str]
+
+
+class TubeRecorded(Answer):
+    tube: str
+    kind: str
+    samples_in_tube: int
+
+
+class TubesUploaded(Answer):
+    round: str
+    point: str | None
+    recorded: list[TubeRecorded]
+    samples: int
+    repeated: list[str] = Field(description="Tubes already holding exactly these residents (the upload sent again)")
+
+
+class TubeResulted(Answer):
+    tube: str
+    kind: str
+    result: Result
+    residents: list[str]
+    case: str | None = Field(description="The case a positive individual tube opened")
+
+
+class PlateResults(Answer):
+    plate: str
+    recorded: list[TubeResulted]
+    repeated: list[str] = Field(description="Tubes that already had this result")
+
+
+class IndividualResulted(Answer):
+    resident: str
+    tube: str
+    result: Result
+    case: str | None
+
+
+class TubeOut(Answer):
+    tube: str
+    round: str
+    kind: str
+    point: str | None
+    residents: list[str]
+    resulted_at: Moment | None
+    result: Result | None = Field(None, description="Only for roles with a health grant")
+
+
+class AntigenReported(Answer):
+    round: str
+    household: str
+    resident: str
+    result: str
+    pcr_requested: bool
+    photo: str | None = Field(description="The photo's digest, if one was sent")
+
+
+class MemberReport(Answer):
+    resident: str
+    result: str | None
+    reported_at: Moment | None
+    photo: str | None
+    status: str | None
+
+
+class HouseholdReports(Answer):
+    round: str
+    household: str
+    members: list[MemberReport]
+
+
+class ToResample(Answer):
+    resident: str
+    status: str
+
+
+class HouseholdToChase(Answer):
+    household: str
+    not_tested: list[str]
+    to_resample: list[ToResample]
+
+
+class FloorToChase(Answer):
+    floor: int
+    households: list[HouseholdToChase]
+
+
+class BuildingCoverage(Answer):
+    building: str
+    residents: int
+    tested: int
+    not_tested: int
+    floors: list[FloorToChase]
+
+
+class CoverageOut(Answer):
+    round: str
+    buildings: list[BuildingCoverage]
+
+
+class BuildingCounts(Answer):
+    building: str
+    residents: int
+    tested: int
+    negative: int
+    awaiting_result: int
+    to_resample: int
+    positive: int
+    text: str = Field(examples=["Building 7: 198 of 200 tested"])
+
+
+class CountsOut(Answer):
+    round: str
+    residents: int
+    tested: int
+    buildings: list[BuildingCounts]
+
+
+class CaseOut(Answer):
+    """A case as staff see it (health data: the resident and their close contacts)."""
+
+    case: str
+    resident: str
+    household: str
+    building: str
+    status: str = Field(examples=["transfer-scheduled"])
+    confirmed_on: date
+    transfer_scheduled_at: Moment | None
+    transferred_at: Moment | None
+    facility: str | None
+    closed_at: Moment | None
+    outcome: str | None
+    close_contacts: list[str]
+
+
+class CaseList(Answer):
+    cases: list[CaseOut]
+
+
+class BuildingCase(Answer):
+    """What the building group may know of a case: no ids."""
+
+    number: int = Field(description="1, 2, … in the order confirmed")
+    status: str
+    confirmed_on: date
+    transfer_scheduled_at: Moment | None
+    transferred_at: Moment | None
+
+
+class BuildingCases(Answer):
+    building: str
+    open_cases: int
+    awaiting_transfer: int
+    cases: list[BuildingCase]
+
+
+class DisinfectionPhoto(Answer):
+    photo: str = Field(description="The SHA-256 of its bytes")
+    content_type: str
+    size: int
+    url: str
+
+
+class DisinfectionOut(Answer):
+    disinfection: str
+    building: str
+    done_at: Moment
+    areas: list[str]
+    photos: list[DisinfectionPhoto]
+    after_case: bool
+
+
+class BuildingDisinfections(Answer):
+    building: str
+    disinfections: list[DisinfectionOut]

@@ -16,13 +16,24 @@ from juwei.openapi import answered_as
 from juwei.problems import Problem
 from services.testing.application import cases
 from services.testing.domain import MAX_PHOTOS
-from services.testing.models import CaseCloseIn, TransferIn, TransferredIn
+from services.testing.models import (
+    BuildingCases,
+    BuildingDisinfections,
+    CaseCloseIn,
+    CaseList,
+    CaseOut,
+    DisinfectionOut,
+    TransferIn,
+    TransferredIn,
+)
 from services.testing.photos import PhotoAlbum
 
 router = APIRouter(tags=["cases and disinfection"])
 
 
-@router.get("/compounds/{compound}/cases", summary="Cases of the compound (staff: with resident ids)")
+@router.get(
+    "/compounds/{compound}/cases", response_model=CaseList, summary="Cases of the compound (staff: with resident ids)"
+)
 def list_cases(
     compound: CompoundId,
     caller: Staff,
@@ -32,30 +43,41 @@ def list_cases(
     return cases.list_cases(runtime, compound, status)
 
 
-@router.get("/compounds/{compound}/cases/{case}", summary="One case")
+@router.get("/compounds/{compound}/cases/{case}", response_model=CaseOut, summary="One case")
 def get_case(compound: CompoundId, case: LocalId, caller: Staff, runtime: RuntimeOf) -> dict[str, Any]:
     return cases.get_case(runtime, compound, case)
 
 
-@router.post("/compounds/{compound}/cases/{case}/transfer", summary="Schedule (or reschedule) the transfer")
+@router.post(
+    "/compounds/{compound}/cases/{case}/transfer",
+    response_model=CaseOut,
+    summary="Schedule (or reschedule) the transfer",
+)
 def schedule_transfer(
     compound: CompoundId, case: LocalId, body: TransferIn, caller: Staff, unit: Unit
 ) -> dict[str, Any]:
     return cases.schedule_transfer(unit, case, body)
 
 
-@router.post("/compounds/{compound}/cases/{case}/transferred", summary="The case left for central isolation")
+@router.post(
+    "/compounds/{compound}/cases/{case}/transferred",
+    response_model=CaseOut,
+    summary="The case left for central isolation",
+)
 def transferred(compound: CompoundId, case: LocalId, body: TransferredIn, caller: Staff, unit: Unit) -> dict[str, Any]:
     return cases.transferred(unit, case, body)
 
 
-@router.post("/compounds/{compound}/cases/{case}/close", summary="The case returned home or recovered")
+@router.post(
+    "/compounds/{compound}/cases/{case}/close", response_model=CaseOut, summary="The case returned home or recovered"
+)
 def close(compound: CompoundId, case: LocalId, body: CaseCloseIn, caller: Staff, unit: Unit) -> dict[str, Any]:
     return cases.close(unit, case, body)
 
 
 @router.get(
     "/compounds/{compound}/buildings/{building}/cases",
+    response_model=BuildingCases,
     summary="When will the case be transferred? (status and times, never who)",
 )
 def building_cases(
@@ -71,6 +93,7 @@ def building_cases(
 @router.post(
     "/compounds/{compound}/buildings/{building}/disinfections",
     status_code=201,
+    response_model=DisinfectionOut,
     summary="Record a disinfection of the building's common areas, with photos",
 )
 def record_disinfection(
@@ -94,7 +117,11 @@ def record_disinfection(
     return cases.record_disinfection(unit, building, areas, kept, done_at, case)
 
 
-@router.get("/compounds/{compound}/buildings/{building}/disinfections", summary="The building's disinfections")
+@router.get(
+    "/compounds/{compound}/buildings/{building}/disinfections",
+    response_model=BuildingDisinfections,
+    summary="The building's disinfections",
+)
 def building_disinfections(
     compound: CompoundId, building: LocalId, caller: CompoundPeople, runtime: RuntimeOf
 ) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from services.testing.models import (
     PointCloseIn,
     PointIn,
     PointKeyIn,
+    PointKeyOut,
     PointList,
     PointOpened,
 )
@@ -87,7 +88,12 @@ def assign(compound: CompoundId, point: LocalId, body: BuildingsIn, caller: Staf
     return {"point": point, "buildings": sorted(body.buildings, key=natural_key)}
 
 
-@router.post("/compounds/{compound}/points/{point}/keys", status_code=201, summary="A key for a point's volunteers")
+@router.post(
+    "/compounds/{compound}/points/{point}/keys",
+    status_code=201,
+    response_model=PointKeyOut,
+    summary="A key for a point's volunteers",
+)
 def point_key(
     compound: CompoundId, point: LocalId, caller: Staff, runtime: RuntimeOf, body: PointKeyIn | None = None
 ) -> dict[str, Any]:

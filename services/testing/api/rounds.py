@@ -10,7 +10,7 @@ from contracts.access import CompoundPeople, RoundWorkers, Samplers, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
 from services.testing.application import rounds
-from services.testing.models import RoundIn, RoundList, RoundOut
+from services.testing.models import CalledNext, HomeVisits, PlanMade, PlanOut, RoundIn, RoundList, RoundOut
 
 router = APIRouter(tags=["rounds"])
 BuildingQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
@@ -47,13 +47,19 @@ def get_round(compound: CompoundId, round: LocalId, caller: CompoundPeople, runt
     return rounds.get_round(runtime, compound, round)
 
 
-@router.post("/compounds/{compound}/rounds/{round}/plan", summary="Make (or remake) the round's call plan")
+@router.post(
+    "/compounds/{compound}/rounds/{round}/plan",
+    response_model=PlanMade,
+    summary="Make (or remake) the round's call plan",
+)
 def make_plan(compound: CompoundId, round: LocalId, caller: Staff, unit: Unit) -> dict[str, Any]:
     """From who lives where now: a timetable per point, and door-to-door visits for bedridden residents."""
     return rounds.make_plan(unit, round)
 
 
-@router.get("/compounds/{compound}/rounds/{round}/plan", summary="The round's timetable per point")
+@router.get(
+    "/compounds/{compound}/rounds/{round}/plan", response_model=PlanOut, summary="The round's timetable per point"
+)
 def read_plan(
     compound: CompoundId, round: LocalId, caller: RoundWorkers, runtime: RuntimeOf, building: BuildingQuery = None
 ) -> dict[str, Any]:
@@ -63,13 +69,18 @@ def read_plan(
 
 @router.post(
     "/compounds/{compound}/rounds/{round}/points/{point}/calls/next",
+    response_model=CalledNext,
     summary="Call next: the next floors come down to this point now",
 )
 def call_next(compound: CompoundId, round: LocalId, point: LocalId, caller: Samplers, unit: Unit) -> dict[str, Any]:
     return rounds.call_next(unit, caller, round, point)
 
 
-@router.get("/compounds/{compound}/rounds/{round}/door-to-door", summary="Residents to sample at home")
+@router.get(
+    "/compounds/{compound}/rounds/{round}/door-to-door",
+    response_model=HomeVisits,
+    summary="Residents to sample at home",
+)
 def home_visits(
     compound: CompoundId, round: LocalId, caller: RoundWorkers, runtime: RuntimeOf, building: BuildingQuery = None
 ) -> dict[str, Any]:
