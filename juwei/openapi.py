@@ -54,7 +54,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 # Per status: its description and the kernel's problem types a route of that kind can answer with.
 KERNEL_PROBLEMS: dict[int, tuple[str, tuple[str, ...]]] = {
-    400: ("Bad request", ("bad-purpose",)),
+    400: ("A malformed header", ("bad-purpose", "bad-request")),
     401: ("No API key, or an unknown, revoked or expired one", ("not-authenticated",)),
     403: ("The key's role, compound, buildings or grant do not cover this", ("forbidden",)),
     404: ("Nothing by that id in this compound", ("not-found",)),
@@ -93,8 +93,11 @@ def _statuses(method: str, operation: dict[str, Any]) -> dict[int, tuple[str, ..
         found[413] = KERNEL_PROBLEMS[413][1]
     if parameters or body:
         found[422] = KERNEL_PROBLEMS[422][1]
-    if any(p.get("in") == "header" and p.get("name") == "X-Juwei-Purpose" for p in parameters):
-        found[400] = KERNEL_PROBLEMS[400][1]
+    headers = {p.get("name") for p in parameters if p.get("in") == "header"}
+    if "X-Juwei-Purpose" in headers:
+        found[400] = ("bad-purpose",)
+    if "Last-Event-ID" in headers:
+        found[400] = (*found.get(400, ()), "bad-request")
     if method in WRITES:
         found[409] = KERNEL_PROBLEMS[409][1]
         found[422] = found.get(422, ()) + IDEMPOTENCY_PROBLEMS

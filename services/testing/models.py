@@ -1,17 +1,29 @@
-"""What the testing service's HTTP API takes: request models, apart from the routes. Ids in bodies are ids
-local to the compound; a time without an offset is the compound's wall-clock time."""
+"""What the testing service's HTTP API takes and gives: request and response models, apart from the routes. Ids in
+bodies are ids local to the compound; a time without an offset is the compound's wall-clock time."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.testing.domain import MAX_UPLOAD_TUBES, PLATE_WELLS
 
 # An id inside a compound, as the API speaks it (the same pattern as path ids).
 LocalIdText = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
+
+
+def _plausible(moment: datetime) -> datetime:
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValueError(f"must be between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return moment
+
+
+# A time of the lockdown's work: a year far off is a typing error (and a zone's offset before 1901, such as Shanghai's
+# +08:05:43, is one RFC 3339 cannot write back).
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+WorkTime = Annotated[datetime, AfterValidator(_plausible)]
 
 
 # --- sampling points -----------------------------------------------------------------------------------------------
@@ -89,7 +101,7 @@ class RoundIn(BaseModel):
     )
     round: LocalIdText
     kind: Literal["pcr", "antigen"] = "pcr"
-    starts_at: datetime = Field(description="Without an offset: the compound's wall-clock time")
+    starts_at: WorkTime = Field(description="Without an offset: the compound's wall-clock time")
     points: list[LocalIdText] = Field(default_factory=list, max_length=50)
     mode: Literal["building", "half_building", "floor", "auto"] = "floor"
     floors_per_call: int = Field(3, ge=1, le=20)
@@ -159,19 +171,19 @@ class PlateIn(BaseModel):
 
 class TransferIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"scheduled_at": "2022-04-13T14:00"}]})
-    scheduled_at: datetime = Field(description="Without an offset: the compound's wall-clock time")
+    scheduled_at: WorkTime = Field(description="Without an offset: the compound's wall-clock time")
 
 
 class TransferredIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"facility": "central isolation"}]})
-    transferred_at: datetime | None = Field(None, description="Default: now")
+    transferred_at: WorkTime | None = Field(None, description="Default: now")
     facility: str = Field("", max_length=200)
 
 
 class CaseCloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"outcome": "recovered"}]})
     outcome: Literal["returned", "recovered"]
-    closed_at: datetime | None = Field(None, description="Default: now")
+    closed_at: WorkTime | None = Field(None, description="Default: now")
 
 
 # --- answers (strict: a key the model does not name is a bug, not a leak) ---------------------------------------------

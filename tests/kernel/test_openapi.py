@@ -56,6 +56,17 @@ def test_every_operation_id_reads_service_dot_function_and_is_unique(documents: 
     )
 
 
+def test_audited_reads_name_the_purpose_header_and_its_400(documents: dict[str, dict[str, Any]]) -> None:
+    audited = {
+        (service, path)
+        for service, document in documents.items()
+        for path, _method, operation in operations(document)
+        if any(p["name"] == "X-Juwei-Purpose" for p in operation.get("parameters", []))
+    }
+    assert {("residents", "/compounds/{compound}/residents/{resident}"), ("notify", "/events")} <= audited
+    assert ("supplies", "/compounds/{compound}/buildings/{building}/medicine-requests") in audited
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_document_passes_the_openapi_validator(documents: dict[str, dict[str, Any]], service: str) -> None:
     validate(documents[service])  # raises with the first thing wrong
@@ -81,6 +92,8 @@ def test_every_error_is_a_problem_under_problem_json(documents: dict[str, dict[s
                 assert "validation" in responses["422"]["x-juwei-problem-types"], where
             if "requestBody" in operation:
                 assert "body-too-large" in responses["413"]["x-juwei-problem-types"], where
+            if any(p["name"] == "X-Juwei-Purpose" for p in operation.get("parameters", [])):
+                assert "bad-purpose" in responses["400"]["x-juwei-problem-types"], where
             if method != "get":
                 assert "command-in-progress" in responses["409"]["x-juwei-problem-types"], where
                 assert "idempotency-key-reused" in responses["422"]["x-juwei-problem-types"], where

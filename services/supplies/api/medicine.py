@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from contracts.access import Buyers, CardCarriers, CustodyReaders, Logistics, MedicineReaders, Officers
-from juwei.audit import reading_of
+from juwei.audit import AUDITED_READ, reading_of
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
 from services.supplies.application import medicine
@@ -46,6 +46,7 @@ def request_medicine(compound: CompoundId, body: MedicineRequestIn, caller: Offi
     "/compounds/{compound}/buildings/{building}/medicine-requests",
     response_model=BuildingNeeds,
     summary="Medication needs of a building",
+    openapi_extra=AUDITED_READ,
 )
 def building_needs(
     compound: CompoundId,

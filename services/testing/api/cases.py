@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Path, UploadFile
@@ -25,6 +24,7 @@ from services.testing.models import (
     DisinfectionOut,
     TransferIn,
     TransferredIn,
+    WorkTime,
 )
 from services.testing.photos import PhotoAlbum
 
@@ -103,7 +103,7 @@ def record_disinfection(
     unit: Unit,
     areas: Annotated[list[Annotated[str, Field(min_length=1, max_length=60)]], Form(min_length=1, max_length=20)],
     photos: Annotated[list[UploadFile], File(description=f"1 to {MAX_PHOTOS} JPEG, PNG or WebP photos, ≤ 5 MB each")],
-    done_at: Annotated[datetime | None, Form(description="Default: now")] = None,
+    done_at: Annotated[WorkTime | None, Form(description="Default: now")] = None,
     case: Annotated[str | None, Form(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")] = None,
 ) -> dict[str, Any]:
     caller.require_scope(compound, building)
