@@ -44,6 +44,16 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
                 yield path, method, operation
 
 
+def test_a_replayed_write_is_documented(documents: dict[str, dict[str, Any]]) -> None:
+    paths = documents["residents"]["paths"]
+    created = paths["/compounds/{compound}/buildings"]["post"]["responses"]
+    assert created["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/CommandReplayed"}
+    changed = paths["/compounds/{compound}/households/{household}/residents/{resident}/needs"]["patch"]["responses"]
+    assert {"$ref": "#/components/schemas/CommandReplayed"} in changed["200"]["content"]["application/json"]["schema"][
+        "anyOf"
+    ]
+
+
 def test_every_operation_id_reads_service_dot_function_and_is_unique(documents: dict[str, dict[str, Any]]) -> None:
     for service, document in documents.items():
         ids = Counter(operation["operationId"] for _path, _method, operation in operations(document))
@@ -99,6 +109,13 @@ def test_every_error_is_a_problem_under_problem_json(documents: dict[str, dict[s
                 assert "idempotency-key-reused" in responses["422"]["x-juwei-problem-types"], where
 
 
+def described(schema: dict[str, Any]) -> bool:
+    """A schema that says something: a model, properties, a type other than object, or alternatives that each do."""
+    if "anyOf" in schema:
+        return all(described(branch) for branch in schema["anyOf"])
+    return bool("$ref" in schema or schema.get("properties") or schema.get("type") not in (None, "object"))
+
+
 def untyped(document: dict[str, Any]) -> list[str]:
     """The operations whose success answer has no schema worth the name (an object of anything, or nothing)."""
     found = []
@@ -111,8 +128,7 @@ def untyped(document: dict[str, Any]) -> list[str]:
                 typed = typed or status == "204"
             for media, body in (content or {}).items():
                 schema = body.get("schema") or {}
-                described = "$ref" in schema or schema.get("properties") or schema.get("type") not in (None, "object")
-                typed = typed or bool(schema and media in NOT_JSON) or bool(described)
+                typed = typed or bool(schema and media in NOT_JSON) or described(schema)
         if not typed:
             found.append(f"{method.upper()} {path}")
     return found
