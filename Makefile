@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv run run-detached stop test browser engine promtool lint format bench broker clean lock
+.PHONY: venv run run-detached stop test browser engine promtool asyncapi-parser lint format bench broker clean lock
 
 # The locked versions first (the same the service image installs), then Juwei itself and the dev tools.
 $(STAMP): pyproject.toml deploy/requirements.lock clients/python/pyproject.toml
@@ -28,8 +28,9 @@ stop: venv
 	$(BIN)/juwei stop
 
 ## make test — from nothing: packages, PostgreSQL (Debian package, local cluster), the Kafka broker, a Docker
-## engine (Debian's docker.io, started by the stack tests on a socket of their own), promtool, the suite.
-test: venv browser engine promtool
+## engine (Debian's docker.io, started by the stack tests on a socket of their own), promtool, the AsyncAPI parser,
+## the suite.
+test: venv browser engine promtool asyncapi-parser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	mkdir -p .local
@@ -46,6 +47,18 @@ engine:
 ## promtool from Debian's prometheus package: tests/deploy/test_alerts.py checks and unit-tests deploy/prometheus/alerts.yml.
 promtool:
 	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || { echo "install Debian's prometheus (as root) for promtool, which tests the alert rules"; exit 1; }
+
+## The official AsyncAPI parser (npm's @asyncapi/parser, pinned by tests/asyncapi/package-lock.json) in
+## .local/asyncapi-parser: tests/kernel/test_asyncapi.py validates the generated catalogue with it. Needs node and npm.
+ASYNCAPI_PARSER := .local/asyncapi-parser
+$(ASYNCAPI_PARSER)/.installed-stamp: tests/asyncapi/package.json tests/asyncapi/package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; } || { echo "install node and npm for the AsyncAPI parser"; exit 1; }
+	mkdir -p $(ASYNCAPI_PARSER)
+	cp tests/asyncapi/package.json tests/asyncapi/package-lock.json $(ASYNCAPI_PARSER)/
+	cd $(ASYNCAPI_PARSER) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+asyncapi-parser: $(ASYNCAPI_PARSER)/.installed-stamp
 
 lint: venv
 	$(BIN)/ruff check .

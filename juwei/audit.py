@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -46,6 +46,20 @@ sensitive_reads_table = Table(
 
 PURPOSE_HEADER = "X-Juwei-Purpose"
 _PURPOSE = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
+# What an audited read adds to its OpenAPI operation (``openapi_extra``): the header it takes, so that its 400 is
+# documented too (``juwei.openapi``).
+AUDITED_READ: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": PURPOSE_HEADER,
+            "in": "header",
+            "required": False,
+            "description": "Why you read, recorded with the read: 1-200 printable characters, UTF-8 percent-encoded;"
+            " none: the use of the route",
+            "schema": {"type": "string", "maxLength": 1800},
+        }
+    ]
+}
 
 
 @dataclass(frozen=True)

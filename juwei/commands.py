@@ -279,8 +279,19 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
     return again
 
 
+REPLAYED_SCHEMA: dict[str, Any] = {
+    "title": "CommandReplayed",
+    "description": "The command was carried out before; its answer was not kept (a crash, or a key's secret)",
+    "type": "object",
+    "properties": {"replayed": {"const": True}, "detail": {"type": "string"}},
+    "required": ["replayed", "detail"],
+}
+
+
 def document(schema: dict[str, Any]) -> dict[str, Any]:
-    """Name the header on every write of an OpenAPI document."""
+    """Name the header on every write of an OpenAPI document, and the 200 a replay without a kept answer gives."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["CommandReplayed"] = REPLAYED_SCHEMA
+    replayed = {"$ref": "#/components/schemas/CommandReplayed"}
     parameter = {
         "name": HEADER,
         "in": "header",
@@ -290,6 +301,16 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
     }
     for operations in schema.get("paths", {}).values():
         for method, operation in operations.items():
-            if method.upper() in WRITES:
-                operation.setdefault("parameters", []).append(parameter)
+            if method.upper() not in WRITES:
+                continue
+            operation.setdefault("parameters", []).append(parameter)
+            responses = operation.setdefault("responses", {})
+            answer = responses.get("200", {}).get("content", {}).get("application/json")
+            if answer is not None:
+                answer["schema"] = {"anyOf": [answer.get("schema", {}), replayed]}
+            elif "200" not in responses:
+                responses["200"] = {
+                    "description": f"Sent again with the same {HEADER}: carried out before, its answer not kept",
+                    "content": {"application/json": {"schema": replayed}},
+                }
     return schema

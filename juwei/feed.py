@@ -21,9 +21,10 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from juwei.access import Disclosure, FeedRefused, FeedScope, default_scope, type_names
-from juwei.audit import Reading, reading_of, record_reads
+from juwei.audit import AUDITED_READ, Reading, reading_of, record_reads
 from juwei.auth import authenticate_id, require
 from juwei.callers import Caller
+from juwei.openapi import answered_as
 from juwei.paging import MAX_POSITION, PAGE_MAX
 from juwei.problems import Problem
 
@@ -126,6 +127,7 @@ def feed_router(page_max: int = 1000) -> APIRouter:
         "/events",
         response_model=FeedPage,
         summary="A page of events after a position (those the key may read)",
+        openapi_extra=AUDITED_READ,
         responses={403: {"description": "The key reads nothing of this feed (application/problem+json)"}},
     )
     def page(
@@ -145,8 +147,12 @@ def feed_router(page_max: int = 1000) -> APIRouter:
     @router.get(
         "/events/stream",
         summary="Live tail of events the key may read (Server-Sent Events); resumes from Last-Event-ID",
+        openapi_extra=AUDITED_READ,
         response_class=EventSourceResponse,
-        responses={403: {"description": "The key reads nothing of this feed (application/problem+json)"}},
+        responses={
+            **answered_as("CloudEvents, one `data:` line each, `id:` their position", "text/event-stream"),
+            403: {"description": "The key reads nothing of this feed (application/problem+json)"},
+        },
     )
     async def stream(
         request: Request,

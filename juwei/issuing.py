@@ -59,6 +59,29 @@ class KeyIn(BaseModel):
     expires_in: int | None = Field(None, ge=1, le=MAX_LIFE, description="Seconds the key lives (1 s to 30 days)")
 
 
+class HolderOut(BaseModel):
+    kind: str = Field(examples=["volunteer"])
+    id: str = Field(description="The holder's id as stored: district-wide, e.g. c1:v12", examples=["c1:v12"])
+
+
+class WhoAmI(BaseModel):
+    """The calling key, as ``GET /whoami`` shows it."""
+
+    model_config = ConfigDict(extra="forbid")
+    key_id: str
+    role: str
+    compound: str | None = Field(description="None: a district-wide key")
+    buildings: list[str] | None = Field(description="None: every building of its compound")
+    holder: HolderOut | None
+    expires_at: str | None = Field(description="ISO 8601, or None: no expiry")
+
+
+class IssuedKey(WhoAmI):
+    """A key just issued: its secret is shown this once."""
+
+    key: str = Field(description="jw_<id>_<secret>: store it now, it is not shown again")
+
+
 def _holder_body(kind: str | None, id: str | None) -> dict[str, str] | None:
     return {"kind": kind, "id": id} if kind and id else None
 
@@ -122,7 +145,7 @@ def key_router() -> APIRouter:
     issuer = Depends(admit(*issuers))
     of_compound = Depends(admit())
 
-    @router.get("/whoami", summary="The calling key: its role, scope, holder and expiry")
+    @router.get("/whoami", response_model=WhoAmI, summary="The calling key: its role, scope, holder and expiry")
     def whoami(request: Request, caller: Annotated[Caller, Depends(require())]) -> dict[str, Any]:
         runtime = request.app.state.runtime
         with runtime.database.reading() as session:
@@ -139,6 +162,7 @@ def key_router() -> APIRouter:
     @router.post(
         "/compounds/{compound}/keys",
         status_code=201,
+        response_model=IssuedKey,
         summary="Issue a key for a volunteer, a household or a staff member of the compound (shown once)",
     )
     def create_key(compound: CompoundId, body: KeyIn, request: Request, caller: Caller = issuer) -> dict[str, Any]:

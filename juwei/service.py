@@ -16,16 +16,17 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from juwei import commands, docs, migrate, observability, problems, retention, tracing
+from juwei import commands, docs, migrate, observability, openapi, problems, retention, tracing
 from juwei.access import FeedAccess
 from juwei.audit import audit_router
 from juwei.auth import RateLimiter, issue_key, split_key
@@ -409,6 +410,59 @@ class Runtime:
             time.sleep(0.5)
 
 
+class Health(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["ok"]
+    service: str
+
+
+class Readiness(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["ready"]
+    checks: dict[str, str] = Field(description="Each part checked (database, consumers) and `ok`")
+
+
+class RelayStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    published_position: int
+    backlog: int = Field(description="Events appended and not yet on Kafka")
+
+
+class ProjectionStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    own_position: int
+    inbox_seq: int
+
+
+class ConsumerStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    group: str
+    topics: list[str]
+    lag: dict[str, int | None] | None = Field(
+        description="Records behind per topic (None: no such topic); None: unknown"
+    )
+
+
+class KafkaStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    up: bool | None
+    error: str | None
+    checked_seconds_ago: float | None
+
+
+class ServiceStatus(BaseModel):
+    """What ``GET /status`` (and ``juwei status``) shows of one service."""
+
+    model_config = ConfigDict(extra="forbid")
+    service: str
+    topic: str
+    head_position: int
+    relay: RelayStatus
+    projections: dict[str, ProjectionStatus]
+    consumer: ConsumerStatus
+    kafka: KafkaStatus
+
+
 def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: bool = True) -> FastAPI:
     definition = runtime.definition
     configure_logging(runtime.settings.log_level, runtime.settings.log_levels, service=definition.name)
@@ -437,6 +491,7 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
         # FastAPI's own spans would record each request's path and query string (`url.query`: an import's
         # mapping, a search): the request's span is juwei.tracing's, which names the route template only.
         telemetry={"tracing": False, "operation_spans": False, "metrics": False, "logs": False},
+        generate_unique_id_function=openapi.operation_id(definition.name),
     )
     docs.install(app)
     app.state.runtime = runtime
@@ -447,18 +502,26 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
     observability.install(app, definition.name, runtime.settings.max_body_bytes)
     schema = app.openapi
 
-    def openapi() -> dict[str, Any]:
+    def document() -> dict[str, Any]:
         if app.openapi_schema is None:
-            commands.document(schema())
+            openapi.document_problems(commands.document(schema()))
         return app.openapi_schema  # type: ignore[return-value]
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = document  # type: ignore[method-assign]
 
-    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    @app.get("/healthz", response_model=Health, tags=["operations"], summary="The process is alive")
     def healthz() -> dict[str, str]:
         return {"status": "ok", "service": definition.name}
 
-    @app.get("/readyz", tags=["operations"], summary="The database answers and the consumers keep up")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        tags=["operations"],
+        summary="The database answers and the consumers keep up",
+        responses={
+            503: {"description": "Not ready: `checks` says which part is not", "x-juwei-problem-types": ["not-ready"]}
+        },
+    )
     def readyz(request: Request) -> JSONResponse:
         # Kafka is not asked for: with it away the outbox keeps writes going, so the service can still work.
         checks: dict[str, str] = {}
@@ -487,7 +550,12 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
             behind=behind,
         )
 
-    @app.get("/status", tags=["operations"], summary="Log head, relay backlog, projections, Kafka and consumer lag")
+    @app.get(
+        "/status",
+        response_model=ServiceStatus,
+        tags=["operations"],
+        summary="Log head, relay backlog, projections, Kafka and consumer lag",
+    )
     def status() -> dict[str, Any]:
         from juwei.store import read_checkpoint
 
@@ -508,7 +576,13 @@ def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: b
             "kafka": kafka.as_json(),
         }
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses=openapi.answered_as("The text exposition format", "text/plain"),
+    )
     def metrics() -> Response:
         runtime.kafka_watch.state()  # juwei_kafka_up and juwei_consumer_lag no older than the watch's ttl
         return Response(metrics_exposition(), media_type=CONTENT_TYPE_LATEST)

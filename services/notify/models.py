@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from juwei.openapi import UtcTime
 
 # --- building groups and channels ----------------------------------------------------------------------------------
 
@@ -51,7 +52,7 @@ class ChannelOut(BaseModel):
     endpoint: str = Field(description="host only: keys, secrets and addresses are never shown")
     active: bool
     broken: str | None = Field(None, description="why the platform refuses this channel; fix it with PUT")
-    blocked_until: datetime | None = None
+    blocked_until: UtcTime | None = None
     pending: int = 0
     dead: int = 0
 
@@ -102,7 +103,7 @@ class Composed(BaseModel):
 class Requeued(BaseModel):
     delivery: str
     status: str
-    next_attempt_at: datetime
+    next_attempt_at: UtcTime
 
 
 # --- questions -----------------------------------------------------------------------------------------------------
@@ -187,7 +188,7 @@ class SubscriptionOut(BaseModel):
     compounds: list[str]
     health: bool = Field(description="health fields are delivered (the key's grant)")
     active: bool = Field(description="false: paused, its events wait")
-    created_at: datetime
+    created_at: UtcTime
     pending: int = 0
     sent: int = 0
     dead: int = 0
@@ -211,9 +212,9 @@ class Replayed(BaseModel):
     queued: int
 
 
-class AttemptOut(BaseModel):
+class SubscriptionAttemptOut(BaseModel):
     attempt: int
-    at: datetime
+    at: UtcTime
     outcome: str
     status_code: int | None
     code: str
@@ -228,12 +229,134 @@ class SubscriptionDeliveryOut(BaseModel):
     position: int | None
     replay: str | None
     status: str
-    attempts: list[AttemptOut]
-    created_at: datetime
-    sent_at: datetime | None
+    attempts: list[SubscriptionAttemptOut]
+    created_at: UtcTime
+    sent_at: UtcTime | None
     last_code: str | None
 
 
 class SubscriptionDeliveries(BaseModel):
     deliveries: list[SubscriptionDeliveryOut]
     next_after: int
+
+
+# --- answers of the reads (strict: a key the model does not name is a bug, not a leak) ------------------------------
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GroupListed(Answer):
+    building: str
+    number: str
+    households: int
+    members: int = Field(description="Households with a representative in the group")
+    channels: int = Field(description="Active channels")
+
+
+class GroupList(Answer):
+    groups: list[GroupListed]
+
+
+class GroupMember(Answer):
+    household: str
+    representative: str
+
+
+class GroupOut(Answer):
+    building: str
+    number: str
+    households: int
+    members: list[GroupMember]
+    without_representative: int
+    channels: list[ChannelOut]
+
+
+class QuietHoursOut(Answer):
+    start: str | None = Field(description="HH:MM in `timezone`; none: no quiet hours")
+    end: str | None
+    timezone: str
+
+
+class MessageOut(Answer):
+    message: str
+    kind: str
+    priority: str
+    template: str
+    buildings: list[str]
+    title: str = Field(description="In Chinese")
+    body: str = Field(description="In Chinese")
+    title_en: str
+    body_en: str
+    composed_at: UtcTime
+
+
+class MessageListed(MessageOut):
+    deliveries: dict[str, int] = Field(description="Deliveries by status")
+
+
+class MessageList(Answer):
+    messages: list[MessageListed]
+
+
+class AttemptOut(Answer):
+    attempt: int
+    at: UtcTime
+    outcome: str
+    code: str
+    detail: str
+    duration_ms: int
+    via_digest: str | None = Field(None, description="Sent in this digest delivery (only then present)")
+
+
+class DeliveryOut(Answer):
+    delivery: str
+    building: str
+    channel: str
+    kind: str | None
+    message: str | None = Field(description="None: a digest of several messages")
+    priority: str
+    status: str
+    attempts: int
+    next_attempt_at: UtcTime | None
+    sent_at: UtcTime | None
+    digest: str | None = Field(description="The digest delivery that carried it, if any")
+    log: list[AttemptOut]
+
+
+class MessageShown(MessageOut):
+    delivery_log: list[DeliveryOut]
+
+
+class DeliveryList(Answer):
+    deliveries: list[DeliveryOut]
+
+
+class QuestionGroupOut(Answer):
+    question_group: str
+    text: str
+    asked: int
+    buildings: dict[str, int] = Field(description="How often each building asked")
+    examples: list[str]
+    first_at: UtcTime
+    last_at: UtcTime
+    answer: str | None
+
+
+class QuestionGroups(Answer):
+    groups: list[QuestionGroupOut]
+
+
+class FaqEntry(Answer):
+    answer: str
+    question: str
+    text: str
+    policy_points: list[str]
+    asked: int
+    buildings: int = Field(description="How many buildings asked")
+    answered_at: UtcTime
+
+
+class FaqOut(Answer):
+    faq: list[FaqEntry]

@@ -6,7 +6,7 @@ are the ids in paths, local to the compound.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -370,3 +370,100 @@ class PreviewOut(BaseModel):
     ready: bool = Field(description="True when the import can read every required field")
     rows: int = Field(description="Rows with data (blank lines skipped)")
     sample: list[SampleRowOut]
+
+
+# --- answers of the team and zone routes (strict: a key the model does not name is a bug, not a leak) ---------
+
+ZoneName = Literal["sealed", "controlled", "precaution"]
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StaffBuildingsOut(Answer):
+    staff: str
+    buildings: list[str]
+
+
+class CoverageOut(Answer):
+    staff: dict[str, list[str]] = Field(description="Each staff member's buildings")
+    uncovered: list[str] = Field(description="Buildings no staff member covers")
+    overloaded: dict[str, int] = Field(description="Staff covering more than `max_buildings`, with how many")
+    max_buildings: int
+
+
+class VolunteerOut(Answer):
+    volunteer: str
+    building: str
+
+
+class VolunteerFound(VolunteerOut):
+    skills: list[str]
+
+
+class VolunteersOut(Answer):
+    volunteers: list[VolunteerFound]
+
+
+class StoodDownOut(VolunteerOut):
+    released: list[str] = Field(description="The roles they held in their building, now released")
+    stood_down: Literal[True]
+
+
+class RoleOut(Answer):
+    volunteer: str
+    role: str
+    replaces: str | None = Field(description="The information officer replaced, if any")
+
+
+class RoleReleasedOut(Answer):
+    volunteer: str
+    role: str
+    released: Literal[True]
+
+
+class LogisticsMember(Answer):
+    volunteer: str
+    shift: str | None
+    leader: bool
+
+
+class LogisticsShifts(Answer):
+    A: list[LogisticsMember]
+    B: list[LogisticsMember]
+
+
+class BuildingTeamOut(Answer):
+    building: str
+    information_officer: str | None
+    logistics: LogisticsShifts
+    sampling_point: list[str] = Field(description="Volunteers serving at the building's sampling point")
+
+
+class ZoneOut(Answer):
+    scope: Literal["building", "compound"]
+    building: str | None
+    zone: ZoneName
+    last_case_on: date | None
+    days_since_last_case: int | None
+    next_zone: ZoneName | None = Field(description="None when decided by the authorities, or already precaution")
+    next_change_on: date | None = Field(description="The earliest day of the next zone, if no new case")
+    decided_by_authority: bool
+    reason: str
+
+
+class BuildingZoneOut(ZoneOut):
+    today: date
+
+
+class CompoundZonesOut(Answer):
+    today: date
+    compound: ZoneOut
+    buildings: list[ZoneOut]
+
+
+class DecisionOut(Answer):
+    building: str | None
+    zone: ZoneName
+    decided_by_authority: Literal[True]

@@ -1,17 +1,29 @@
-"""What the testing service's HTTP API takes: request models, apart from the routes. Ids in bodies are ids
-local to the compound; a time without an offset is the compound's wall-clock time."""
+"""What the testing service's HTTP API takes and gives: request and response models, apart from the routes. Ids in
+bodies are ids local to the compound; a time without an offset is the compound's wall-clock time."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.testing.domain import MAX_UPLOAD_TUBES, PLATE_WELLS
 
 # An id inside a compound, as the API speaks it (the same pattern as path ids).
 LocalIdText = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
+
+
+def _plausible(moment: datetime) -> datetime:
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValueError(f"must be between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return moment
+
+
+# A time of the lockdown's work: a year far off is a typing error (and a zone's offset before 1901, such as Shanghai's
+# +08:05:43, is one RFC 3339 cannot write back).
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+WorkTime = Annotated[datetime, AfterValidator(_plausible)]
 
 
 # --- sampling points -----------------------------------------------------------------------------------------------
@@ -89,7 +101,7 @@ class RoundIn(BaseModel):
     )
     round: LocalIdText
     kind: Literal["pcr", "antigen"] = "pcr"
-    starts_at: datetime = Field(description="Without an offset: the compound's wall-clock time")
+    starts_at: WorkTime = Field(description="Without an offset: the compound's wall-clock time")
     points: list[LocalIdText] = Field(default_factory=list, max_length=50)
     mode: Literal["building", "half_building", "floor", "auto"] = "floor"
     floors_per_call: int = Field(3, ge=1, le=20)
@@ -159,16 +171,366 @@ class PlateIn(BaseModel):
 
 class TransferIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"scheduled_at": "2022-04-13T14:00"}]})
-    scheduled_at: datetime = Field(description="Without an offset: the compound's wall-clock time")
+    scheduled_at: WorkTime = Field(description="Without an offset: the compound's wall-clock time")
 
 
 class TransferredIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"facility": "central isolation"}]})
-    transferred_at: datetime | None = Field(None, description="Default: now")
+    transferred_at: WorkTime | None = Field(None, description="Default: now")
     facility: str = Field("", max_length=200)
 
 
 class CaseCloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"outcome": "recovered"}]})
     outcome: Literal["returned", "recovered"]
-    closed_at: datetime | None = Field(None, description="Default: now")
+    closed_at: WorkTime | None = Field(None, description="Default: now")
+
+
+# --- answers (strict: a key the model does not name is a bug, not a leak) ---------------------------------------------
+
+# Times go out as ISO 8601 in the compound's time zone, as written (``Clock.shown``).
+Moment = Annotated[str, Field(json_schema_extra={"format": "date-time"}, examples=["2022-04-12T07:00:00+08:00"])]
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PointOpened(Answer):
+    point: str
+    name: str
+    throughput: float = Field(description="Swabs per minute")
+
+
+class PointChanged(Answer):
+    point: str
+    throughput: float
+    volunteers: list[str]
+
+
+class PointClosed(Answer):
+    point: str
+    open: Literal[False]
+
+
+class PointOut(Answer):
+    point: str
+    name: str
+    location: str
+    throughput: float
+    volunteers: list[str]
+    open: bool
+    buildings: list[str] = Field(description="The buildings it serves")
+    residents: int = Field(description="Residents living in them")
+
+
+class PointList(Answer):
+    points: list[PointOut]
+    unassigned: list[str] = Field(description="Buildings no point serves")
+
+
+class PointShare(Answer):
+    point: str
+    buildings: list[str]
+    residents: int
+
+
+class AssignmentOut(Answer):
+    points: list[PointShare]
+
+
+class PointBuildings(Answer):
+    point: str
+    buildings: list[str]
+
+
+class RoundOut(Answer):
+    """A round as scheduled, with its call rules (rules not stored for an older round are left out)."""
+
+    round: str
+    kind: Literal["pcr", "antigen"]
+    on: date
+    starts_at: Moment
+    points: list[str]
+    pool_size: int
+    auto_advance: bool
+    mode: str = "floor"
+    floors_per_call: int = 3
+    floor_order: str = "down"
+    slot_minutes: int = 5
+    window_minutes: int = 10
+    lift_trip_minutes: int = 2
+    walk_floors: int = 2
+
+
+class RoundList(Answer):
+    rounds: list[RoundOut]
+
+
+class CallOut(Answer):
+    """One line of a point's timetable: which floors of which building come down, when, how many."""
+
+    point: str
+    call: int
+    building: str
+    floors: str = Field(examples=["10–12"])
+    lowest_floor: int
+    highest_floor: int
+    rooms: list[int] = Field(description="Only these rooms of the floor; empty: every room")
+    people: int
+    lift_riders: int
+    starts_at: Moment
+    ends_at: Moment
+
+
+class CallMade(CallOut):
+    called_at: Moment | None = Field(description="None: not called yet")
+    called_by: str | None
+
+
+class CalledNext(CallOut):
+    message: str = Field(description="What the building group reads")
+    remaining: int = Field(description="Calls still to make at this point")
+
+
+class PointTimetable(Answer):
+    point: str
+    queue_limit: int
+    peak_queue: int
+    people: int
+    finishes_at: Moment
+    calls: list[CallOut]
+
+
+class PlanMade(Answer):
+    round: str
+    mode: str
+    called: int = Field(description="Residents called to a point")
+    door_to_door: int = Field(description="Residents sampled at home")
+    points: list[PointTimetable]
+
+
+class PointPlan(Answer):
+    point: str
+    mode: str
+    queue_limit: int
+    peak_queue: int
+    calls_planned: int
+    calls_made: int
+    calls: list[CallMade]
+
+
+class PlanOut(Answer):
+    round: str
+    points: list[PointPlan]
+
+
+class HomeVisit(Answer):
+    building: str
+    floor: int
+    household: str
+    resident: str
+
+
+class HomeVisits(Answer):
+    round: str
+    visits: list[HomeVisit]
+
+
+Result = Literal["negative", "positive", "invalid"]
+
+
+class PointKeyOut(Answer):
+    key: str = Field(description="jw_<id>_<secret>: shown once")
+    role: str
+    point: str
+    volunteer: str | None = Field(description="None: the point's own device")
+
+
+class HouseholdKeyOut(Answer):
+    key: str = Field(description="jw_<id>_<secret>: shown once")
+    role: str
+    household: str
+    building: str
+
+
+class SamplesCollected(Answer):
+    tube: str
+    kind: str = Field(examples=["pooled"])
+    samples_in_tube: int
+    capacity: int = Field(description="Samples the tube takes (the pool size, or 1)")
+    collected: list[str]
+
+
+class TubeRecorded(Answer):
+    tube: str
+    kind: str
+    samples_in_tube: int
+
+
+class TubesUploaded(Answer):
+    round: str
+    point: str | None
+    recorded: list[TubeRecorded]
+    samples: int
+    repeated: list[str] = Field(description="Tubes already holding exactly these residents (the upload sent again)")
+
+
+class TubeResulted(Answer):
+    tube: str
+    kind: str
+    result: Result
+    residents: list[str]
+    case: str | None = Field(description="The case a positive individual tube opened")
+
+
+class PlateResults(Answer):
+    plate: str
+    recorded: list[TubeResulted]
+    repeated: list[str] = Field(description="Tubes that already had this result")
+
+
+class IndividualResulted(Answer):
+    resident: str
+    tube: str
+    result: Result
+    case: str | None
+
+
+class TubeOut(Answer):
+    tube: str
+    round: str
+    kind: str
+    point: str | None
+    residents: list[str]
+    resulted_at: Moment | None
+    result: Result | None = Field(None, description="Only for roles with a health grant")
+
+
+class AntigenReported(Answer):
+    round: str
+    household: str
+    resident: str
+    result: str
+    pcr_requested: bool
+    photo: str | None = Field(description="The photo's digest, if one was sent")
+
+
+class MemberReport(Answer):
+    resident: str
+    result: str | None
+    reported_at: Moment | None
+    photo: str | None
+    status: str | None
+
+
+class HouseholdReports(Answer):
+    round: str
+    household: str
+    members: list[MemberReport]
+
+
+class ToResample(Answer):
+    resident: str
+    status: str
+
+
+class HouseholdToChase(Answer):
+    household: str
+    not_tested: list[str]
+    to_resample: list[ToResample]
+
+
+class FloorToChase(Answer):
+    floor: int
+    households: list[HouseholdToChase]
+
+
+class BuildingCoverage(Answer):
+    building: str
+    residents: int
+    tested: int
+    not_tested: int
+    floors: list[FloorToChase]
+
+
+class CoverageOut(Answer):
+    round: str
+    buildings: list[BuildingCoverage]
+
+
+class BuildingCounts(Answer):
+    building: str
+    residents: int
+    tested: int
+    negative: int
+    awaiting_result: int
+    to_resample: int
+    positive: int
+    text: str = Field(examples=["Building 7: 198 of 200 tested"])
+
+
+class CountsOut(Answer):
+    round: str
+    residents: int
+    tested: int
+    buildings: list[BuildingCounts]
+
+
+class CaseOut(Answer):
+    """A case as staff see it (health data: the resident and their close contacts)."""
+
+    case: str
+    resident: str
+    household: str
+    building: str
+    status: str = Field(examples=["transfer-scheduled"])
+    confirmed_on: date
+    transfer_scheduled_at: Moment | None
+    transferred_at: Moment | None
+    facility: str | None
+    closed_at: Moment | None
+    outcome: str | None
+    close_contacts: list[str]
+
+
+class CaseList(Answer):
+    cases: list[CaseOut]
+
+
+class BuildingCase(Answer):
+    """What the building group may know of a case: no ids."""
+
+    number: int = Field(description="1, 2, … in the order confirmed")
+    status: str
+    confirmed_on: date
+    transfer_scheduled_at: Moment | None
+    transferred_at: Moment | None
+
+
+class BuildingCases(Answer):
+    building: str
+    open_cases: int
+    awaiting_transfer: int
+    cases: list[BuildingCase]
+
+
+class DisinfectionPhoto(Answer):
+    photo: str = Field(description="The SHA-256 of its bytes")
+    content_type: str
+    size: int
+    url: str
+
+
+class DisinfectionOut(Answer):
+    disinfection: str
+    building: str
+    done_at: Moment
+    areas: list[str]
+    photos: list[DisinfectionPhoto]
+    after_case: bool
+
+
+class BuildingDisinfections(Answer):
+    building: str
+    disinfections: list[DisinfectionOut]

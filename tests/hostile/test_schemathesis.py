@@ -4,8 +4,8 @@ Every operation of the four apps gets ``JUWEI_FUZZ_EXAMPLES`` valid requests and
 20 each; derandomized, so CI sees the same inputs every run), sent with a district operator's key so that
 they reach the deepest code: once with the generated compound, once in compound c1, which already has
 buildings, residents, points, rounds, batches and channels. Each answer must be below 500, be problem+json
-when it is an error and, where the schema documents that status, match it. Streaming routes are left out
-(they never end) and so is /readyz (it waits on an absent broker); both are covered elsewhere.
+when it is an error and, where the schema documents that status, match its schema and its media type. Streaming
+routes are left out (they never end) and so is /readyz (it waits on an absent broker); both are covered elsewhere.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error, response_schema_conformance
+from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
 from tests.access.seed import seed
 from tests.access.world import PROBLEM, SERVICES, World
@@ -61,7 +61,9 @@ def fuzz(
         response = case.call(headers=headers)
         statuses[response.status_code] += 1
         try:
-            case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+            case.validate_response(
+                response, checks=[not_a_server_error, response_schema_conformance, content_type_conformance]
+            )
             if response.status_code >= 400:
                 assert response.headers.get("content-type", [""])[0] == PROBLEM, "an error without problem+json"
         except Exception as exc:

@@ -166,3 +166,17 @@ def test_role_boundaries_of_points_and_rounds(testing: Testing) -> None:
     assert testing.status("GET", "/points", testing.key(r.HOUSEHOLD)) == 403
     assert testing.status("GET", "/points", {}) == 401
     assert testing.status("GET", "/points", {"X-API-Key": "jw_nope_nope"}) == 401
+
+
+def test_a_time_far_from_the_lockdown_is_refused_not_shown_with_an_offset_rfc3339_cannot_write(
+    testing: Testing,
+) -> None:
+    open_points(testing, 1)
+    # Shanghai's offset in the year 254 is local mean time, +08:05:43: it was answered as such before.
+    for starts_at in ("0254-08-21T22:24:24", "2101-01-01T07:00", "1999-12-31T23:59"):
+        body = {"round": "r-far", "starts_at": starts_at, "points": ["p1"]}
+        assert testing.problem("POST", "/rounds", json=body) == (422, "validation"), starts_at
+    assert testing.ok("GET", "/rounds")["rounds"] == []  # nothing was written
+    scheduled = testing.ok("POST", "/rounds", json={"round": "r1", "starts_at": "2100-12-31T07:00", "points": ["p1"]})
+    assert scheduled["starts_at"] == "2100-12-31T07:00:00+08:00"
+    assert testing.problem("POST", "/cases/none/transfer", json={"scheduled_at": "1900-01-01T08:00"})[0] == 422

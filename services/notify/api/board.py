@@ -21,6 +21,7 @@ from starlette.requests import Request
 from contracts.access import Officers, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf
+from juwei.openapi import answered_as
 from juwei.paging import MAX_POSITION
 from juwei.problems import Problem
 from services.notify.application import board
@@ -76,7 +77,12 @@ def _place_zh(label: str) -> str:
     return f"{label}号楼" if label[-1:].isascii() else label
 
 
-@router.get("/boards/{token}/stream", summary="The board's notices as Server-Sent Events; resumes from Last-Event-ID")
+@router.get(
+    "/boards/{token}/stream",
+    summary="The board's notices as Server-Sent Events; resumes from Last-Event-ID",
+    response_class=EventSourceResponse,
+    responses=answered_as("The board's notices, one `data:` line each, `id:` their position", "text/event-stream"),
+)
 async def board_stream(
     token: str,
     request: Request,

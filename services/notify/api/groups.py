@@ -10,17 +10,29 @@ from contracts.access import CompoundPeople, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
 from services.notify.application import groups
-from services.notify.models import ChannelIn, ChannelOut, ChannelUpdate, QuietHoursIn
+from services.notify.models import (
+    ChannelIn,
+    ChannelOut,
+    ChannelUpdate,
+    GroupList,
+    GroupOut,
+    QuietHoursIn,
+    QuietHoursOut,
+)
 
 router = APIRouter(tags=["groups"])
 
 
-@router.get("/compounds/{compound}/groups", summary="The compound's building groups")
+@router.get("/compounds/{compound}/groups", response_model=GroupList, summary="The compound's building groups")
 def list_groups(compound: CompoundId, caller: Staff, runtime: RuntimeOf) -> dict[str, Any]:
     return groups.list_groups(runtime, compound)
 
 
-@router.get("/compounds/{compound}/groups/{building}", summary="One building group and its members (ids)")
+@router.get(
+    "/compounds/{compound}/groups/{building}",
+    response_model=GroupOut,
+    summary="One building group and its members (ids)",
+)
 def get_group(compound: CompoundId, building: LocalId, caller: Staff, runtime: RuntimeOf) -> dict[str, Any]:
     return groups.get_group(runtime, caller, compound, building)
 
@@ -64,12 +76,16 @@ def detach_channel(compound: CompoundId, building: LocalId, channel: LocalId, ca
     groups.detach_channel(unit, caller, building, channel)
 
 
-@router.put("/compounds/{compound}/quiet-hours", summary="Quiet hours (compound time): only critical messages ring")
+@router.put(
+    "/compounds/{compound}/quiet-hours",
+    response_model=QuietHoursOut,
+    summary="Quiet hours (compound time): only critical messages ring",
+)
 def set_quiet_hours(compound: CompoundId, body: QuietHoursIn, caller: Staff, unit: Unit) -> dict[str, Any]:
     groups.set_quiet_hours(unit, body)
     return {"start": body.start, "end": body.end, "timezone": unit.runtime.settings.timezone}
 
 
-@router.get("/compounds/{compound}/quiet-hours", summary="The compound's quiet hours")
+@router.get("/compounds/{compound}/quiet-hours", response_model=QuietHoursOut, summary="The compound's quiet hours")
 def get_quiet_hours(compound: CompoundId, caller: CompoundPeople, runtime: RuntimeOf) -> dict[str, Any]:
     return groups.get_quiet_hours(runtime, compound)

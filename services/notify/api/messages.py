@@ -11,7 +11,7 @@ from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
 from juwei.paging import Limit
 from services.notify.application import messages
-from services.notify.models import AnnouncementIn, Composed, Requeued
+from services.notify.models import AnnouncementIn, Composed, DeliveryList, MessageList, MessageShown, Requeued
 
 router = APIRouter(tags=["messages"])
 
@@ -26,7 +26,11 @@ def announce(compound: CompoundId, body: AnnouncementIn, caller: Staff, unit: Un
     return messages.announce(unit, caller, body)
 
 
-@router.get("/compounds/{compound}/messages", summary="Messages sent to the compound's groups, newest first")
+@router.get(
+    "/compounds/{compound}/messages",
+    response_model=MessageList,
+    summary="Messages sent to the compound's groups, newest first",
+)
 def list_messages(
     compound: CompoundId,
     caller: CompoundPeople,
@@ -37,13 +41,19 @@ def list_messages(
     return messages.list_messages(runtime, caller, compound, building, limit)
 
 
-@router.get("/compounds/{compound}/messages/{message}", summary="One message and its delivery log (every attempt)")
+@router.get(
+    "/compounds/{compound}/messages/{message}",
+    response_model=MessageShown,
+    response_model_exclude_unset=True,
+    summary="One message and its delivery log (every attempt)",
+)
 def get_message(compound: CompoundId, message: LocalId, caller: Staff, runtime: RuntimeOf) -> dict[str, Any]:
     return messages.get_message(runtime, compound, message)
 
 
 @router.get(
     "/compounds/{compound}/deliveries",
+    response_model=DeliveryList,
     summary="Deliveries by status: dead letters and uncertain ones are what an operator must look at",
 )
 def list_deliveries(

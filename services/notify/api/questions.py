@@ -11,7 +11,7 @@ from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
 from juwei.paging import Limit
 from services.notify.application import questions
-from services.notify.models import Answered, AnswerIn, QuestionIn, QuestionOut
+from services.notify.models import Answered, AnswerIn, FaqOut, QuestionGroups, QuestionIn, QuestionOut
 
 router = APIRouter(tags=["questions"])
 
@@ -28,7 +28,11 @@ def submit_question(
     return questions.submit_question(unit, caller, building, body)
 
 
-@router.get("/compounds/{compound}/question-groups", summary="Questions grouped as near-duplicates, most asked first")
+@router.get(
+    "/compounds/{compound}/question-groups",
+    response_model=QuestionGroups,
+    summary="Questions grouped as near-duplicates, most asked first",
+)
 def ranked_groups(
     compound: CompoundId,
     caller: Staff,
@@ -49,6 +53,8 @@ def answer_group(compound: CompoundId, group: LocalId, body: AnswerIn, caller: S
     return questions.answer_group(unit, caller, group, body)
 
 
-@router.get("/compounds/{compound}/faq", summary="The compound's answered questions, most asked first")
+@router.get(
+    "/compounds/{compound}/faq", response_model=FaqOut, summary="The compound's answered questions, most asked first"
+)
 def list_faq(compound: CompoundId, caller: CompoundPeople, runtime: RuntimeOf) -> dict[str, Any]:
     return questions.list_faq(runtime, compound)

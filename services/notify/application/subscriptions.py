@@ -24,9 +24,9 @@ from juwei.service import Runtime
 from juwei.store import inbox_table
 from services.notify.handlers import DISPATCH_JOB
 from services.notify.models import (
-    AttemptOut,
     Replayed,
     ReplayIn,
+    SubscriptionAttemptOut,
     SubscriptionDeliveries,
     SubscriptionDeliveryOut,
     SubscriptionIn,
@@ -239,7 +239,7 @@ def delivery_log(
         if status is not None:
             query = query.where(subscription_deliveries.c.status == status)
         rows = session.execute(query).mappings().all()
-        tried: dict[int, list[AttemptOut]] = {}
+        tried: dict[int, list[SubscriptionAttemptOut]] = {}
         if rows:
             for a in session.execute(
                 select(subscription_attempts)
@@ -247,7 +247,7 @@ def delivery_log(
                 .order_by(subscription_attempts.c.seq)
             ).mappings():
                 tried.setdefault(a["delivery_id"], []).append(
-                    AttemptOut(
+                    SubscriptionAttemptOut(
                         attempt=a["attempt"],
                         at=a["at"],
                         outcome=a["outcome"],

@@ -18,6 +18,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from contracts.access import Staff
 from juwei.auth import CompoundId
 from juwei.dependencies import RuntimeOf, Today
+from juwei.openapi import answered_as
 from juwei.problems import Problem
 from services.residents import importing, spreadsheets
 from services.residents.api.register import PROBLEM_RESPONSES
@@ -192,7 +193,7 @@ async def preview_sheet(
     "/compounds/{compound}/imports/template",
     summary="The sheet to fill in (.xlsx): Chinese headings, an example row, and a sheet explaining each column",
     response_class=Response,
-    responses={**PROBLEM_RESPONSES, 200: {"content": {importing.XLSX_MEDIA_TYPE: {}}, "description": "The template"}},
+    responses={**PROBLEM_RESPONSES, **answered_as("The template", importing.XLSX_MEDIA_TYPE, binary=True)},
 )
 def import_template(compound: CompoundId, caller: Staff, kind: KindQuery = "residents") -> Response:
     filename = "居民导入模板.xlsx" if kind == "residents" else "楼栋导入模板.xlsx"

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from contracts.access import BuildingTeam, CompoundPeople, Officers, Staff
-from juwei.audit import reading_of
+from juwei.audit import AUDITED_READ, reading_of
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
 from juwei.paging import MAX_POSITION, Limit
@@ -75,6 +75,7 @@ def list_buildings(compound: CompoundId, caller: CompoundPeople, runtime: Runtim
     response_model=BuildingHouseholds,
     response_model_exclude_unset=True,
     summary="Households of a building with their members (masked unless revealed; reveals are audited)",
+    openapi_extra=AUDITED_READ,
     responses={**PROBLEM_RESPONSES, 404: {"description": "No such building"}},
 )
 def building_households(
@@ -207,6 +208,7 @@ def erase_resident(compound: CompoundId, resident: LocalId, caller: Staff, unit:
     response_model=ResidentOut,
     response_model_exclude_unset=True,
     summary="One resident (masked unless revealed; reveals are audited)",
+    openapi_extra=AUDITED_READ,
     responses={**PROBLEM_RESPONSES, 404: {"description": "No such resident"}},
 )
 def get_resident(

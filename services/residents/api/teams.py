@@ -12,12 +12,28 @@ from juwei.dependencies import RuntimeOf, Unit
 from juwei.problems import Problem
 from services.residents.application import teams
 from services.residents.domain import MAX_BUILDINGS_PER_STAFF
-from services.residents.models import RoleIn, StaffBuildingsIn, VolunteerIn
+from services.residents.models import (
+    BuildingTeamOut,
+    CoverageOut,
+    RoleIn,
+    RoleOut,
+    RoleReleasedOut,
+    StaffBuildingsIn,
+    StaffBuildingsOut,
+    StoodDownOut,
+    VolunteerIn,
+    VolunteerOut,
+    VolunteersOut,
+)
 
 router = APIRouter(tags=["teams"])
 
 
-@router.put("/compounds/{compound}/staff/{staff}/buildings", summary="Set the buildings a staff member covers")
+@router.put(
+    "/compounds/{compound}/staff/{staff}/buildings",
+    response_model=StaffBuildingsOut,
+    summary="Set the buildings a staff member covers",
+)
 def assign_staff(
     compound: CompoundId, staff: LocalId, body: StaffBuildingsIn, caller: Staff, unit: Unit
 ) -> dict[str, object]:
@@ -25,7 +41,11 @@ def assign_staff(
     return {"staff": staff, "buildings": body.buildings}
 
 
-@router.get("/compounds/{compound}/coverage", summary="Buildings nobody covers and staff with too many")
+@router.get(
+    "/compounds/{compound}/coverage",
+    response_model=CoverageOut,
+    summary="Buildings nobody covers and staff with too many",
+)
 def coverage(
     compound: CompoundId,
     caller: Staff,
@@ -35,7 +55,12 @@ def coverage(
     return teams.coverage(runtime, compound, max_buildings)
 
 
-@router.post("/compounds/{compound}/volunteers", status_code=201, summary="Enlist a volunteer with their skills")
+@router.post(
+    "/compounds/{compound}/volunteers",
+    status_code=201,
+    response_model=VolunteerOut,
+    summary="Enlist a volunteer with their skills",
+)
 def enlist(compound: CompoundId, body: VolunteerIn, caller: Officers, unit: Unit) -> dict[str, object]:
     teams.enlist(unit, caller, body)
     return {"volunteer": body.volunteer, "building": body.building}
@@ -43,6 +68,7 @@ def enlist(compound: CompoundId, body: VolunteerIn, caller: Officers, unit: Unit
 
 @router.delete(
     "/compounds/{compound}/volunteers/{volunteer}",
+    response_model=StoodDownOut,
     summary="Stand a volunteer down: their roles are released and every key they hold ends",
     responses={404: {"description": "No such volunteer"}, 409: {"description": "Already stood down"}},
 )
@@ -73,7 +99,11 @@ def parse_buildings(spec: str | None) -> set[str] | None:
     return chosen
 
 
-@router.get("/compounds/{compound}/volunteers", summary="Volunteers, optionally by skill and buildings")
+@router.get(
+    "/compounds/{compound}/volunteers",
+    response_model=VolunteersOut,
+    summary="Volunteers, optionally by skill and buildings",
+)
 def find_volunteers(
     compound: CompoundId,
     caller: Officers,
@@ -86,6 +116,7 @@ def find_volunteers(
 
 @router.put(
     "/compounds/{compound}/buildings/{building}/roles/{volunteer}",
+    response_model=RoleOut,
     summary="Give a volunteer a role in their building (a new information officer replaces the old one)",
 )
 def assign_role(
@@ -96,7 +127,9 @@ def assign_role(
 
 
 @router.delete(
-    "/compounds/{compound}/buildings/{building}/roles/{volunteer}/{role}", summary="Release a volunteer from a role"
+    "/compounds/{compound}/buildings/{building}/roles/{volunteer}/{role}",
+    response_model=RoleReleasedOut,
+    summary="Release a volunteer from a role",
 )
 def release_role(
     compound: CompoundId,
@@ -111,6 +144,10 @@ def release_role(
     return {"volunteer": volunteer, "role": role, "released": True}
 
 
-@router.get("/compounds/{compound}/buildings/{building}/roles", summary="The volunteer team of one building")
+@router.get(
+    "/compounds/{compound}/buildings/{building}/roles",
+    response_model=BuildingTeamOut,
+    summary="The volunteer team of one building",
+)
 def building_team(compound: CompoundId, building: LocalId, caller: Volunteers, runtime: RuntimeOf) -> dict[str, object]:
     return teams.building_team(runtime, caller, compound, building)

@@ -10,17 +10,23 @@ from contracts.access import CompoundPeople, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Today, Unit
 from services.residents.application import zones
-from services.residents.models import DecisionIn
+from services.residents.models import BuildingZoneOut, CompoundZonesOut, DecisionIn, DecisionOut
 
 router = APIRouter(tags=["zones"])
 
 
-@router.get("/compounds/{compound}/zones", summary="The compound's zone and every building's")
+@router.get(
+    "/compounds/{compound}/zones", response_model=CompoundZonesOut, summary="The compound's zone and every building's"
+)
 def compound_zones(compound: CompoundId, caller: CompoundPeople, runtime: RuntimeOf, today: Today) -> dict[str, Any]:
     return zones.compound_zones(runtime, compound, today)
 
 
-@router.get("/compounds/{compound}/buildings/{building}/zone", summary="When can we go out? (one building)")
+@router.get(
+    "/compounds/{compound}/buildings/{building}/zone",
+    response_model=BuildingZoneOut,
+    summary="When can we go out? (one building)",
+)
 def building_zone(
     compound: CompoundId, building: LocalId, caller: CompoundPeople, runtime: RuntimeOf, today: Today
 ) -> dict[str, Any]:
@@ -28,7 +34,10 @@ def building_zone(
 
 
 @router.post(
-    "/compounds/{compound}/zones/decisions", status_code=201, summary="Set a zone by the authorities' decision"
+    "/compounds/{compound}/zones/decisions",
+    status_code=201,
+    response_model=DecisionOut,
+    summary="Set a zone by the authorities' decision",
 )
 def decide(compound: CompoundId, body: DecisionIn, caller: Staff, unit: Unit) -> dict[str, Any]:
     zones.decide(unit, caller, body)

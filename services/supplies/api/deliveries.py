@@ -10,7 +10,14 @@ from contracts.access import BuildingTeam, Logistics
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
 from services.supplies.application import deliveries
-from services.supplies.models import OutcomesIn, ResolutionIn
+from services.supplies.models import (
+    BuildingTasks,
+    DeliveryProgress,
+    FollowUpResolved,
+    FollowUps,
+    OutcomesIn,
+    ResolutionIn,
+)
 
 router = APIRouter(tags=["deliveries"])
 IdFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
@@ -18,6 +25,7 @@ IdFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}
 
 @router.post(
     "/compounds/{compound}/batches/{batch}/buildings/{building}/outcomes",
+    response_model=DeliveryProgress,
     summary="Record deliveries of a floor: delivered, or why not (no one home, refused, wrong items)",
 )
 def record_outcomes(
@@ -28,6 +36,7 @@ def record_outcomes(
 
 @router.post(
     "/compounds/{compound}/batches/{batch}/buildings/{building}/follow-ups/{household}/resolution",
+    response_model=FollowUpResolved,
     summary="Take a household off the follow-up list",
 )
 def resolve_follow_up(
@@ -42,13 +51,19 @@ def resolve_follow_up(
     return deliveries.resolve_follow_up(unit, caller, batch, building, household, body)
 
 
-@router.get("/compounds/{compound}/buildings/{building}/deliveries", summary="Open delivery tasks, floor by floor")
+@router.get(
+    "/compounds/{compound}/buildings/{building}/deliveries",
+    response_model=BuildingTasks,
+    summary="Open delivery tasks, floor by floor",
+)
 def building_tasks(compound: CompoundId, building: LocalId, caller: Logistics, runtime: RuntimeOf) -> dict[str, Any]:
     return deliveries.building_tasks(runtime, caller, compound, building)
 
 
 # The building's information officer follows up on the same list as its logistics group (no identity in it).
-@router.get("/compounds/{compound}/follow-ups", summary="Households not yet delivered, until resolved")
+@router.get(
+    "/compounds/{compound}/follow-ups", response_model=FollowUps, summary="Households not yet delivered, until resolved"
+)
 def follow_ups(
     compound: CompoundId,
     caller: BuildingTeam,

@@ -10,26 +10,43 @@ from contracts.access import CompoundPeople, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
 from services.supplies.application import donations
-from services.supplies.models import DonationIn
+from services.supplies.models import DonationIn, DonationOut, DonationReceived, DonorErased, LedgerOut
 
 router = APIRouter(tags=["donations"])
 
 
-@router.post("/compounds/{compound}/donations", status_code=201, summary="Record a donation: accepted or refused")
+@router.post(
+    "/compounds/{compound}/donations",
+    status_code=201,
+    response_model=DonationReceived,
+    summary="Record a donation: accepted or refused",
+)
 def receive_donation(compound: CompoundId, body: DonationIn, caller: Staff, unit: Unit) -> dict[str, Any]:
     return donations.receive_donation(unit, body)
 
 
-@router.get("/compounds/{compound}/donations/{donation}", summary="One donation, with the donor's name (staff)")
+@router.get(
+    "/compounds/{compound}/donations/{donation}",
+    response_model=DonationOut,
+    summary="One donation, with the donor's name (staff)",
+)
 def show_donation(compound: CompoundId, donation: LocalId, caller: Staff, runtime: RuntimeOf) -> dict[str, Any]:
     return donations.show_donation(runtime, compound, donation)
 
 
-@router.delete("/compounds/{compound}/donors/{donor}/name", summary="Erase a donor's name (the ledger stays)")
+@router.delete(
+    "/compounds/{compound}/donors/{donor}/name",
+    response_model=DonorErased,
+    summary="Erase a donor's name (the ledger stays)",
+)
 def erase_donor_name(compound: CompoundId, donor: LocalId, caller: Staff, runtime: RuntimeOf) -> dict[str, Any]:
     return donations.erase_donor_name(runtime, compound, donor)
 
 
-@router.get("/compounds/{compound}/ledger", summary="The public ledger: what came in, where it went, what was refused")
+@router.get(
+    "/compounds/{compound}/ledger",
+    response_model=LedgerOut,
+    summary="The public ledger: what came in, where it went, what was refused",
+)
 def ledger(compound: CompoundId, caller: CompoundPeople, runtime: RuntimeOf) -> dict[str, Any]:
     return donations.ledger(runtime, compound)

@@ -11,22 +11,24 @@ from contracts.access import BuildingTeam, Logistics, Staff
 from juwei.auth import CompoundId
 from juwei.dependencies import RuntimeOf, Today, Unit
 from services.supplies.application import policy
-from services.supplies.models import PolicyIn
+from services.supplies.models import PolicyIn, PolicyOut, RotaOut
 
 router = APIRouter(tags=["policy"])
 
 
-@router.get("/compounds/{compound}/supply-policy", summary="The supply policy in force")
+@router.get("/compounds/{compound}/supply-policy", response_model=PolicyOut, summary="The supply policy in force")
 def show_policy(compound: CompoundId, caller: BuildingTeam, runtime: RuntimeOf) -> dict[str, Any]:
     return policy.show_policy(runtime, compound)
 
 
-@router.put("/compounds/{compound}/supply-policy", summary="Set the compound's supply policy")
+@router.put("/compounds/{compound}/supply-policy", response_model=PolicyOut, summary="Set the compound's supply policy")
 def set_policy(compound: CompoundId, body: PolicyIn, caller: Staff, unit: Unit) -> dict[str, Any]:
     return policy.set_policy(unit, body)
 
 
-@router.get("/compounds/{compound}/rota", summary="Which logistics shift is on duty, day by day")
+@router.get(
+    "/compounds/{compound}/rota", response_model=RotaOut, summary="Which logistics shift is on duty, day by day"
+)
 def show_rota(
     compound: CompoundId,
     caller: Logistics,

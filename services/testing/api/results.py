@@ -10,16 +10,38 @@ from fastapi.responses import FileResponse
 from contracts.access import CompoundPeople, Officers, Samplers, SelfReporters, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
+from juwei.openapi import answered_as
 from services.testing.application import antigen, results, samples
 from services.testing.application import coverage as untested
-from services.testing.models import PlateIn, ResultIn, SamplesIn, UploadIn
+from services.testing.models import (
+    AntigenReported,
+    CountsOut,
+    CoverageOut,
+    HouseholdKeyOut,
+    HouseholdReports,
+    IndividualResulted,
+    PlateIn,
+    PlateResults,
+    ResultIn,
+    SamplesCollected,
+    SamplesIn,
+    TubeOut,
+    TubeResulted,
+    TubesUploaded,
+    UploadIn,
+)
 from services.testing.photos import PhotoAlbum
 
 router = APIRouter(tags=["samples and results"])
 BuildingQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
 
 
-@router.post("/compounds/{compound}/rounds/{round}/samples", status_code=201, summary="Samples collected into a tube")
+@router.post(
+    "/compounds/{compound}/rounds/{round}/samples",
+    status_code=201,
+    response_model=SamplesCollected,
+    summary="Samples collected into a tube",
+)
 def collect(compound: CompoundId, round: LocalId, body: SamplesIn, caller: Samplers, unit: Unit) -> dict[str, Any]:
     """Pooled samples go into a tube of up to the round's pool size; a re-test gets a tube of its own."""
     return samples.collect(unit, caller, round, body)
@@ -28,6 +50,7 @@ def collect(compound: CompoundId, round: LocalId, body: SamplesIn, caller: Sampl
 @router.post(
     "/compounds/{compound}/rounds/{round}/tubes",
     status_code=201,
+    response_model=TubesUploaded,
     summary="A sampling point uploads the tubes it collected (up to 100 tubes)",
 )
 def upload_tubes(compound: CompoundId, round: LocalId, body: UploadIn, caller: Samplers, unit: Unit) -> dict[str, Any]:
@@ -39,13 +62,19 @@ def upload_tubes(compound: CompoundId, round: LocalId, body: UploadIn, caller: S
     return samples.upload_tubes(unit, caller, round, body)
 
 
-@router.post("/compounds/{compound}/tubes/{tube}/result", summary="The lab's result for a tube")
+@router.post(
+    "/compounds/{compound}/tubes/{tube}/result", response_model=TubeResulted, summary="The lab's result for a tube"
+)
 def tube_result(compound: CompoundId, tube: LocalId, body: ResultIn, caller: Staff, unit: Unit) -> dict[str, Any]:
     """Negative clears the pool; positive asks each of them to stay home for a re-test; invalid re-calls."""
     return results.tube_result(unit, tube, body)
 
 
-@router.post("/compounds/{compound}/plates/{plate}/results", summary="A lab plate's results (up to 96 tubes)")
+@router.post(
+    "/compounds/{compound}/plates/{plate}/results",
+    response_model=PlateResults,
+    summary="A lab plate's results (up to 96 tubes)",
+)
 def plate_results(compound: CompoundId, plate: LocalId, body: PlateIn, caller: Staff, unit: Unit) -> dict[str, Any]:
     """Each tube as its own result would be (negative clears, positive re-tests, invalid re-calls): all or none.
 
@@ -56,7 +85,9 @@ def plate_results(compound: CompoundId, plate: LocalId, body: PlateIn, caller: S
 
 
 @router.post(
-    "/compounds/{compound}/rounds/{round}/residents/{resident}/result", summary="A resident's individual result"
+    "/compounds/{compound}/rounds/{round}/residents/{resident}/result",
+    response_model=IndividualResulted,
+    summary="A resident's individual result",
 )
 def individual_result(
     compound: CompoundId, round: LocalId, resident: LocalId, body: ResultIn, caller: Staff, unit: Unit
@@ -64,7 +95,12 @@ def individual_result(
     return results.individual_result(unit, round, resident, body)
 
 
-@router.get("/compounds/{compound}/tubes/{tube}", summary="A tube: its samples and result")
+@router.get(
+    "/compounds/{compound}/tubes/{tube}",
+    response_model=TubeOut,
+    response_model_exclude_unset=True,
+    summary="A tube: its samples and result",
+)
 def get_tube(compound: CompoundId, tube: LocalId, caller: Samplers, runtime: RuntimeOf) -> dict[str, Any]:
     return results.get_tube(runtime, caller, compound, tube)
 
@@ -72,7 +108,12 @@ def get_tube(compound: CompoundId, tube: LocalId, caller: Samplers, runtime: Run
 # --- antigen self-reports ----------------------------------------------------------------------------------
 
 
-@router.post("/compounds/{compound}/households/{household}/keys", status_code=201, summary="A household's own key")
+@router.post(
+    "/compounds/{compound}/households/{household}/keys",
+    status_code=201,
+    response_model=HouseholdKeyOut,
+    summary="A household's own key",
+)
 def household_key(compound: CompoundId, household: LocalId, caller: Officers, runtime: RuntimeOf) -> dict[str, Any]:
     """The key lets the household's representative report the members' self-tests, and nobody else's."""
     return antigen.household_key(runtime, caller, compound, household)
@@ -81,6 +122,7 @@ def household_key(compound: CompoundId, household: LocalId, caller: Officers, ru
 @router.post(
     "/compounds/{compound}/rounds/{round}/households/{household}/antigen",
     status_code=201,
+    response_model=AntigenReported,
     summary="A household member's antigen self-test result, with an optional photo",
 )
 def report_antigen(
@@ -99,7 +141,11 @@ def report_antigen(
     return antigen.report_antigen(unit, home, round, household, resident, result, kept)
 
 
-@router.get("/compounds/{compound}/rounds/{round}/households/{household}/antigen", summary="A household's self-reports")
+@router.get(
+    "/compounds/{compound}/rounds/{round}/households/{household}/antigen",
+    response_model=HouseholdReports,
+    summary="A household's self-reports",
+)
 def household_reports(
     compound: CompoundId, round: LocalId, household: LocalId, caller: SelfReporters, runtime: RuntimeOf
 ) -> dict[str, Any]:
@@ -110,6 +156,7 @@ def household_reports(
     "/compounds/{compound}/rounds/{round}/households/{household}/antigen/{resident}/photo",
     summary="The photo sent with a self-report",
     response_class=FileResponse,
+    responses=answered_as("The photo as it was sent", "image/jpeg", "image/png", "image/webp", binary=True),
 )
 def antigen_photo(
     compound: CompoundId,
@@ -127,7 +174,11 @@ def antigen_photo(
 # --- coverage: who has not been tested ---------------------------------------------------------------------
 
 
-@router.get("/compounds/{compound}/rounds/{round}/coverage", summary="Who has not been tested, by building and floor")
+@router.get(
+    "/compounds/{compound}/rounds/{round}/coverage",
+    response_model=CoverageOut,
+    summary="Who has not been tested, by building and floor",
+)
 def coverage(
     compound: CompoundId, round: LocalId, caller: Officers, runtime: RuntimeOf, building: BuildingQuery = None
 ) -> dict[str, Any]:
@@ -135,7 +186,11 @@ def coverage(
     return untested.coverage(runtime, caller, compound, round, building)
 
 
-@router.get("/compounds/{compound}/rounds/{round}/counts", summary="Tested per building (what the groups are told)")
+@router.get(
+    "/compounds/{compound}/rounds/{round}/counts",
+    response_model=CountsOut,
+    summary="Tested per building (what the groups are told)",
+)
 def counts(
     compound: CompoundId, round: LocalId, caller: CompoundPeople, runtime: RuntimeOf, building: BuildingQuery = None
 ) -> dict[str, Any]:
