@@ -16,13 +16,12 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -43,6 +42,7 @@ from juwei.projection import Projection, Projector
 from juwei.registration import suite, topic_of
 from juwei.relay import Relay
 from juwei.sealing import Sealing
+from juwei.service_status import Health, Readiness, ServiceStatus
 from juwei.settings import Settings, settings
 from juwei.store import EventStore
 from juwei.vault import KeyCourier, Vault
@@ -408,59 +408,6 @@ class Runtime:
     def wait_forever(self) -> None:
         while not self._stop.is_set():
             time.sleep(0.5)
-
-
-class Health(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    status: Literal["ok"]
-    service: str
-
-
-class Readiness(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    status: Literal["ready"]
-    checks: dict[str, str] = Field(description="Each part checked (database, consumers) and `ok`")
-
-
-class RelayStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    published_position: int
-    backlog: int = Field(description="Events appended and not yet on Kafka")
-
-
-class ProjectionStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    own_position: int
-    inbox_seq: int
-
-
-class ConsumerStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    group: str
-    topics: list[str]
-    lag: dict[str, int | None] | None = Field(
-        description="Records behind per topic (None: no such topic); None: unknown"
-    )
-
-
-class KafkaStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    up: bool | None
-    error: str | None
-    checked_seconds_ago: float | None
-
-
-class ServiceStatus(BaseModel):
-    """What ``GET /status`` (and ``juwei status``) shows of one service."""
-
-    model_config = ConfigDict(extra="forbid")
-    service: str
-    topic: str
-    head_position: int
-    relay: RelayStatus
-    projections: dict[str, ProjectionStatus]
-    consumer: ConsumerStatus
-    kafka: KafkaStatus
 
 
 def create_app(runtime: Runtime, *, background: bool = True, migrate_on_start: bool = True) -> FastAPI:

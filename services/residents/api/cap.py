@@ -19,6 +19,7 @@ from contracts import roles as r
 from juwei.auth import CompoundId, admit
 from juwei.callers import Caller
 from juwei.dependencies import RuntimeOf
+from juwei.openapi import answered_as
 from juwei.paging import Limit
 from services.residents.api.register import PROBLEM_RESPONSES
 from services.residents.application import alerts
@@ -149,7 +150,7 @@ def _where(runtime: RuntimeOf) -> tzinfo:
     "/compounds/{compound}/cap",
     summary="The compound's latest zone alerts (CAP 1.2) as an Atom feed, newest first",
     response_class=Response,
-    responses={**PROBLEM_RESPONSES, 200: {"content": {ATOM_MEDIA_TYPE: {}}, "description": "An Atom feed"}},
+    responses={**PROBLEM_RESPONSES, **answered_as("An Atom feed (RFC 4287) of CAP 1.2 alerts", ATOM_MEDIA_TYPE)},
 )
 def zone_alert_feed(
     compound: CompoundId,
@@ -168,7 +169,7 @@ def zone_alert_feed(
     "/compounds/{compound}/cap/{identifier}.xml",
     summary="One zone alert (CAP 1.2)",
     response_class=Response,
-    responses={**PROBLEM_RESPONSES, 200: {"content": {CAP_MEDIA_TYPE: {}}, "description": "A CAP 1.2 alert"}},
+    responses={**PROBLEM_RESPONSES, **answered_as("A CAP 1.2 alert", CAP_MEDIA_TYPE)},
 )
 def zone_alert(compound: CompoundId, identifier: Identifier, caller: ZoneReaders, runtime: RuntimeOf) -> Response:
     found = alerts.one(runtime, caller, compound, identifier)

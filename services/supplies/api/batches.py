@@ -9,19 +9,17 @@ from fastapi import APIRouter, Query
 from contracts.access import BuildingTeam, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
-from services.supplies.application import batches
-from services.supplies.models import (
-    AllocationIn,
+from services.supplies.answers import (
     AllocationOut,
     AllocationPlanned,
     BatchArrived,
-    BatchIn,
     BatchList,
     BatchOut,
     Dispatched,
-    DispatchIn,
     ProgressOut,
 )
+from services.supplies.application import batches
+from services.supplies.models import AllocationIn, BatchIn, DispatchIn
 
 router = APIRouter(tags=["batches"])
 BuildingFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]

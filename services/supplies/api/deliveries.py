@@ -9,15 +9,9 @@ from fastapi import APIRouter, Query
 from contracts.access import BuildingTeam, Logistics
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
+from services.supplies.answers import BuildingTasks, DeliveryProgress, FollowUpResolved, FollowUps
 from services.supplies.application import deliveries
-from services.supplies.models import (
-    BuildingTasks,
-    DeliveryProgress,
-    FollowUpResolved,
-    FollowUps,
-    OutcomesIn,
-    ResolutionIn,
-)
+from services.supplies.models import OutcomesIn, ResolutionIn
 
 router = APIRouter(tags=["deliveries"])
 IdFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]

@@ -9,8 +9,9 @@ from fastapi import APIRouter
 from contracts.access import CompoundPeople, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
+from services.supplies.answers import DonationOut, DonationReceived, DonorErased, LedgerOut
 from services.supplies.application import donations
-from services.supplies.models import DonationIn, DonationOut, DonationReceived, DonorErased, LedgerOut
+from services.supplies.models import DonationIn
 
 router = APIRouter(tags=["donations"])
 

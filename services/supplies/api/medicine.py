@@ -10,23 +10,19 @@ from contracts.access import Buyers, CardCarriers, CustodyReaders, Logistics, Me
 from juwei.audit import AUDITED_READ, reading_of
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
-from services.supplies.application import medicine
-from services.supplies.models import (
+from services.supplies.answers import (
     BuildingNeeds,
     CardCollected,
     CardHistory,
     CardReturned,
     CardsOut,
-    CollectionIn,
     HandedOver,
-    HandoverIn,
     MedicineRequested,
-    MedicineRequestIn,
     Outstanding,
     Purchased,
-    PurchaseIn,
-    ReturnIn,
 )
+from services.supplies.application import medicine
+from services.supplies.models import CollectionIn, HandoverIn, MedicineRequestIn, PurchaseIn, ReturnIn
 
 router = APIRouter(tags=["medicine"])
 BuildingFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query
 from contracts.access import BuildingTeam, Logistics, Staff
 from juwei.auth import CompoundId
 from juwei.dependencies import RuntimeOf, Today, Unit
+from services.supplies.answers import PolicyOut, RotaOut
 from services.supplies.application import policy
-from services.supplies.models import PolicyIn, PolicyOut, RotaOut
+from services.supplies.models import PolicyIn
 
 router = APIRouter(tags=["policy"])
 

@@ -26,6 +26,44 @@ class FhirJSON(JSONResponse):
     media_type = FHIR_JSON
 
 
+# What a search answers, as far as JSON Schema says it: the searchset Bundle's frame. The resources themselves
+# follow FHIR R4's own definitions (validated by an independent FHIR library in tests/testing/test_fhir_api.py).
+_BUNDLE = {
+    "type": "object",
+    "required": ["resourceType", "type", "total", "link"],
+    "properties": {
+        "resourceType": {"const": "Bundle"},
+        "id": {"type": "string"},
+        "meta": {"type": "object"},
+        "type": {"const": "searchset"},
+        "timestamp": {"type": "string"},
+        "total": {"type": "integer", "minimum": 0},
+        "link": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["relation", "url"],
+                "properties": {"relation": {"type": "string"}, "url": {"type": "string"}},
+            },
+        },
+        "entry": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "fullUrl": {"type": "string"},
+                    "resource": {"type": "object", "required": ["resourceType"]},
+                    "search": {"type": "object", "properties": {"mode": {"enum": ["match", "include"]}}},
+                },
+            },
+        },
+    },
+}
+BUNDLE_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A FHIR R4 searchset Bundle", "content": {FHIR_JSON: {"schema": _BUNDLE}}}
+}
+
+
 def _answer(request: Request, compound: str, resource: str, caller: Caller, runtime: Any) -> FhirJSON:
     pairs = list(request.query_params.multi_items())
     base = f"{str(request.base_url).rstrip('/')}/compounds/{compound}/fhir"
@@ -58,6 +96,7 @@ was taken or the self-test done; FHIR date with `eq`/`ne`/`gt`/`lt`/`ge`/`le`, r
 @router.get(
     "/compounds/{compound}/fhir/Observation",
     response_class=FhirJSON,
+    responses=BUNDLE_ANSWER,
     summary="PCR and antigen results as FHIR R4 Observations (searchset Bundle)",
     description=_DOC,
 )
@@ -83,6 +122,7 @@ def observations(
 @router.get(
     "/compounds/{compound}/fhir/DiagnosticReport",
     response_class=FhirJSON,
+    responses=BUNDLE_ANSWER,
     summary="One FHIR R4 DiagnosticReport per tube (PCR) or self-report (antigen), as a searchset Bundle",
     description=_DOC + " `_include=DiagnosticReport:result` brings the reports' Observations.",
 )
