@@ -93,6 +93,25 @@ was taken or the self-test done; FHIR date with `eq`/`ne`/`gt`/`lt`/`ge`/`le`, r
 `next`. Every person shown is recorded in the sensitive-read audit."""
 
 
+def search_parameters(
+    round: Text = None,
+    date: Text = None,
+    code: Text = None,
+    subject: Text = None,
+    patient: Text = None,
+    count: Annotated[str | None, Query(alias="_count", max_length=10)] = None,
+    cursor: Annotated[str | None, Query(alias="_cursor", max_length=300)] = None,
+    include: Annotated[str | None, Query(alias="_include", max_length=100)] = None,
+    last_updated: Annotated[str | None, Query(alias="_lastUpdated", max_length=100)] = None,
+    format: Annotated[str | None, Query(alias="_format", max_length=100)] = None,
+) -> None:
+    """FHIR's search parameters, declared once for both searches' documents; the use case reads them from the
+    query string itself, strictly (an unknown or repeated one is refused, which FastAPI's parsing would not do)."""
+
+
+SearchParameters = Annotated[None, Depends(search_parameters)]
+
+
 @router.get(
     "/compounds/{compound}/fhir/Observation",
     response_class=FhirJSON,
@@ -105,16 +124,7 @@ def observations(
     request: Request,
     caller: HealthReaders,
     runtime: RuntimeOf,
-    round: Text = None,
-    date: Text = None,
-    code: Text = None,
-    subject: Text = None,
-    patient: Text = None,
-    count: Annotated[str | None, Query(alias="_count", max_length=10)] = None,
-    cursor: Annotated[str | None, Query(alias="_cursor", max_length=300)] = None,
-    include: Annotated[str | None, Query(alias="_include", max_length=100)] = None,
-    last_updated: Annotated[str | None, Query(alias="_lastUpdated", max_length=100)] = None,
-    format: Annotated[str | None, Query(alias="_format", max_length=100)] = None,
+    _: SearchParameters,
 ) -> FhirJSON:
     return _answer(request, compound, "Observation", caller, runtime)
 
@@ -131,15 +141,6 @@ def diagnostic_reports(
     request: Request,
     caller: HealthReaders,
     runtime: RuntimeOf,
-    round: Text = None,
-    date: Text = None,
-    code: Text = None,
-    subject: Text = None,
-    patient: Text = None,
-    count: Annotated[str | None, Query(alias="_count", max_length=10)] = None,
-    cursor: Annotated[str | None, Query(alias="_cursor", max_length=300)] = None,
-    include: Annotated[str | None, Query(alias="_include", max_length=100)] = None,
-    last_updated: Annotated[str | None, Query(alias="_lastUpdated", max_length=100)] = None,
-    format: Annotated[str | None, Query(alias="_format", max_length=100)] = None,
+    _: SearchParameters,
 ) -> FhirJSON:
     return _answer(request, compound, "DiagnosticReport", caller, runtime)
