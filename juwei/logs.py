@@ -172,6 +172,7 @@ def configure_logging(level: str = "INFO", levels: str = "", service: str | None
     handler.setFormatter(formatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
+    _through_root()
     for name, chosen in {**DEFAULT_LEVELS, **parse_levels(levels)}.items():
         logging.getLogger(name).setLevel(chosen)
     # Python's warnings and crashes of the process or of a thread are lines too, not text of their own.
@@ -190,6 +191,18 @@ def configure_logging(level: str = "INFO", levels: str = "", service: str | None
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def _through_root() -> None:
+    """Loggers a library gave a handler of its own (uvicorn's default configuration, run in-process; an ini file's
+    handlers) write through the root's JSON handler instead, or their lines would be plain text beside ours."""
+    for logger in list(logging.root.manager.loggerDict.values()):
+        if not isinstance(logger, logging.Logger):  # a placeholder for a logger not made yet
+            continue
+        for own in [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]:
+            logger.removeHandler(own)
+        if not logger.handlers:
+            logger.propagate = True  # else Python's last-resort handler prints the line as plain text
 
 
 def bind_service(service: str) -> None:

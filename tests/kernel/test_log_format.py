@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import httpx
 import pytest
 import structlog
 from kafka import KafkaProducer
+from uvicorn.config import LOGGING_CONFIG as UVICORN_LOGGING
 
 from juwei.consumer import dead_letter_topic
 from juwei.events import current_traceparent
@@ -36,6 +38,9 @@ PRIVATE = "张三丰"  # a name in a query string: never in a log
 
 
 def test_stdlib_loggers_write_the_same_json_lines_as_structlog(capsys: pytest.CaptureFixture[str]) -> None:
+    # What a uvicorn run in-process with its default configuration leaves: plain-text handlers of its own, not
+    # propagating (seen in CI: an earlier test's server turned this test's uvicorn lines into text).
+    logging.config.dictConfig(UVICORN_LOGGING)
     configure_logging("INFO", "kafka=WARNING, uvicorn.error=DEBUG", service="desk")
     logging.getLogger("kafka.conn").info("kafka at INFO is below its level")
     logging.getLogger("kafka.conn").warning("connect to %s failed", "127.0.0.1:1")
