@@ -117,6 +117,11 @@ def test_photos_must_be_images_of_at_most_5_mb(world: World) -> None:
 
 
 def test_every_paged_list_takes_at_most_page_max_and_says_so_in_its_schema(world: World) -> None:
+    # What a paged list's path names besides the compound: a subscription's deliveries need a subscription.
+    registered = world.ok("notify", "POST", "/subscriptions", json={
+        "url": "https://dashboard.example.org/juwei", "types": ["juwei.residents.ZoneStatusChanged"],
+        "compounds": ["c1"]})  # fmt: skip
+    ids = {"{compound}": "c1", "{subscription}": registered["subscription"]}
     checked = []
     for service in SERVICES:
         spec = world.clients[service].app.openapi()
@@ -127,7 +132,10 @@ def test_every_paged_list_takes_at_most_page_max_and_says_so_in_its_schema(world
                         continue
                     assert parameter["schema"].get("maximum") == PAGE_MAX, (service, path, parameter)
                     assert parameter["schema"].get("minimum") == 1, (service, path, parameter)
-                    url = path.replace("{compound}", "c1")
+                    url = path
+                    for name, value in ids.items():
+                        url = url.replace(name, value)
+                    assert "{" not in url, f"{service} {path}: name a value for its path in `ids`"
                     too_big = world.request(service, method.upper(), url, world.operator,
                                             params={"limit": PAGE_MAX + 1})  # fmt: skip
                     assert problem(too_big) == (422, "validation"), (service, path)
