@@ -280,7 +280,7 @@ class LocalBroker:
             self.cluster_id_path.write_text(ids[-1] + "\n")
         cluster_id = self.cluster_id_path.read_text().strip()
         # --ignore-formatted keeps this safe if a previous run died between formatting and writing files.
-        self._run_tool("format", "-t", cluster_id, "-c", str(self.config_path), "--ignore-formatted")
+        self._run_tool("format", f"--cluster-id={cluster_id}", "-c", str(self.config_path), "--ignore-formatted")
 
     def _spawn(self) -> None:
         cmd = self._java("kafka.Kafka", str(self.config_path), jvm_opts=BROKER_JVM_OPTS)

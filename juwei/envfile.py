@@ -82,6 +82,15 @@ def _sealing_key(name: str) -> bool:
     return name.endswith("_VAULT_KEY") or name in ("JUWEI_HEALTH_KEY", "JUWEI_CONSOLE_SECRET")
 
 
+def cluster_id() -> str:
+    """A KRaft cluster id as Kafka's own ``random-uuid`` makes one: never beginning with "-", which Kafka's tools
+    would read as an option (the broker then never formats its storage and restarts for good)."""
+    while True:
+        drawn = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22]
+        if not drawn.startswith("-"):
+            return drawn
+
+
 def new_secret(name: str) -> str:
     """A fresh value for a secret of the compose file, by the kind its name says."""
     if _sealing_key(name):
@@ -89,7 +98,7 @@ def new_secret(name: str) -> str:
     if name == "JUWEI_BOOTSTRAP_KEY":
         return f"jw_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
     if name == "JUWEI_KAFKA_CLUSTER_ID":
-        return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22]
+        return cluster_id()
     # Passwords go into database URLs: hex needs no quoting there.
     return secrets.token_hex(24)
 

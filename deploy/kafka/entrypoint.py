@@ -38,6 +38,13 @@ def properties(environ: dict[str, str]) -> dict[str, str]:
     }
 
 
+def format_command(cluster_id: str, config: Path, classpath: str) -> list[str]:
+    """StorageTool's format of the log directory; the id joined to its option, since an id may begin with "-"
+    (1 in 64 of random ones), which the tool's parser would take for an option of its own and refuse."""
+    return ["java", "-Xmx256m", LOGGING, "-cp", classpath, "kafka.tools.StorageTool", "format",
+            f"--cluster-id={cluster_id}", "-c", str(config), "--ignore-formatted"]  # fmt: skip
+
+
 def fail(message: str) -> None:
     print(f"juwei-kafka: {message}", file=sys.stderr)
     sys.exit(2)
@@ -55,11 +62,7 @@ def main() -> None:
     log_dir = Path(config["log.dirs"].split(",")[0])
     if not (log_dir / "meta.properties").exists():
         # First start: write the cluster id and node id into the empty log directory.
-        subprocess.run(
-            ["java", "-Xmx256m", LOGGING, "-cp", CLASSPATH, "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(CONFIG), "--ignore-formatted"],
-            check=True,
-        )  # fmt: skip
+        subprocess.run(format_command(cluster_id, CONFIG, CLASSPATH), check=True)
     heap = os.environ.get("KAFKA_HEAP_OPTS") or DEFAULT_HEAP
     performance = os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS") or PERFORMANCE
     extra = os.environ.get("KAFKA_OPTS", "")
