@@ -195,6 +195,31 @@ class QuestionsAnswered(DomainEvent):
     policy_points: list[str] = Field(default_factory=list)
 
 
+class CallsListed(DomainEvent):
+    """An urgent message reached a building's group, and these households are in no group: their officer
+    calls or visits each before ``due_at``. Ids only; what to say is the message's own (private) text."""
+
+    event_type = "juwei.notify.CallsListed"
+    version = 1
+    audience = frozenset({r.INFORMATION_OFFICER})
+    message: str
+    building: str
+    households: list[str]
+    due_at: datetime
+
+
+class HouseholdCalled(DomainEvent):
+    """The officer told the household (by phone or at the door): its call is done. ``by`` is the key's id."""
+
+    event_type = "juwei.notify.HouseholdCalled"
+    version = 1
+    audience = frozenset({r.INFORMATION_OFFICER})
+    message: str
+    building: str
+    household: str
+    by: str
+
+
 CATALOGUE: tuple[type[DomainEvent], ...] = (
     ChannelAttached,
     ChannelReconfigured,
@@ -209,5 +234,7 @@ CATALOGUE: tuple[type[DomainEvent], ...] = (
     DeliveryRequeued,
     QuestionSubmitted,
     QuestionsAnswered,
+    CallsListed,
+    HouseholdCalled,
 )
 registry.register_all(CATALOGUE)

@@ -182,6 +182,33 @@ class RepresentativeChosen(DomainEvent):
     previous: str | None = None
 
 
+Reach = Literal["no_smartphone", "not_in_group"]
+
+
+class HouseholdMarkedUnreachable(DomainEvent):
+    """No member of the household is in the building's group (or has no smartphone): urgent news reaches it
+    only by a call or a visit from its information officer. Ids and the flat only; no name, no phone."""
+
+    event_type = "juwei.residents.HouseholdMarkedUnreachable"
+    version = 1
+    audience = OFFICER
+    household: str
+    building: str
+    floor: int = Field(ge=1)
+    room: int = Field(ge=1)
+    reason: Reach = "no_smartphone"
+
+
+class HouseholdMarkedReachable(DomainEvent):
+    """The household hears the building's group again (a member joined, a phone arrived): no more calls."""
+
+    event_type = "juwei.residents.HouseholdMarkedReachable"
+    version = 1
+    audience = OFFICER
+    household: str
+    building: str
+
+
 class StaffAssigned(DomainEvent):
     """The full list of buildings a committee member covers from now on (replaces the previous list)."""
 
@@ -270,6 +297,8 @@ CATALOGUE: tuple[type[DomainEvent], ...] = (
     ResidentNeedsChanged,
     ResidentErased,
     RepresentativeChosen,
+    HouseholdMarkedUnreachable,
+    HouseholdMarkedReachable,
     StaffAssigned,
     VolunteerEnlisted,
     VolunteerRoleAssigned,

@@ -71,7 +71,7 @@ _NONE = (
     # notify
     "channel", "language", "config", "start", "end", "message", "priority", "template", "cause", "title_zh",
     "body_zh", "title_en", "body_en", "delivery", "merged", "code", "retry_at", "channel_broken", "question",
-    "answer_id", "questions", "answer", "policy_points",
+    "answer_id", "questions", "answer", "policy_points", "due_at",
 )  # fmt: skip
 
 VOCABULARY: dict[str, Sensitivity] = {

@@ -10,8 +10,15 @@ from contracts.notify import registry
 from juwei.service import ServiceDefinition, foreign_events, handled_by
 from services.notify import dispatch, handlers, retention
 from services.notify.api import router
+from services.notify.calls import views as calls
 from services.notify.subscriptions import fanout
-from services.notify.views import projections
+from services.notify.views import projections as group_projections
+
+
+def projections() -> list:
+    """Notify's read models: groups, channels, messages, questions, and the unreachable's calls."""
+    return [*group_projections(), *calls.projections()]
+
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 policy = dispatch.DispatchPolicy.from_env()

@@ -23,6 +23,7 @@ from juwei import tracing
 from juwei.events import DomainEvent, Envelope, utcnow
 from juwei.service import EventHandler, Runtime
 from juwei.store import ConcurrencyError
+from services.notify.calls.listing import list_calls
 from services.notify.domain import Message, Texts, building_label
 from services.notify.rules import RULES, notices_for, render_texts
 from services.notify.views import channels, deliveries, groups, households, sampling_points
@@ -82,13 +83,15 @@ class GroupDirectory:
 
 
 def announce(runtime: Runtime, session: Session, event: DomainEvent, envelope: Envelope) -> None:
-    """What the building groups hear of an event a rule reads: one message per notice of the rule."""
+    """What the building groups hear of an event a rule reads: one message per notice of the rule; an urgent
+    one also goes on the call lists of the households that hear no group (``services.notify.calls``)."""
     for index, notice in enumerate(notices_for(event, envelope, GroupDirectory(session))):
+        message_id = f"{envelope.compound}:m-{derived_id(envelope.id, str(index))}"
         compose(
             runtime,
             session,
             envelope.compound,
-            message_id=f"{envelope.compound}:m-{derived_id(envelope.id, str(index))}",
+            message_id=message_id,
             kind="event",
             priority=notice.priority,
             buildings=notice.buildings,
@@ -96,6 +99,7 @@ def announce(runtime: Runtime, session: Session, event: DomainEvent, envelope: E
             template=notice.template,
             cause=envelope.id,
         )
+        list_calls(runtime, session, event, envelope.compound, message_id, notice.buildings)
 
 
 def compose(

@@ -189,6 +189,21 @@ class RepresentativeIn(BaseModel):
     resident: str = Field(pattern=ID_PATTERN)
 
 
+class ReachIn(BaseModel):
+    """Why the household hears no building group: its officer carries urgent messages to it instead."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "no_smartphone"}]})
+
+    reason: Literal["no_smartphone", "not_in_group"] = "no_smartphone"
+
+
+class ReachOut(BaseModel):
+    household: str = Field(examples=["b12-0302"])
+    building: str = Field(examples=["b12"])
+    unreachable: bool = Field(description="true while urgent messages go on the officer's call list")
+    reason: Literal["no_smartphone", "not_in_group"] | None = None
+
+
 class ResidentOut(BaseModel):
     """A resident as the caller may see them. Identity fields are absent for erased residents, and
     ``id_number`` is absent for logistics volunteers; the health flags (regular_medication,

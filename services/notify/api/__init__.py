@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from services.notify.api import board, groups, messages, questions, subscriptions
+from services.notify.calls import api as calls
 
 router = APIRouter()
 router.include_router(groups.router)
@@ -10,3 +11,4 @@ router.include_router(messages.router)
 router.include_router(questions.router)
 router.include_router(board.router)
 router.include_router(subscriptions.router)
+router.include_router(calls.router)

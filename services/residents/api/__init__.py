@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from services.residents.api import cap, imports, register, teams, zones
+from services.residents.api import cap, imports, reach, register, teams, zones
 
 router = APIRouter()
 router.include_router(register.router)
+router.include_router(reach.router)
 router.include_router(imports.router)
 router.include_router(teams.router)
 router.include_router(zones.router)

@@ -11,6 +11,8 @@ from datetime import date
 
 from contracts.residents import (
     BuildingRegistered,
+    HouseholdMarkedReachable,
+    HouseholdMarkedUnreachable,
     HouseholdRegistered,
     RepresentativeChosen,
     ResidentArrived,
@@ -23,6 +25,8 @@ from contracts.residents import (
 from juwei.aggregate import Aggregate, Conflict, Invalid, NotFound
 
 ELDERLY_AGE = 70
+# Why a household hears no group: nobody of it is in the group, or nobody has a smartphone.
+REACH_REASONS = ("no_smartphone", "not_in_group")
 
 
 # --- residents' needs -------------------------------------------------------------------------------------
@@ -128,6 +132,7 @@ class Household(Aggregate):
         self.room = 0
         self.members: dict[str, Member] = {}
         self.representative: str | None = None
+        self.unreachable: str | None = None  # the reason, while urgent news must be carried to the door
 
     def _require_registered(self) -> str:
         if self.building is None:
@@ -208,6 +213,26 @@ class Household(Aggregate):
             RepresentativeChosen(household=self.id, resident=resident, building=building, previous=self.representative)
         )
 
+    def mark_unreachable(self, reason: str) -> None:
+        """The household hears no building group: urgent messages go on its officer's call list."""
+        building = self._require_registered()
+        if reason not in REACH_REASONS:
+            raise Invalid(f"reason must be one of {', '.join(REACH_REASONS)}, not {reason!r}", code="invalid-reach")
+        if self.unreachable == reason:
+            return  # already marked so: marking twice records nothing
+        self.record(
+            HouseholdMarkedUnreachable(
+                household=self.id, building=building, floor=self.floor, room=self.room, reason=reason
+            )
+        )
+
+    def mark_reachable(self) -> None:
+        """The household hears its group again; nothing is recorded when it was never marked."""
+        building = self._require_registered()
+        if self.unreachable is None:
+            return
+        self.record(HouseholdMarkedReachable(household=self.id, building=building))
+
     def move_out(self, resident: str, to: Household, *, today: date) -> None:
         """Move ``resident`` from this household into ``to``: each household records its half of the move."""
         building = self._require_registered()
@@ -283,6 +308,12 @@ class Household(Aggregate):
 
     def on_RepresentativeChosen(self, event: RepresentativeChosen) -> None:
         self.representative = event.resident
+
+    def on_HouseholdMarkedUnreachable(self, event: HouseholdMarkedUnreachable) -> None:
+        self.unreachable = event.reason
+
+    def on_HouseholdMarkedReachable(self, event: HouseholdMarkedReachable) -> None:
+        self.unreachable = None
 
     def snapshot_state(self) -> dict:
         state = super().snapshot_state()
