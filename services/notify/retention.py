@@ -3,7 +3,8 @@
 Webhook subscriptions' settled deliveries lose their bodies (the events as a subscriber saw them: health fields
 for a subscriber granted them); their log of attempts stays. Kept: building groups, channels and their secrets
 (the groups keep working after the lockdown), messages and the delivery log (they never carried names or health
-details), question groups and the FAQ.
+details), question groups and the FAQ. The unreachable households' marks and their calls (lockdown work, and a
+mark hints at who is old) are deleted: a new lockdown marks them anew.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from juwei.service import Runtime
 from services.notify import views
+from services.notify.calls import views as calls
 
 
 def scrub(runtime: Runtime, session: Session, compound: str) -> dict[str, Any]:
@@ -25,4 +27,6 @@ def scrub(runtime: Runtime, session: Session, compound: str) -> dict[str, Any]:
     blanked = session.execute(
         update(sent).where(sent.c.compound == compound, sent.c.status.in_(["sent", "dead"])).values(body="{}")
     ).rowcount
-    return {"questions": asked, "subscription_bodies": blanked}
+    called = session.execute(delete(calls.calls).where(calls.calls.c.compound == compound)).rowcount
+    session.execute(delete(calls.unreachable).where(calls.unreachable.c.compound == compound))
+    return {"questions": asked, "subscription_bodies": blanked, "calls": int(called or 0)}
