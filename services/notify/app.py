@@ -7,15 +7,17 @@ from pathlib import Path
 from contracts import roles as r
 from contracts.access import feed_access
 from contracts.notify import registry
+from juwei.projection import Projection
 from juwei.service import ServiceDefinition, foreign_events, handled_by
 from services.notify import dispatch, handlers, retention
 from services.notify.api import router
 from services.notify.calls import views as calls
+from services.notify.calls.application import OVERDUE_COUNT_SECONDS, count_overdue
 from services.notify.subscriptions import fanout
 from services.notify.views import projections as group_projections
 
 
-def projections() -> list:
+def projections() -> list[Projection]:
     """Notify's read models: groups, channels, messages, questions, and the unreachable's calls."""
     return [*group_projections(), *calls.projections()]
 
@@ -35,7 +37,7 @@ service = ServiceDefinition(
     consumed_events=foreign_events(registry, projections(), handlers.EVENT_HANDLERS),
     # notify's handlers, then the webhook subscriptions' queue, in the consumer's transaction.
     on_received=fanout.received_by(handled_by(handlers.EVENT_HANDLERS)),
-    periodic=[(policy.tick, dispatch.job(policy))],
+    periodic=[(policy.tick, dispatch.job(policy)), (OVERDUE_COUNT_SECONDS, count_overdue)],
     retention=retention.scrub,
     feed_access=feed_access(),
     auditors=r.STAFF,

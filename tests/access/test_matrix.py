@@ -798,6 +798,20 @@ def _(ctx: Ctx) -> Req:
     return Req(f"{C}/cases/{made}/close", {"json": {"outcome": "recovered"}})
 
 
+def _home(ctx: Ctx) -> str:
+    return ctx.household(0)[0] if ctx.fresh else "h1-0101"
+
+
+@case("residents", "PUT", P + "/households/{household}/unreachable")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/households/{_home(ctx)}/unreachable", {"json": {"reason": "no_smartphone"}}, building="b1")
+
+
+@case("residents", "DELETE", P + "/households/{household}/unreachable")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/households/{_home(ctx)}/unreachable", building="b1")
+
+
 @case("testing", "GET", P + "/buildings/{building}/cases")
 def _(ctx: Ctx) -> Req:
     return Req(f"{C}/buildings/b1/cases")  # how many cases and when they leave, never who: the whole compound
@@ -892,6 +906,39 @@ def _(ctx: Ctx) -> Req:
         group = asked["question_group"]
     body = {"answer": "由区里统一安排。", "question": "什么时候？"}
     return Req(f"{C}/question-groups/{group}/answer", {"json": body})
+
+
+_CALLS: dict[int, str] = {}  # per seeded world: the call the refused requests name
+
+
+def _call(ctx: Ctx) -> str:
+    """A call of b1: a new household marked as in no group, then a round (urgent) for the whole compound."""
+    if not ctx.fresh and id(ctx.seeded) in _CALLS:
+        return _CALLS[id(ctx.seeded)]
+    home = ctx.household(0)[0]
+    ctx.ok("residents", "PUT", f"{C}/households/{home}/unreachable", json={})
+    ctx.world.pump()
+    ctx.ok("testing", "POST", f"{C}/rounds", json={"round": ctx.pool.fresh("rd"), "starts_at": "2022-04-12T07:00",
+                                                   "points": ["p1"]})  # fmt: skip
+    ctx.world.pump()
+    listed = ctx.ok("notify", "GET", f"{C}/buildings/b1/calls", params={"status": "all"})["calls"]
+    _CALLS[id(ctx.seeded)] = call = next(c["call"] for c in listed if c["household"] == home)
+    return call
+
+
+@case("notify", "GET", P + "/buildings/{building}/calls")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/buildings/b1/calls", building="b1")
+
+
+@case("notify", "GET", P + "/calls/overdue")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/calls/overdue")
+
+
+@case("notify", "POST", P + "/calls/{call}/done")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/calls/{_call(ctx)}/done", building="b1")
 
 
 @case("notify", "GET", "/boards/{token}")

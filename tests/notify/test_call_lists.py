@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from contracts import roles as r
@@ -28,6 +29,7 @@ from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope, utcnow
 from juwei.service import Runtime, create_app
 from juwei.store import events_table
+from services.notify.calls.application import count_overdue
 from services.notify.calls.listing import DUE_MINUTES_ENV
 from services.notify.calls.views import unreachable
 from tests.conftest import both_databases
@@ -204,6 +206,8 @@ def test_a_call_list_fills_and_empties(
                 ("b2", "h21", "round_scheduled"),
             ]
             assert overdue["overdue"] == 2 and all(c["overdue"] for c in overdue["calls"])
+            count_overdue(notify)  # the periodic job behind the metric
+            assert REGISTRY.get_sample_value("juwei_notify_calls_overdue", {"compound": compound}) == 2
         # What notify published of the calls: ids and the deadline, never the message's words.
         _relay(notify)
     finally:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from prometheus_client import Gauge
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
@@ -20,6 +21,13 @@ from services.notify.calls.views import calls, unreachable
 from services.notify.domain import building_label
 from services.notify.views import groups, messages
 
+OVERDUE = Gauge(
+    "juwei_notify_calls_overdue",
+    "Calls to households in no group not done by their deadline, as of the last count",
+    ["compound"],
+    multiprocess_mode="livemax",
+)
+OVERDUE_COUNT_SECONDS = 60.0
 _COLUMNS = (
     calls,
     unreachable.c.floor,
@@ -114,3 +122,19 @@ def overdue_calls(runtime: Runtime, compound: str) -> OverdueOut:
     with runtime.database.reading() as session:
         rows = session.execute(query.order_by(calls.c.due_at, calls.c.building, calls.c.household)).all()
     return OverdueOut(overdue=len(rows), calls=[_out(row, now) for row in rows])
+
+
+def count_overdue(runtime: Runtime) -> None:
+    """The periodic count behind ``juwei_notify_calls_overdue``: per compound, 0 once its calls are done."""
+    now = utcnow()
+    with runtime.database.reading() as session:
+        counted = dict(
+            session.execute(
+                select(calls.c.compound, func.count())
+                .where(calls.c.done_at.is_(None), calls.c.due_at <= now)
+                .group_by(calls.c.compound)
+            ).all()
+        )
+        compounds = session.execute(select(calls.c.compound).distinct()).scalars().all()
+    for compound in compounds:
+        OVERDUE.labels(compound=compound).set(int(counted.get(compound, 0)))
