@@ -13,6 +13,7 @@ from services.notify import dispatch, handlers, retention
 from services.notify.api import router
 from services.notify.calls import views as calls
 from services.notify.calls.application import OVERDUE_COUNT_SECONDS, count_overdue
+from services.notify.calls.domain import WORDING
 from services.notify.subscriptions import fanout
 from services.notify.views import projections as group_projections
 
@@ -39,6 +40,7 @@ service = ServiceDefinition(
     on_received=fanout.received_by(handled_by(handlers.EVENT_HANDLERS)),
     periodic=[(policy.tick, dispatch.job(policy)), (OVERDUE_COUNT_SECONDS, count_overdue)],
     retention=retention.scrub,
+    wording=WORDING,  # the call lists' refusals in Chinese
     feed_access=feed_access(),
     auditors=r.STAFF,
     # No health_key: notify is not granted health data, and cannot open the sealed flags it receives.

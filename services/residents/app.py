@@ -14,6 +14,7 @@ from services.residents.api import router
 from services.residents.commands import commands
 from services.residents.domain import Zone
 from services.residents.domain.alerts import Sender
+from services.residents.domain.households import REACH_WORDING
 from services.residents.views import projections
 
 # Thresholds of the zone rules (Shanghai, April 2022: 7 and 14 days), configurable per deployment.
@@ -33,6 +34,7 @@ service = ServiceDefinition(
     on_received=handled_by(handlers.EVENT_HANDLERS),
     periodic=[(ZONE_REFRESH_SECONDS, handlers.let_the_days_count)],
     retention=retention.scrub,
+    wording=REACH_WORDING,  # the household marks' refusals in Chinese
     # Keys issued over HTTP go only to people of the register (no stood-down volunteer), in their building.
     holder_check=holders.check,
     feed_access=feed_access(),

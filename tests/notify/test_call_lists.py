@@ -174,8 +174,9 @@ def test_a_call_list_fills_and_empties(
             done_by_other = client.post(f"{url}/calls/{call['call']}/done", headers={**n_officer_2, **ZH})
             assert done_by_other.status_code == 403 and CHINESE.search(done_by_other.json()["detail"])
             assert client.get(f"{url}/calls/overdue", headers=n_officer_1).status_code == 403  # staff only
-            missing = client.post(f"{url}/calls/nosuchcall/done", headers=n_officer_1)
+            missing = client.post(f"{url}/calls/nosuchcall/done", headers={**n_officer_1, **ZH})
             assert missing.status_code == 404 and missing.json()["code"] == "call-unknown"
+            assert CHINESE.search(missing.json()["detail"]), missing.text
             assert client.get(f"{url}/buildings/b1/calls?status=late", headers=n_officer_1).status_code == 422
             assert len(open_calls("b1", n_officer_1)) == 1
 

@@ -35,6 +35,15 @@ def call_id(compound: str, call_list: str, household: str) -> str:
     return f"{compound}:{uuid.uuid5(_IDS, call_list + '|' + household).hex}"
 
 
+# The call lists' refusals in Chinese, by code (``ServiceDefinition.wording``).
+WORDING = {
+    "call-unknown": "没有这个电话任务，或这一户不在这份名单上",
+    "calls-listed": "这条紧急通知的电话名单已经列好",
+    "no-household": "电话名单至少要有一户",
+    "invalid-deadline": "电话任务的期限不能是负数",
+}
+
+
 def is_urgent(event: DomainEvent) -> bool:
     return type(event) in URGENT
 

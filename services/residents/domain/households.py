@@ -27,6 +27,8 @@ from juwei.aggregate import Aggregate, Conflict, Invalid, NotFound
 ELDERLY_AGE = 70
 # Why a household hears no group: nobody of it is in the group, or nobody has a smartphone.
 REACH_REASONS = ("no_smartphone", "not_in_group")
+# The marks' refusals in Chinese, by code (``ServiceDefinition.wording``).
+REACH_WORDING = {"invalid-reach": "原因只能是“没有智能手机”（no_smartphone）或“不在楼栋群里”（not_in_group）"}
 
 
 # --- residents' needs -------------------------------------------------------------------------------------
