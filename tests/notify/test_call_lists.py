@@ -5,7 +5,8 @@ Residents marks households that hear no building group (over HTTP, published by 
 group, a compound of its own) puts the marked household of building 1 on that building's officer's call
 list, and nobody else's. The officer marks it done (twice: once is recorded) and the list empties. A second
 urgent message with a deadline of 0 minutes leaves a call undone past its deadline: it is in staff's list.
-Other buildings' officers are refused in Chinese; bad input is refused and writes nothing.
+Other buildings' officers are refused in Chinese; bad input is refused and writes nothing; a replay rebuilds
+the lists as they were.
 """
 
 from __future__ import annotations
@@ -209,6 +210,15 @@ def test_a_call_list_fills_and_empties(
             assert overdue["overdue"] == 2 and all(c["overdue"] for c in overdue["calls"])
             count_overdue(notify)  # the periodic job behind the metric
             assert REGISTRY.get_sample_value("juwei_notify_calls_overdue", {"compound": compound}) == 2
+
+            # The call lists are read models of notify's own events: a replay rebuilds them as they were.
+            def everything() -> list[list[dict]]:
+                return [client.get(f"{url}/buildings/{b}/calls?status=all", headers=n_staff).json()["calls"]
+                        for b in ("b1", "b2")]  # fmt: skip
+
+            before_replay = everything()
+            assert notify.projector.rebuild(["calls", "unreachable"]) > 0
+            assert everything() == before_replay and len(before_replay[0]) == 2
         # What notify published of the calls: ids and the deadline, never the message's words.
         _relay(notify)
     finally:
