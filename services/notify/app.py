@@ -9,6 +9,7 @@ from contracts.access import feed_access
 from contracts.notify import registry
 from juwei.service import ServiceDefinition, foreign_events, handled_by
 from services.notify import dispatch, handlers, retention
+from services.notify.account import sending
 from services.notify.api import router
 from services.notify.subscriptions import fanout
 from services.notify.views import projections
@@ -28,7 +29,8 @@ service = ServiceDefinition(
     consumed_events=foreign_events(registry, projections(), handlers.EVENT_HANDLERS),
     # notify's handlers, then the webhook subscriptions' queue, in the consumer's transaction.
     on_received=fanout.received_by(handled_by(handlers.EVENT_HANDLERS)),
-    periodic=[(policy.tick, dispatch.job(policy))],
+    # The dispatcher; and the daily account, checked every minute, sent once the set hour has passed.
+    periodic=[(policy.tick, dispatch.job(policy)), (sending.check_seconds(), sending.job(sending.hour_from_env()))],
     retention=retention.scrub,
     feed_access=feed_access(),
     auditors=r.STAFF,
