@@ -4,8 +4,9 @@ Decided: notify keeps a small projection of its own (counts per building and loc
 the other services, which it may not import, or keeping their events. Each counted event adds to the
 counter of its building and of the local day (``JUWEI_TIMEZONE``) of the moment it was recorded; the inbox
 applies it once, in the consumer's transaction. Two small helpers: the samples of each tube not yet
-resulted (a pooled tube's result counts for every sample in it, by building; the row goes once resulted),
-and each round's residents and first samples per building (what is still missing).
+resulted (a pooled tube's result counts for every sample in it, by building; the rows go once resulted, and a
+marker row remembers the day, since testing's samples and results travel on different partitions and a
+result may arrive first), and each round's residents and first samples per building (what is still missing).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Column, Date, Integer, String, Table, delete, func, select
+from sqlalchemy import Column, Date, Integer, String, Table, and_, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -58,17 +59,18 @@ account_counts = Table(
 account_tubes = Table(
     "notify_account_tubes",
     tables,
+    Column("compound", String(64), primary_key=True),
     Column("tube", String(100), primary_key=True),
     Column("building", String(100), primary_key=True),
-    Column("compound", String(64), nullable=False),
     Column("samples", Integer, nullable=False),
+    Column("resulted_on", Date, nullable=True),  # set on the tube's marker row (building "") once resulted
 )
 account_rounds = Table(
     "notify_account_rounds",
     tables,
+    Column("compound", String(64), primary_key=True),
     Column("round", String(100), primary_key=True),
     Column("building", String(100), primary_key=True),
-    Column("compound", String(64), nullable=False, index=True),
     Column("residents", Integer, nullable=True),  # known once testing reported the building's progress
     Column("tested", Integer, nullable=False),
     Column("last_day", Date, nullable=False),
@@ -154,22 +156,28 @@ class DailyAccounts(Projection):
         if kind in DONATIONS:
             counts[(compound, COMPOUND, day, DONATIONS[kind])] += 1
         elif kind == "SampleCollected":
-            tube = {"tube": data["tube"], "building": data["building"], "compound": compound, "samples": 1}
-            _upsert(session, account_tubes, ["tube", "building"], tube, add=["samples"])
+            self._sampled(session, compound, data, counts)
             first = 1 if int(data.get("attempt", 1)) == 1 else 0
             row = {"round": data["round"], "building": data["building"], "compound": compound}
             _upsert(
-                session, account_rounds, ["round", "building"], {**row, "tested": first, "last_day": day}, ["tested"]
+                session,
+                account_rounds,
+                ["compound", "round", "building"],
+                {**row, "tested": first, "last_day": day},
+                ["tested"],
             )
         elif kind == "BuildingTestingProgress":
             self._progress(session, compound, data, day)
         elif kind == "TubeResulted":
-            tube = account_tubes.c.tube == data["tube"]
+            tube = and_(account_tubes.c.compound == compound, account_tubes.c.tube == data["tube"])
             for building, samples in session.execute(
-                select(account_tubes.c.building, account_tubes.c.samples).where(tube)
+                select(account_tubes.c.building, account_tubes.c.samples).where(tube, account_tubes.c.building != "")
             ):
                 counts[(compound, building, day, "results")] += int(samples)
             session.execute(delete(account_tubes).where(tube))
+            # The marker: a sample of this tube heard of later (another partition) counts as resulted that day.
+            marker = {"tube": data["tube"], "building": COMPOUND, "compound": compound, "samples": 0}
+            _upsert(session, account_tubes, ["compound", "tube", "building"], {**marker, "resulted_on": day}, add=[])
         elif kind == "QuestionsAnswered":
             asked = data["questions"]
             found = session.execute(
@@ -183,8 +191,30 @@ class DailyAccounts(Projection):
             counts[(compound, COMPOUND, day, "questions_answered")] += len(asked)
 
     @staticmethod
+    def _sampled(
+        session: Session, compound: str, data: dict[str, Any], counts: Counter[tuple[str, str, date, str]]
+    ) -> None:
+        """A sample joins its tube's count, or counts as resulted at once when the tube's result came first."""
+        resulted_on = session.execute(
+            select(account_tubes.c.resulted_on).where(
+                account_tubes.c.compound == compound,
+                account_tubes.c.tube == data["tube"],
+                account_tubes.c.building == COMPOUND,
+            )
+        ).scalar()
+        if resulted_on is not None:
+            counts[(compound, data["building"], resulted_on, "results")] += 1
+            return
+        tube = {"tube": data["tube"], "building": data["building"], "compound": compound, "samples": 1}
+        _upsert(session, account_tubes, ["compound", "tube", "building"], tube, add=["samples"])
+
+    @staticmethod
     def _progress(session: Session, compound: str, data: dict[str, Any], day: date) -> None:
-        key = (account_rounds.c.round == data["round"], account_rounds.c.building == data["building"])
+        key = (
+            account_rounds.c.compound == compound,
+            account_rounds.c.round == data["round"],
+            account_rounds.c.building == data["building"],
+        )
         tested = session.execute(select(account_rounds.c.tested).where(*key)).scalar()
         row = {
             "round": data["round"],
@@ -194,4 +224,4 @@ class DailyAccounts(Projection):
             "tested": max(int(tested or 0), int(data["tested"])),  # testing's own count wins when ahead
             "last_day": day,
         }
-        _upsert(session, account_rounds, ["round", "building"], row, add=[])
+        _upsert(session, account_rounds, ["compound", "round", "building"], row, add=[])

@@ -29,7 +29,8 @@ def upgrade() -> None:
         sa.Column("building", sa.String(length=100), nullable=False),
         sa.Column("compound", sa.String(length=64), nullable=False),
         sa.Column("samples", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("tube", "building"),
+        sa.Column("resulted_on", sa.Date(), nullable=True),
+        sa.PrimaryKeyConstraint("compound", "tube", "building"),
     )
     op.create_table(
         "notify_account_rounds",
@@ -39,13 +40,11 @@ def upgrade() -> None:
         sa.Column("residents", sa.Integer(), nullable=True),
         sa.Column("tested", sa.Integer(), nullable=False),
         sa.Column("last_day", sa.Date(), nullable=False),
-        sa.PrimaryKeyConstraint("round", "building"),
+        sa.PrimaryKeyConstraint("compound", "round", "building"),
     )
-    op.create_index(op.f("ix_notify_account_rounds_compound"), "notify_account_rounds", ["compound"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_notify_account_rounds_compound"), table_name="notify_account_rounds")
     op.drop_table("notify_account_rounds")
     op.drop_table("notify_account_tubes")
     op.drop_table("notify_account_counts")
