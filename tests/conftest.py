@@ -21,6 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_HOME = Path(os.environ.get("JUWEI_TEST_HOME", ROOT / ".local" / "test"))
 KAFKA_PORT = int(os.environ.get("JUWEI_TEST_KAFKA_PORT", "19092"))
 POSTGRES_PORT = int(os.environ.get("JUWEI_TEST_POSTGRES_PORT", "15432"))
+# No daily account at its set hour in tests and the processes they start (it would add a message to every group
+# between 20:00 and midnight in Shanghai): tests/notify/test_daily_account.py sets the hour it wants.
+os.environ.setdefault("JUWEI_DAILY_ACCOUNT_AT", "off")
 
 
 @pytest.fixture(scope="session")

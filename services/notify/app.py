@@ -10,6 +10,7 @@ from contracts.notify import registry
 from juwei.projection import Projection
 from juwei.service import ServiceDefinition, foreign_events, handled_by
 from services.notify import dispatch, handlers, retention
+from services.notify.account import sending
 from services.notify.api import router
 from services.notify.calls import views as calls
 from services.notify.calls.application import OVERDUE_COUNT_SECONDS, count_overdue
@@ -38,7 +39,12 @@ service = ServiceDefinition(
     consumed_events=foreign_events(registry, projections(), handlers.EVENT_HANDLERS),
     # notify's handlers, then the webhook subscriptions' queue, in the consumer's transaction.
     on_received=fanout.received_by(handled_by(handlers.EVENT_HANDLERS)),
-    periodic=[(policy.tick, dispatch.job(policy)), (OVERDUE_COUNT_SECONDS, count_overdue)],
+    # The dispatcher; overdue calls counted; the daily account, checked every minute, sent once the set hour has passed.
+    periodic=[
+        (policy.tick, dispatch.job(policy)),
+        (OVERDUE_COUNT_SECONDS, count_overdue),
+        (sending.check_seconds(), sending.job(sending.hour_from_env())),
+    ],
     retention=retention.scrub,
     wording=WORDING,  # the call lists' refusals in Chinese
     feed_access=feed_access(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -360,3 +361,16 @@ class FaqEntry(Answer):
 
 class FaqOut(Answer):
     faq: list[FaqEntry]
+
+
+class DailyAccountIn(BaseModel):
+    """Which day's account to send now: today unless said (a past day when notify was down at the set hour)."""
+
+    model_config = ConfigDict(extra="forbid")
+    on: date | None = None
+
+
+class DailyAccountSent(BaseModel):
+    day: date
+    buildings: list[str] = Field(description="the building groups the day's account is for")
+    composed: int = Field(description="accounts composed now; 0 when the day's were already sent")

@@ -547,4 +547,6 @@ class Questions(Projection):
 
 
 def projections() -> list[Projection]:
-    return [Groups(), SamplingPoints(), Channels(), Messages(), Questions(), Departures()]
+    from services.notify.account.views import DailyAccounts  # it reads this module's questions table
+
+    return [Groups(), SamplingPoints(), Channels(), Messages(), Questions(), DailyAccounts(), Departures()]

@@ -882,6 +882,12 @@ def _(ctx: Ctx) -> Req:
     return Req(f"{C}/announcements", {"json": body}, building="b1")
 
 
+@case("notify", "POST", P + "/daily-account")
+def _(ctx: Ctx) -> Req:
+    # Every group hears the account: a key limited to some buildings may not send it (b1 stands for them all).
+    return Req(f"{C}/daily-account", {"json": {}}, building="b1")
+
+
 @case("notify", "GET", P + "/messages/{message}")
 def _(ctx: Ctx) -> Req:
     return Req(f"{C}/messages/{ctx.seeded.message}")

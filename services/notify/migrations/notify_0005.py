@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "notify_0005"
-down_revision = "notify_0003"
+down_revision = "notify_0004"
 branch_labels = None
 depends_on = None
 

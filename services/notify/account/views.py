@@ -1,0 +1,227 @@
+"""The day counters of the daily account: a projection of the events notify receives, rebuilt by replay.
+
+Decided: notify keeps a small projection of its own (counts per building and local day) rather than asking
+the other services, which it may not import, or keeping their events. Each counted event adds to the
+counter of its building and of the local day (``JUWEI_TIMEZONE``) of the moment it was recorded; the inbox
+applies it once, in the consumer's transaction. Two small helpers: the samples of each tube not yet
+resulted (a pooled tube's result counts for every sample in it, by building; the rows go once resulted, and a
+marker row remembers the day, since testing's samples and results travel on different partitions and a
+result may arrive first), and each round's residents and first samples per building (what is still missing).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Column, Date, Integer, String, Table, and_, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from contracts.notify import QuestionsAnswered, QuestionSubmitted
+from contracts.supplies import (
+    CardCollected,
+    DeliveryConfirmed,
+    DonationAccepted,
+    DonationRefused,
+    FollowUpResolved,
+    MedicineAndCardReturned,
+    MedicinePurchased,
+    MedicineRequested,
+)
+from contracts.supplies import DeliveryFailed as SupplyDeliveryFailed
+from contracts.testing import (
+    AntigenReported,
+    BuildingTestingProgress,
+    IndividualResultRecorded,
+    SampleCollected,
+    TubeResulted,
+)
+from juwei.events import Envelope
+from juwei.projection import Projection
+from services.notify.account.domain import COMPOUND
+from services.notify.views import questions, tables
+
+account_counts = Table(
+    "notify_account_counts",
+    tables,
+    Column("compound", String(64), primary_key=True),
+    Column("building", String(100), primary_key=True),  # "" for a figure of the compound as a whole
+    Column("day", Date, primary_key=True),
+    Column("figure", String(40), primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+account_tubes = Table(
+    "notify_account_tubes",
+    tables,
+    Column("compound", String(64), primary_key=True),
+    Column("tube", String(100), primary_key=True),
+    Column("building", String(100), primary_key=True),
+    Column("samples", Integer, nullable=False),
+    Column("resulted_on", Date, nullable=True),  # set on the tube's marker row (building "") once resulted
+)
+account_rounds = Table(
+    "notify_account_rounds",
+    tables,
+    Column("compound", String(64), primary_key=True),
+    Column("round", String(100), primary_key=True),
+    Column("building", String(100), primary_key=True),
+    Column("residents", Integer, nullable=True),  # known once testing reported the building's progress
+    Column("tested", Integer, nullable=False),
+    Column("last_day", Date, nullable=False),
+)
+# Where the compounds are: the projection has no settings, and its day must not depend on who replays it.
+TIMEZONE = ZoneInfo(os.environ.get("JUWEI_TIMEZONE", "Asia/Shanghai"))
+# Event kind → the figure it adds one to, for the building named in the event.
+ONE_EACH = {
+    "SampleCollected": "samples_taken",
+    "IndividualResultRecorded": "results",
+    "AntigenReported": "results",
+    "DeliveryConfirmed": "delivered",
+    "DeliveryFailed": "delivery_failed",
+    "FollowUpResolved": "followed_up",
+    "MedicineRequested": "medicine_requested",
+    "CardCollected": "cards_collected",
+    "MedicinePurchased": "medicine_bought",
+    "MedicineAndCardReturned": "cards_returned",
+    "QuestionSubmitted": "questions_asked",
+}
+DONATIONS = {"DonationAccepted": "donations_accepted", "DonationRefused": "donations_refused"}
+
+
+def local_day(moment: datetime) -> date:
+    """The day an event counts for; under a pinned ``JUWEI_TODAY`` (demos, tests) every event is of that day."""
+    pinned = os.environ.get("JUWEI_TODAY")
+    return date.fromisoformat(pinned) if pinned else moment.astimezone(TIMEZONE).date()
+
+
+def _upsert(session: Session, table: Any, keys: list[str], values: dict[str, Any], add: Sequence[str]) -> None:
+    """Insert a row, or add ``add``'s values to the existing row's (set the others)."""
+    dialect = session.get_bind().dialect.name
+    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table).values(**values)
+    changed = {
+        name: (table.c[name] + statement.excluded[name]) if name in add else statement.excluded[name]
+        for name in values
+        if name not in keys
+    }
+    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=changed))
+
+
+class DailyAccounts(Projection):
+    """Counts per building and local day of what the daily account reports."""
+
+    name = "daily_accounts"
+    tables = (account_counts, account_tubes, account_rounds)
+    reads = (
+        SampleCollected,
+        BuildingTestingProgress,
+        TubeResulted,
+        IndividualResultRecorded,
+        AntigenReported,
+        DeliveryConfirmed,
+        SupplyDeliveryFailed,
+        FollowUpResolved,
+        MedicineRequested,
+        CardCollected,
+        MedicinePurchased,
+        MedicineAndCardReturned,
+        DonationAccepted,
+        DonationRefused,
+        QuestionSubmitted,
+        QuestionsAnswered,
+    )
+
+    def apply(self, session: Session, envelope: Envelope) -> None:
+        self.apply_many(session, [envelope])
+
+    def apply_many(self, session: Session, envelopes: Sequence[Envelope]) -> None:
+        # Counters summed in memory for the run, one upsert per (building, day, figure) at the end.
+        counts: Counter[tuple[str, str, date, str]] = Counter()
+        for envelope in envelopes:
+            self._count(session, envelope, counts)
+        for (compound, building, day, figure), count in counts.items():
+            values = {"compound": compound, "building": building, "day": day, "figure": figure, "count": count}
+            _upsert(session, account_counts, ["compound", "building", "day", "figure"], values, add=["count"])
+
+    def _count(self, session: Session, envelope: Envelope, counts: Counter[tuple[str, str, date, str]]) -> None:
+        data, kind, compound = envelope.data, envelope.type.split(".")[2], envelope.compound
+        day = local_day(envelope.time)
+        if kind in ONE_EACH:
+            counts[(compound, data["building"], day, ONE_EACH[kind])] += 1
+        if kind in DONATIONS:
+            counts[(compound, COMPOUND, day, DONATIONS[kind])] += 1
+        elif kind == "SampleCollected":
+            self._sampled(session, compound, data, counts)
+            first = 1 if int(data.get("attempt", 1)) == 1 else 0
+            row = {"round": data["round"], "building": data["building"], "compound": compound}
+            _upsert(
+                session,
+                account_rounds,
+                ["compound", "round", "building"],
+                {**row, "tested": first, "last_day": day},
+                ["tested"],
+            )
+        elif kind == "BuildingTestingProgress":
+            self._progress(session, compound, data, day)
+        elif kind == "TubeResulted":
+            tube = and_(account_tubes.c.compound == compound, account_tubes.c.tube == data["tube"])
+            for building, samples in session.execute(
+                select(account_tubes.c.building, account_tubes.c.samples).where(tube, account_tubes.c.building != "")
+            ):
+                counts[(compound, building, day, "results")] += int(samples)
+            session.execute(delete(account_tubes).where(tube))
+            # The marker: a sample of this tube heard of later (another partition) counts as resulted that day.
+            marker = {"tube": data["tube"], "building": COMPOUND, "compound": compound, "samples": 0}
+            _upsert(session, account_tubes, ["compound", "tube", "building"], {**marker, "resulted_on": day}, add=[])
+        elif kind == "QuestionsAnswered":
+            asked = data["questions"]
+            found = session.execute(
+                select(questions.c.building, func.count())
+                .where(questions.c.question.in_(asked))
+                .group_by(questions.c.building)
+            ).all()
+            for building, number in found:
+                counts[(compound, building, day, "questions_answered")] += int(number)
+            # The compound's figure is the whole answer (questions already scrubbed by retention count here only).
+            counts[(compound, COMPOUND, day, "questions_answered")] += len(asked)
+
+    @staticmethod
+    def _sampled(
+        session: Session, compound: str, data: dict[str, Any], counts: Counter[tuple[str, str, date, str]]
+    ) -> None:
+        """A sample joins its tube's count, or counts as resulted at once when the tube's result came first."""
+        resulted_on = session.execute(
+            select(account_tubes.c.resulted_on).where(
+                account_tubes.c.compound == compound,
+                account_tubes.c.tube == data["tube"],
+                account_tubes.c.building == COMPOUND,
+            )
+        ).scalar()
+        if resulted_on is not None:
+            counts[(compound, data["building"], resulted_on, "results")] += 1
+            return
+        tube = {"tube": data["tube"], "building": data["building"], "compound": compound, "samples": 1}
+        _upsert(session, account_tubes, ["compound", "tube", "building"], tube, add=["samples"])
+
+    @staticmethod
+    def _progress(session: Session, compound: str, data: dict[str, Any], day: date) -> None:
+        key = (
+            account_rounds.c.compound == compound,
+            account_rounds.c.round == data["round"],
+            account_rounds.c.building == data["building"],
+        )
+        tested = session.execute(select(account_rounds.c.tested).where(*key)).scalar()
+        row = {
+            "round": data["round"],
+            "building": data["building"],
+            "compound": compound,
+            "residents": int(data["residents"]),
+            "tested": max(int(tested or 0), int(data["tested"])),  # testing's own count wins when ahead
+            "last_day": day,
+        }
+        _upsert(session, account_rounds, ["compound", "round", "building"], row, add=[])
