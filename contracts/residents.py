@@ -233,6 +233,64 @@ class VolunteerStoodDown(DomainEvent):
     reason: str = ""
 
 
+class WorkGroupNamed(DomainEvent):
+    """The committee names (or renames) a compound-wide work group: data entry, writing, publicity…"""
+
+    event_type = "juwei.residents.WorkGroupNamed"
+    version = 1
+    audience = BUILDING_TEAM
+    group: str
+    name: str
+    description: str = ""
+
+
+class VolunteerJoinedWorkGroup(DomainEvent):
+    event_type = "juwei.residents.VolunteerJoinedWorkGroup"
+    version = 1
+    audience = BUILDING_TEAM
+    group: str
+    volunteer: str
+    building: str = Field(description="the building the volunteer is enlisted in")
+
+
+class VolunteerLeftWorkGroup(DomainEvent):
+    event_type = "juwei.residents.VolunteerLeftWorkGroup"
+    version = 1
+    audience = BUILDING_TEAM
+    group: str
+    volunteer: str
+    building: str
+    reason: str = ""
+
+
+class VolunteerAvailabilitySet(DomainEvent):
+    """When a volunteer can work, replacing what they said before (an empty list: not said)."""
+
+    event_type = "juwei.residents.VolunteerAvailabilitySet"
+    version = 1
+    audience = BUILDING_TEAM
+    volunteer: str
+    building: str
+    availability: list[str] = Field(
+        default_factory=list, description='slots like "mon 08:00-12:00", one day each, in the compound\'s time'
+    )
+
+
+class MedicineAsked(DomainEvent):
+    """The information officer asked a resident (an elderly or regular-medication one) about medicine this week."""
+
+    event_type = "juwei.residents.MedicineAsked"
+    version = 1
+    audience = OFFICER
+    # Being on the medicine survey hints at a need: whom it names is health data (readers with a health grant).
+    sensitivity: ClassVar[dict[str, Sensitivity]] = {"resident": "health", "household": "health"}
+    resident: str
+    household: str
+    building: str
+    week: str = Field(description="the ISO week asked in, like 2022-W14", examples=["2022-W14"])
+    asked_on: date
+
+
 class ZoneCaseRecorded(DomainEvent):
     """A confirmed case counted for a zone (building or compound); it ends any authority decision."""
 
@@ -275,6 +333,11 @@ CATALOGUE: tuple[type[DomainEvent], ...] = (
     VolunteerRoleAssigned,
     VolunteerRoleReleased,
     VolunteerStoodDown,
+    WorkGroupNamed,
+    VolunteerJoinedWorkGroup,
+    VolunteerLeftWorkGroup,
+    VolunteerAvailabilitySet,
+    MedicineAsked,
     ZoneCaseRecorded,
     ZoneStatusChanged,
 )
