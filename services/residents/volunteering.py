@@ -23,8 +23,13 @@ class WorkGroupIn(BaseModel):
         extra="forbid",
         json_schema_extra={"examples": [{"name": "数据录入", "description": "spreadsheets and data entry"}]},
     )
-    name: str = Field(min_length=1, max_length=60, description="The group's name, as the committee calls it")
-    description: str = Field("", max_length=300)
+    name: str = Field(
+        min_length=1,
+        max_length=60,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="The group's name, as the committee calls it",
+    )
+    description: str = Field("", max_length=300, pattern=r"^[^\x00]*$")
 
 
 class MemberOut(Answer):

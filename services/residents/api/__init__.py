@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
-from services.residents.api import cap, imports, register, teams, workgroups, zones
+from services.residents.api import cap, imports, register, survey, teams, workgroups, zones
 
 router = APIRouter()
 router.include_router(register.router)
 router.include_router(imports.router)
 router.include_router(teams.router)
 router.include_router(workgroups.router)
+router.include_router(survey.router)
 router.include_router(zones.router)
 router.include_router(cap.router)

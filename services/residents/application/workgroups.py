@@ -38,10 +38,11 @@ def join(unit: UnitOfWork, caller: Caller, group: str, volunteer: str) -> bool:
 def leave(unit: UnitOfWork, caller: Caller, group: str, volunteer: str, reason: str) -> None:
     with unit:
         team = unit.load(WorkGroup, global_id(unit.compound, group))
-        home = team.members.get(global_id(unit.compound, volunteer))
+        person = unit.load_or_new(Volunteer, global_id(unit.compound, volunteer))
+        home = team.members.get(person.id) or person.building
         if home is not None:
             caller.require_scope(unit.compound, local_id(home))
-        team.leave(global_id(unit.compound, volunteer), reason)
+        team.leave(person.id, reason)
 
 
 def set_availability(unit: UnitOfWork, caller: Caller, volunteer: str, body: AvailabilityIn) -> dict[str, Any]:
