@@ -240,8 +240,9 @@ class WorkGroupNamed(DomainEvent):
     version = 1
     audience = BUILDING_TEAM
     group: str
-    name: str
+    label: str = Field(description="the group's name as the committee calls it (数据录入, 宣传…)")
     description: str = ""
+    building: str | None = Field(None, description="always none: a work group is the whole compound's")
 
 
 class VolunteerJoinedWorkGroup(DomainEvent):
@@ -282,10 +283,11 @@ class MedicineAsked(DomainEvent):
     event_type = "juwei.residents.MedicineAsked"
     version = 1
     audience = OFFICER
-    # Being on the medicine survey hints at a need: whom it names is health data (readers with a health grant).
+    # Whom it names hints at a need (asked, and not elderly: regular medication): kept in residents' own log.
+    private_fields: ClassVar[frozenset[str]] = frozenset({"resident", "household"})
     sensitivity: ClassVar[dict[str, Sensitivity]] = {"resident": "health", "household": "health"}
-    resident: str
-    household: str
+    resident: str | None = Field(None, description="health (who is on the survey): never published")
+    household: str | None = Field(None, description="health (who is on the survey): never published")
     building: str
     week: str = Field(description="the ISO week asked in, like 2022-W14", examples=["2022-W14"])
     asked_on: date

@@ -76,7 +76,7 @@ class WorkGroups(Projection):
                 session,
                 work_groups,
                 {"work_group": data["group"]},
-                {"compound": compound, "name": data["name"], "description": data.get("description", "")},
+                {"compound": compound, "name": data["label"], "description": data.get("description", "")},
             )
         elif kind == "VolunteerJoinedWorkGroup":
             upsert(
@@ -113,7 +113,7 @@ class MedicineSurvey(Projection):
     reads = (MedicineAsked,)
 
     def apply(self, session: Session, envelope: Envelope) -> None:
-        data = envelope.data
+        data = {**envelope.data, **(envelope.private or {})}  # whom it names is private to residents
         upsert(
             session,
             medicine_asked,

@@ -67,6 +67,11 @@ def test_an_officer_lists_whom_to_ask_and_records_asking(residents) -> None:
     assert asked.json() == {"resident": "r1", "building": "b1", "week": "2022-W14", "asked_on": "2022-04-10",
                             "recorded": True}  # fmt: skip
     events = _count(residents, events_table)
+    with residents.runtime.database.reading() as session:
+        data, private = session.execute(
+            select(events_table.c.data, events_table.c.private).where(events_table.c.type.like("%MedicineAsked%"))
+        ).one()
+    assert "resident" not in data and "household" not in data and "c1:r1" in private  # whom: never published
     again = client.post("/compounds/c1/residents/r1/medicine-asked", json={"asked_on": "2022-04-08"}, headers=officer)
     assert again.json()["recorded"] is False and _count(residents, events_table) == events
     client.post("/compounds/c1/residents/r5/medicine-asked", json={"asked_on": "2022-04-04"}, headers=officer)

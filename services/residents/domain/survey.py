@@ -68,4 +68,5 @@ class MedicineSurvey(Aggregate):
         return True
 
     def on_MedicineAsked(self, event: MedicineAsked) -> None:
-        self.asked[event.resident] = event.asked_on
+        if event.resident is not None:
+            self.asked[event.resident] = event.asked_on

@@ -125,7 +125,7 @@ class WorkGroup(Aggregate):
             raise Invalid("工作组需要一个名称 (a work group needs a name)", code="invalid-group")
         if self.exists and (clean, about) == (self.name, self.description):
             return
-        self.record(WorkGroupNamed(group=self.id, name=clean, description=about))
+        self.record(WorkGroupNamed(group=self.id, label=clean, description=about))
 
     def join(self, volunteer: str, building: str | None, *, serving: bool) -> bool:
         """Add a serving volunteer (``building``: where they are enlisted); False when they already belong."""
@@ -152,7 +152,7 @@ class WorkGroup(Aggregate):
         )
 
     def on_WorkGroupNamed(self, event: WorkGroupNamed) -> None:
-        self.name, self.description = event.name, event.description
+        self.name, self.description = event.label, event.description
 
     def on_VolunteerJoinedWorkGroup(self, event: VolunteerJoinedWorkGroup) -> None:
         self.members[event.volunteer] = event.building
