@@ -39,10 +39,13 @@ class MemberOut(Answer):
     availability: list[str] = Field(description='slots like "mon 08:00-12:00"; empty: not said')
 
 
-class WorkGroupOut(Answer):
+class WorkGroupNamedOut(Answer):
     group: str
     name: str
     description: str
+
+
+class WorkGroupOut(WorkGroupNamedOut):
     members: list[MemberOut]
 
 

@@ -16,7 +16,7 @@ from services.residents.volunteering import (
     MembershipOut,
     SuggestionsOut,
     WorkGroupIn,
-    WorkGroupOut,
+    WorkGroupNamedOut,
     WorkGroupsOut,
 )
 
@@ -25,12 +25,12 @@ router = APIRouter(tags=["work groups"])
 
 @router.put(
     "/compounds/{compound}/work-groups/{group}",
-    response_model=WorkGroupOut,
+    response_model=WorkGroupNamedOut,
     summary="Set up (or rename) a work group of the whole compound",
 )
 def name_group(compound: CompoundId, group: LocalId, body: WorkGroupIn, caller: Staff, unit: Unit) -> dict[str, object]:
     workgroups.name_group(unit, group, body)
-    return {"group": group, "name": " ".join(body.name.split()), "description": body.description.strip(), "members": []}
+    return {"group": group, "name": " ".join(body.name.split()), "description": body.description.strip()}
 
 
 @router.get(
