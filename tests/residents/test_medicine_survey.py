@@ -12,7 +12,9 @@ from contracts import roles as r
 from juwei.aggregate import Invalid
 from juwei.audit import sensitive_reads_table
 from juwei.store import events_table
+from services.residents import retention
 from services.residents.domain.survey import MedicineSurvey, iso_week, survey_id
+from services.residents.rosters import medicine_asked
 from tests.conftest import both_databases
 from tests.residents.test_register_api import resident_body, seed
 
@@ -81,6 +83,10 @@ def test_an_officer_lists_whom_to_ask_and_records_asking(residents) -> None:
     client.post("/compounds/c1/residents/r4/medicine-asked", json={"asked_on": "2022-04-03"}, headers=officer)
     body = client.get("/compounds/c1/buildings/b1/medicine-survey", headers=officer).json()
     assert [p["resident"] for p in body["not_asked"]] == ["r4"]
+    # Retention (the lockdown over) removes whom the survey asked, with the health flags.
+    with residents.runtime.database.unit_of_work() as session:
+        report = retention.scrub(residents.runtime, session, "c1")
+    assert report["medicine_asked_removed"] == 3 and _count(residents, medicine_asked) == 0
 
 
 def test_bad_input_and_scopes_of_the_medicine_survey(residents) -> None:
