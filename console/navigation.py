@@ -28,7 +28,11 @@ MENU: dict[str, list[tuple[str, str]]] = {
         ("/exports", N_("Exports")),
         ("/invitations/new", N_("Invite")),
     ],
-    INFORMATION_OFFICER: [("/me", N_("My building")), ("/phone/untested", N_("Untested"))],
+    INFORMATION_OFFICER: [
+        ("/me", N_("My building")),
+        ("/phone/untested", N_("Untested")),
+        ("/phone/survey", N_("Survey lists")),
+    ],
     LOGISTICS_VOLUNTEER: [
         ("/me", N_("My building")),
         ("/phone/deliveries", N_("Deliveries")),

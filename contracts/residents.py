@@ -260,6 +260,66 @@ class VolunteerStoodDown(DomainEvent):
     reason: str = ""
 
 
+class WorkGroupNamed(DomainEvent):
+    """The committee names (or renames) a compound-wide work group: data entry, writing, publicity…"""
+
+    event_type = "juwei.residents.WorkGroupNamed"
+    version = 1
+    audience = BUILDING_TEAM
+    group: str
+    label: str = Field(description="the group's name as the committee calls it (数据录入, 宣传…)")
+    description: str = ""
+    building: str | None = Field(None, description="always none: a work group is the whole compound's")
+
+
+class VolunteerJoinedWorkGroup(DomainEvent):
+    event_type = "juwei.residents.VolunteerJoinedWorkGroup"
+    version = 1
+    audience = BUILDING_TEAM
+    group: str
+    volunteer: str
+    building: str = Field(description="the building the volunteer is enlisted in")
+
+
+class VolunteerLeftWorkGroup(DomainEvent):
+    event_type = "juwei.residents.VolunteerLeftWorkGroup"
+    version = 1
+    audience = BUILDING_TEAM
+    group: str
+    volunteer: str
+    building: str
+    reason: str = ""
+
+
+class VolunteerAvailabilitySet(DomainEvent):
+    """When a volunteer can work, replacing what they said before (an empty list: not said)."""
+
+    event_type = "juwei.residents.VolunteerAvailabilitySet"
+    version = 1
+    audience = BUILDING_TEAM
+    volunteer: str
+    building: str
+    availability: list[str] = Field(
+        default_factory=list, description='slots like "mon 08:00-12:00", one day each, in the compound\'s time'
+    )
+
+
+class MedicineAsked(DomainEvent):
+    """The information officer asked a resident (an elderly or regular-medication one) about medicine this week."""
+
+    event_type = "juwei.residents.MedicineAsked"
+    version = 1
+    audience = OFFICER
+    # Whom it names hints at a need (asked, and not elderly: regular medication): kept in residents' own log.
+    private_fields: ClassVar[frozenset[str]] = frozenset({"resident", "household"})
+    sensitivity: ClassVar[dict[str, Sensitivity]] = {"resident": "health", "household": "health"}
+    resident: str | None = Field(None, description="health (who is on the survey): never published")
+    household: str | None = Field(None, description="health (who is on the survey): never published")
+    building: str
+    week: str = Field(description="the ISO week asked in, like 2022-W14", examples=["2022-W14"])
+    asked_on: date
+
+
 class ZoneCaseRecorded(DomainEvent):
     """A confirmed case counted for a zone (building or compound); it ends any authority decision."""
 
@@ -304,6 +364,11 @@ CATALOGUE: tuple[type[DomainEvent], ...] = (
     VolunteerRoleAssigned,
     VolunteerRoleReleased,
     VolunteerStoodDown,
+    WorkGroupNamed,
+    VolunteerJoinedWorkGroup,
+    VolunteerLeftWorkGroup,
+    VolunteerAvailabilitySet,
+    MedicineAsked,
     ZoneCaseRecorded,
     ZoneStatusChanged,
 )

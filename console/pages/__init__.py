@@ -15,6 +15,7 @@ from console.pages import (
     round,
     session,
     supplies,
+    survey,
 )
 
 ROUTERS = [
@@ -29,5 +30,6 @@ ROUTERS = [
     exports.router,
     actions.router,
     phone.router,
+    survey.router,
     household.router,
 ]

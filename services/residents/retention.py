@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import false, func, select, update
+from sqlalchemy import delete, false, func, select, update
 from sqlalchemy.orm import Session
 
 from contracts.ids import local_id
@@ -16,6 +16,7 @@ from juwei.retention import shred_subjects
 from juwei.service import Runtime
 from services.residents import views
 from services.residents.application.zones import zone_answer
+from services.residents.rosters import medicine_asked
 
 # Needs that are health data; ``elderly`` and ``infant`` follow from the birth year and stay.
 HEALTH_FLAGS = ("regular_medication", "mobility_impaired", "bedridden", "pregnant")
@@ -36,7 +37,10 @@ def scrub(runtime: Runtime, session: Session, compound: str) -> dict[str, Any]:
         .where(table.c.compound == compound)
         .values(identity=None, **{flag: false() for flag in HEALTH_FLAGS})
     ).rowcount
+    # Whom the medicine survey asked hints at who takes regular medication: gone with the health flags.
+    asked = session.execute(delete(medicine_asked).where(medicine_asked.c.compound == compound)).rowcount
     return {
+        "medicine_asked_removed": int(asked or 0),
         "residents": sum(per_building.values()),
         "residents_per_building": per_building,
         "needs": needs,

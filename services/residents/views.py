@@ -388,4 +388,6 @@ def _date(value: Any) -> Any:
 
 
 def projections() -> list[Projection]:
-    return [Register(), Teams(), Zones(), ZoneAlerts(), Departures()]
+    from services.residents.rosters import MedicineSurvey, WorkGroups  # they add their tables to ``tables``
+
+    return [Register(), Teams(), Zones(), ZoneAlerts(), Departures(), WorkGroups(), MedicineSurvey()]

@@ -534,3 +534,21 @@ class DisinfectionOut(Answer):
 class BuildingDisinfections(Answer):
     building: str
     disinfections: list[DisinfectionOut]
+
+
+class UnreachedHousehold(Answer):
+    household: str
+    floor: int
+    room: int
+    residents: int = Field(description="Members present, none of them sampled in the round yet")
+
+
+class UnreachedBuilding(Answer):
+    building: str
+    households: list[UnreachedHousehold]
+
+
+class UnreachedOut(Answer):
+    round: str = Field(description="The current round: the one that began last, today or before")
+    on: date
+    buildings: list[UnreachedBuilding]

@@ -363,6 +363,16 @@ def _(ctx: Ctx) -> Req:
     return Req(f"{C}/residents/{ctx.seeded.households['h1-0102'][0]}", building="b1")
 
 
+@case("residents", "GET", P + "/buildings/{building}/medicine-survey")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/buildings/b1/medicine-survey", building="b1", health=True)
+
+
+@case("residents", "POST", P + "/residents/{resident}/medicine-asked")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/residents/{ctx.resident()[1]}/medicine-asked", {"json": {}}, building="b1")
+
+
 @case("residents", "GET", P + "/identity-reads")
 def _(ctx: Ctx) -> Req:
     return Req(f"{C}/identity-reads")
@@ -420,6 +430,47 @@ def _volunteer(ctx: Ctx, role: str | None = None) -> str:
     if role:
         ctx.ok("residents", "PUT", f"{C}/buildings/b1/roles/{made}", json={"role": role})
     return made
+
+
+def _work_group(ctx: Ctx) -> str:
+    """The work group "wg1" (naming it again records nothing)."""
+    ctx.ok("residents", "PUT", f"{C}/work-groups/wg1", json={"name": "数据录入"})
+    return "wg1"
+
+
+@case("residents", "PUT", P + "/work-groups/{group}")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/work-groups/{ctx.pool.fresh('wg')}", {"json": {"name": "宣传"}})
+
+
+@case("residents", "GET", P + "/work-groups")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/work-groups")
+
+
+@case("residents", "PUT", P + "/work-groups/{group}/members/{volunteer}")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/work-groups/{_work_group(ctx)}/members/{_volunteer(ctx)}", building="b1")
+
+
+@case("residents", "DELETE", P + "/work-groups/{group}/members/{volunteer}")
+def _(ctx: Ctx) -> Req:
+    group, volunteer = _work_group(ctx), _volunteer(ctx)
+    if ctx.fresh:
+        ctx.ok("residents", "PUT", f"{C}/work-groups/{group}/members/{volunteer}")
+    return Req(f"{C}/work-groups/{group}/members/{volunteer}", building="b1")
+
+
+@case("residents", "PUT", P + "/volunteers/{volunteer}/availability")
+def _(ctx: Ctx) -> Req:
+    body = {"slots": [{"days": ["mon", "sat"], "start": "08:00", "end": "12:00"}]}
+    return Req(f"{C}/volunteers/{_volunteer(ctx)}/availability", {"json": body}, building="b1")
+
+
+@case("residents", "GET", P + "/volunteer-suggestions")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/volunteer-suggestions", {"params": {"skill": "spreadsheets", "day": "mon", "start": "08:00",
+                                                         "end": "10:00"}})  # fmt: skip
 
 
 @case("residents", "PUT", P + "/buildings/{building}/roles/{volunteer}")
@@ -671,8 +722,8 @@ def _(ctx: Ctx) -> Req:
     return Req(f"{C}/assignment/proposal", after=_reassign(ctx))
 
 
-for _path in ("/points", "/assignment/proposal", "/rounds", "/rounds/R1", "/rounds/R1/plan",
-              "/rounds/R1/door-to-door", "/rounds/R1/coverage", "/rounds/R1/counts", "/cases"):  # fmt: skip
+for _path in ("/points", "/assignment/proposal", "/rounds", "/rounds/R1", "/rounds/R1/plan", "/rounds/R1/door-to-door",
+              "/rounds/R1/coverage", "/rounds/R1/counts", "/cases", "/unreached-households"):  # fmt: skip
     case("testing", "GET", P + _path.replace("R1", "{round}"))(lambda ctx, path=_path: Req(C + path))
 
 

@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from contracts import roles as r
+from contracts.residents import VolunteerEnlisted
 from juwei.store import events_table
 from services.testing import handlers
 from tests.conftest import both_databases
+from tests.testing.compound import Compound
 from tests.testing.conftest import Testing, open_points, receive, small_compound
 
 
@@ -45,6 +47,13 @@ def test_points_are_opened_balanced_and_changed_by_staff(testing: Testing) -> No
     assert "1" in moved["buildings"]
     after = {p["point"]: p["buildings"] for p in testing.ok("GET", "/points")["points"]}
     assert "1" in after["p3"] and "1" not in after[old]
+    # Volunteers of a building point 2 serves, as residents published them (others are refused: test_point_volunteers).
+    home = after["p2"][0]
+    enlisted = Compound("c1")
+    for volunteer in ("v1", "v2"):
+        event = VolunteerEnlisted(volunteer=f"c1:{volunteer}", building=f"c1:{home}", skills=[])
+        enlisted.publish(f"volunteer-c1:{volunteer}", event)
+    receive(testing.runtime, enlisted.envelopes)
     changed = testing.ok("PATCH", "/points/p2", json={"throughput": 5, "volunteers": ["v1", "v2"]})
     assert changed == {"point": "p2", "throughput": 5.0, "volunteers": ["v1", "v2"]}
     assert testing.problem("PUT", "/points/p1/buildings", json={"buildings": ["99"]}) == (404, "building-unknown")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from contracts.residents import (
     StaffAssigned,
+    VolunteerAvailabilitySet,
     VolunteerEnlisted,
     VolunteerRoleAssigned,
     VolunteerRoleReleased,
@@ -66,6 +67,7 @@ class Volunteer(Aggregate):
         super().__init__(id)
         self.building: str | None = None
         self.skills: list[str] = []
+        self.availability: list[str] = []
         self.stood_down = False
 
     @property
@@ -87,6 +89,22 @@ class Volunteer(Aggregate):
             raise Conflict(f"volunteer {self.id} was already stood down", code="volunteer-stood-down")
         assert self.building is not None
         self.record(VolunteerStoodDown(volunteer=self.id, building=self.building, reason=reason.strip()))
+
+    def set_availability(self, slots: list[str]) -> bool:
+        """Replace when the volunteer can work (``slots`` already checked, see ``workgroups.slots``); False when
+        nothing changes."""
+        if not self.serving:
+            raise NotFound(
+                f"志愿者 {self.id.partition(':')[2]} 未登记或已退出服务 (not serving)", code="volunteer-unknown"
+            )
+        if slots == self.availability:
+            return False
+        assert self.building is not None
+        self.record(VolunteerAvailabilitySet(volunteer=self.id, building=self.building, availability=slots))
+        return True
+
+    def on_VolunteerAvailabilitySet(self, event: VolunteerAvailabilitySet) -> None:
+        self.availability = list(event.availability)
 
     def on_VolunteerEnlisted(self, event: VolunteerEnlisted) -> None:
         self.building = event.building

@@ -28,6 +28,7 @@ from services.testing.models import (
     TubeOut,
     TubeResulted,
     TubesUploaded,
+    UnreachedOut,
     UploadIn,
 )
 from services.testing.photos import PhotoAlbum
@@ -184,6 +185,18 @@ def coverage(
 ) -> dict[str, Any]:
     """The list information officers chase: by building, floor and household, resident ids only."""
     return untested.coverage(runtime, caller, compound, round, building)
+
+
+@router.get(
+    "/compounds/{compound}/unreached-households",
+    response_model=UnreachedOut,
+    summary="Households of the caller's buildings not yet reached (nobody sampled) in the current round",
+    responses={404: {"description": "No round has begun"}},
+)
+def unreached(
+    compound: CompoundId, caller: Officers, runtime: RuntimeOf, building: BuildingQuery = None
+) -> dict[str, Any]:
+    return untested.unreached(runtime, caller, compound, building)
 
 
 @router.get(

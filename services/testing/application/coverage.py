@@ -3,6 +3,7 @@ counts each building's group is told."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -10,6 +11,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
+from juwei.aggregate import NotFound
 from juwei.callers import Caller
 from juwei.service import Runtime
 from services.testing.application.keys import visible_buildings
@@ -83,6 +85,59 @@ def coverage(runtime: Runtime, caller: Caller, compound: str, round: str, buildi
                 ],
             }
             for b, entry in sorted(per_building.items(), key=lambda item: natural_key(item[0]))
+        ],
+    }
+
+
+def current_round(session: Session, compound: str, today: date) -> tuple[str, date]:
+    """The round of the compound that began last, on or before ``today`` (the one officers are chasing)."""
+    found = session.execute(
+        select(rounds.c["round"], rounds.c.on)
+        .where(rounds.c.compound == compound, rounds.c.on <= today)
+        .order_by(rounds.c.starts_at.desc(), rounds.c["round"].desc())
+        .limit(1)
+    ).first()
+    if found is None:
+        raise NotFound(f"小区 {compound} 今天之前还没有检测轮次 (no round has begun)", code="round-none")
+    return found[0], found[1]
+
+
+def unreached(runtime: Runtime, caller: Caller, compound: str, building: str | None) -> dict[str, Any]:
+    """Households of the caller's buildings none of whose members has been sampled in the current round."""
+    wanted = visible_buildings(caller, compound, building)
+    with runtime.database.reading() as session:
+        round_id, day = current_round(session, compound, runtime.settings.local_today())
+        rows = everyone(session, compound, round_id, wanted)
+        rooms = dict(
+            session.execute(
+                select(households.c.household, households.c.room).where(households.c.compound == compound)
+            ).all()
+        )
+    homes: dict[str, dict[str, Any]] = {}
+    for _resident, household, building_id, floor, status in rows:
+        home = homes.setdefault(household, {"building": building_id, "floor": floor, "residents": 0, "reached": False})
+        home["residents"] += 1
+        home["reached"] = home["reached"] or status is not None
+    per_building: dict[str, list[dict[str, Any]]] = {}
+    for household, home in homes.items():
+        if not home["reached"]:
+            per_building.setdefault(home["building"], []).append(
+                {
+                    "household": local_id(household),
+                    "floor": home["floor"],
+                    "room": rooms.get(household, 0),
+                    "residents": home["residents"],
+                }
+            )
+    return {
+        "round": local_id(round_id),
+        "on": day,
+        "buildings": [
+            {
+                "building": local_id(b),
+                "households": sorted(found, key=lambda h: (h["floor"], h["room"], h["household"])),
+            }
+            for b, found in sorted(per_building.items(), key=lambda item: natural_key(item[0]))
         ],
     }
 

@@ -15,7 +15,13 @@ from juwei.auth import issue_key
 from juwei.callers import Holder
 from juwei.service import Runtime
 from juwei.unit_of_work import UnitOfWork
-from services.testing.domain import PointAssignment, SamplingPoint, natural_key, propose_assignment
+from services.testing.domain import (
+    PointAssignment,
+    SamplingPoint,
+    check_point_volunteers,
+    natural_key,
+    propose_assignment,
+)
 from services.testing.models import BuildingsIn, PointChangeIn, PointIn
 from services.testing.views import buildings, key_bindings, point_buildings, points, residents, volunteers
 
@@ -30,6 +36,24 @@ def _open_points(unit: UnitOfWork) -> set[str]:
 def _known_buildings(unit: UnitOfWork) -> set[str]:
     rows = unit.session.execute(select(buildings.c.building).where(buildings.c.compound == unit.compound))
     return set(rows.scalars())
+
+
+def _check_volunteers(unit: UnitOfWork, point: str, chosen: list[str]) -> None:
+    """The volunteers named must be enlisted with residents, serving, and live in a building the point serves."""
+    if not chosen:
+        return
+    enlisted = {
+        volunteer: (building, serving)
+        for volunteer, building, serving in unit.session.execute(
+            select(volunteers.c.volunteer, volunteers.c.building, volunteers.c.serving).where(
+                volunteers.c.volunteer.in_(chosen)
+            )
+        )
+    }
+    served = set(
+        unit.session.execute(select(point_buildings.c.building).where(point_buildings.c.point == point)).scalars()
+    )
+    check_point_volunteers(chosen, enlisted=enlisted, served=served)
 
 
 def _point_view(row: Any, served: list[str], people: int) -> dict[str, Any]:
@@ -48,7 +72,10 @@ def _point_view(row: Any, served: list[str], people: int) -> dict[str, Any]:
 def open_point(unit: UnitOfWork, body: PointIn) -> None:
     with unit:
         point = unit.load_or_new(SamplingPoint, global_id(unit.compound, body.point))
-        point.open(body.name, body.location, body.throughput, [global_id(unit.compound, v) for v in body.volunteers])
+        chosen = [global_id(unit.compound, v) for v in body.volunteers]
+        if not point.exists:  # an open point's own problem (409) comes first
+            _check_volunteers(unit, point.id, chosen)
+        point.open(body.name, body.location, body.throughput, chosen)
 
 
 def change_point(unit: UnitOfWork, point: str, body: PointChangeIn) -> dict[str, Any]:
@@ -56,12 +83,10 @@ def change_point(unit: UnitOfWork, point: str, body: PointChangeIn) -> dict[str,
     compound = unit.compound
     with unit:
         found = unit.load(SamplingPoint, global_id(compound, point))
-        found.change(
-            name=body.name,
-            location=body.location,
-            throughput=body.throughput,
-            volunteers=None if body.volunteers is None else [global_id(compound, v) for v in body.volunteers],
-        )
+        chosen = None if body.volunteers is None else [global_id(compound, v) for v in body.volunteers]
+        if chosen is not None and not found.closed:
+            _check_volunteers(unit, found.id, chosen)
+        found.change(name=body.name, location=body.location, throughput=body.throughput, volunteers=chosen)
     return {"point": point, "throughput": found.throughput, "volunteers": [local_id(v) for v in found.volunteers]}
 
 

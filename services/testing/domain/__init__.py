@@ -42,6 +42,7 @@ from services.testing.domain.planner import (
 from services.testing.domain.points import (
     PointAssignment,
     SamplingPoint,
+    check_point_volunteers,
 )
 from services.testing.domain.progress import (
     AWAITING_RESULT,
@@ -107,6 +108,7 @@ __all__ = [
     "Timetable",
     "Tube",
     "Unit",
+    "check_point_volunteers",
     "listed_twice",
     "milestone_passed",
     "natural_key",

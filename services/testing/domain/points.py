@@ -13,6 +13,37 @@ from contracts.testing import (
 from juwei.aggregate import Aggregate, Conflict, Invalid, NotFound
 from services.testing.domain.planner import natural_key
 
+# --- who may staff a point -------------------------------------------------------------------------------
+
+
+def check_point_volunteers(
+    volunteers: Iterable[str], *, enlisted: Mapping[str, tuple[str, bool]], served: Collection[str]
+) -> None:
+    """Refuse a volunteer the residents service has not enlisted, one stood down, or (once the point serves
+    buildings) one enlisted in none of them. ``enlisted``: volunteer → (their building, still serving)."""
+    for volunteer in volunteers:
+        name = volunteer.partition(":")[2] or volunteer
+        found = enlisted.get(volunteer)
+        if found is None:
+            raise NotFound(
+                f"志愿者 {name} 未在本小区登记，不能派到采样点 (volunteer {name} is not enlisted)",
+                code="volunteer-unknown",
+            )
+        building, serving = found
+        if not serving:
+            raise Conflict(
+                f"志愿者 {name} 已退出服务，不能派到采样点 (volunteer {name} was stood down)",
+                code="volunteer-not-serving",
+            )
+        if served and building not in served:
+            numbers = "、".join(b.partition(":")[2] or b for b in sorted(served, key=natural_key))
+            raise Conflict(
+                f"志愿者 {name} 登记在 {building.partition(':')[2] or building} 号楼，不在此采样点服务的楼栋"
+                f"（{numbers}）(volunteer {name} is not registered for the buildings this point serves)",
+                code="volunteer-outside-point",
+            )
+
+
 # --- aggregates ----------------------------------------------------------------------------------------------
 
 
