@@ -8,6 +8,7 @@ has the result a file gives is ``repeated``, one with another result is refused.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -32,11 +33,7 @@ from services.testing.domain.labfile import (
 from services.testing.labsheets import WORDING, LabSheet, say
 
 # The lab file's refusals in Chinese for the problem's detail (``ServiceDefinition.wording``), by code.
-WHOLE_COMPOUND = "lab-file-whole-compound"
-LAB_FILE_ZH = {
-    WHOLE_COMPOUND: "实验室结果文件涵盖整个小区：只限部分楼栋的密钥不能导入",
-    **{code: chinese for code, (chinese, _english) in WORDING.items()},
-}
+LAB_FILE_ZH = {code: chinese for code, (chinese, _english) in WORDING.items()}
 
 
 def _columns(sheet: LabSheet) -> Columns:
@@ -55,6 +52,20 @@ def _columns(sheet: LabSheet) -> Columns:
         params = {"repeated": "、".join(columns.repeated)}
         raise Invalid(say("headings-repeated", "en", params), code="headings-repeated", **params)
     return columns
+
+
+def _require_buildings(caller: Caller, compound: str, tubes: Iterable[Tube]) -> None:
+    """A key limited to some buildings imports results of their residents only (the whole file is refused)."""
+    if caller.buildings is None:
+        return
+    buildings = {local_id(swab.building) for tube in tubes for swab in tube.samples.values()}
+    outside = sorted(b for b in buildings if not caller.may_act_on(compound, b))
+    if outside:
+        raise Forbidden(
+            f"this key may not act on building {outside[0]} of compound {compound}: the file has tubes of "
+            f"buildings {', '.join(outside)}",
+            said=Said("scope-building", {"compound": compound, "building": ", ".join(outside)}),
+        )
 
 
 def _problem_of(row: LabRow, refusal: DomainRuleViolation, recorded: str | None) -> RowProblem:
@@ -83,12 +94,6 @@ def import_lab_file(
     unit: UnitOfWork, caller: Caller, sheet: LabSheet, digest: str, filename: str | None
 ) -> dict[str, Any]:
     """Record every row's result (in one unit of work, one append), or refuse the file listing every bad row."""
-    if caller.buildings is not None:
-        raise Forbidden(
-            "a lab's result file covers the whole compound: a key limited to some buildings may not import it",
-            code=WHOLE_COMPOUND,
-            said=Said(WHOLE_COMPOUND, {}, LAB_FILE_ZH),
-        )
     compound = unit.compound
     clock = Clock.of(unit.runtime)
     columns = _columns(sheet)
@@ -98,6 +103,7 @@ def import_lab_file(
         if labfile.exists:  # the same bytes again: answered from the first import, nothing recorded
             return _answer(clock, digest, filename, len(sheet.cells), labfile, first=False)
         loaded = unit.load_many(Tube, [global_id(compound, row.tube) for row in rows])
+        _require_buildings(caller, compound, loaded.values())
         repeated: list[str] = []
         settled: list[tuple[LabRow, Tube]] = []
         confirmations: dict[str, tuple[Confirmation, date]] = {}
