@@ -123,6 +123,10 @@ def _read_xlsx(content: bytes) -> LabSheet:
             raise UnreadableLabFile("empty-file")
         rows = book.worksheets[0].iter_rows(values_only=True, max_col=MAX_COLUMNS)
         return _collect((number, [_cell(v) for v in values]) for number, values in enumerate(rows, start=1))
+    except UnreadableLabFile:
+        raise
+    except Exception as exc:  # a workbook broken inside (its XML, its styles): a file to export again, not a 500
+        raise UnreadableLabFile("unreadable-xlsx", what=type(exc).__name__) from None
     finally:
         book.close()
 

@@ -1,23 +1,29 @@
-"""A lab file of 5,000 results imported once, through HTTP, on both databases: every tube settled by the same rules
-as a plate (a positive pool re-tested, invalid tubes re-called, a positive individual test confirmed as a case),
-what it recorded published by the relay to the real Kafka with ids only, and the same file again adding nothing."""
+"""A lab file of 5,000 results imported once, through HTTP, on both databases: the register built from
+residents' events on the real Kafka, 5,000 tubes uploaded by a sampling point, then the lab's file. Every tube is
+settled by the same rules as a plate (a positive pool re-tested, invalid tubes re-called, a positive individual
+test confirmed as a case), what it recorded is published by the relay to the real Kafka with ids only, and the
+same file again adds nothing."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 from sqlalchemy import func, select
 
+from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
 from juwei.service import create_app
 from juwei.store import events_table
 from tests.conftest import both_databases
 from tests.testing.compound import make_compound
-from tests.testing.conftest import Testing, make_testing, open_points, receive
+from tests.testing.conftest import Testing, make_testing, open_points
+from tests.testing.mass_round import consume_register, join_at_the_end, publish
 
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]  # 5,000 tubes sampled through the API first
 RESULTS = 5000
 
 
@@ -39,10 +45,13 @@ def test_a_lab_file_of_5000_results_imported_once(
 ) -> None:
     compound_id = f"lab{suffix}"  # topics are shared between tests: this compound is ours alone
     if broker is not None:
-        broker.create_topics(["juwei.testing"])
+        broker.create_topics(["juwei.residents", "juwei.testing", dead_letter_topic("juwei.residents")])
     compound = make_compound(compound_id, buildings=25, residents=RESULTS)
     runtime = make_testing(new_database("testing"), tmp_path, kafka=kafka)
-    receive(runtime, compound.envelopes)
+    # The register as testing builds it in production: residents' events off Kafka, a poll at a time.
+    consumer = join_at_the_end(runtime, f"testing-lab-{suffix}")
+    assert publish(kafka, "juwei.residents", compound.envelopes, granted=runtime) == len(compound.envelopes)
+    consume_register(consumer, runtime, compound_id, expected=RESULTS)
     people = list(compound.residents)
     with TestClient(create_app(runtime, background=False)) as client:
         testing = Testing(client, runtime, compound=compound_id)
