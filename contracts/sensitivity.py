@@ -61,7 +61,8 @@ _NONE = (
     "lift_trip_minutes", "walk_floors", "auto_advance", "queue_limit", "peak_queue", "call", "people",
     "planned_at", "called_at", "called_by", "tube", "attempt", "collected_at", "tested", "milestone",
     "resulted_at", "reported_at", "case", "confirmed_on", "since", "scheduled_at", "transferred_at", "facility",
-    "outcome", "closed_at", "disinfection", "done_at", "areas", "photos", "home_visits",
+    "outcome", "closed_at", "disinfection", "done_at", "areas", "photos", "home_visits", "file", "rows", "recorded",
+    "repeated", "imported_at",
     # supplies
     "rota_pattern", "rota_starts_on", "both_shifts_households", "both_shifts_items", "card_return_hours",
     "donation_categories", "batch", "source", "label", "arrived_on", "items", "donations", "method", "needs",

@@ -283,6 +283,19 @@ class IndividualResultRecorded(DomainEvent):
     resulted_at: datetime
 
 
+class LabFileImported(DomainEvent):
+    """A lab's result file was imported (its tubes' results are their own events): named by its content's
+    SHA-256, so that the same file sent again records nothing new. Counts only."""
+
+    event_type = "juwei.testing.LabFileImported"
+    version = 1
+    file: str = Field(description="SHA-256 of the file's bytes (hex)")
+    rows: int = Field(ge=0)
+    recorded: int = Field(ge=0, description="tubes whose result the file recorded")
+    repeated: int = Field(ge=0, description="tubes that already had the result the file gives")
+    imported_at: datetime
+
+
 class AntigenReported(DomainEvent):
     """A self-test reported; its result and the photo of the cassette are kept in this service."""
 
@@ -421,6 +434,7 @@ CATALOGUE: tuple[type[DomainEvent], ...] = (
     RetestRequested,
     ResidentsRecalled,
     IndividualResultRecorded,
+    LabFileImported,
     AntigenReported,
     PcrRequested,
     CaseConfirmed,

@@ -552,3 +552,35 @@ class UnreachedOut(Answer):
     round: str = Field(description="The current round: the one that began last, today or before")
     on: date
     buildings: list[UnreachedBuilding]
+
+
+# --- a lab's result file -------------------------------------------------------------------------------------------
+
+
+class ResultCounts(Answer):
+    negative: int
+    positive: int
+    invalid: int
+
+
+class LabCase(Answer):
+    tube: str
+    resident: str
+    case: str | None = Field(description="The resident's case (opened by this result, or already open)")
+
+
+class LabFileOut(Answer):
+    file: str = Field(description="SHA-256 of the file's bytes: the same file again records nothing new")
+    filename: str | None
+    rows: int
+    already_imported: bool = Field(description="This file was imported before: nothing was recorded this time")
+    imported_at: Moment = Field(description="When the file was (first) imported")
+    recorded: int = Field(description="Tubes whose result this upload recorded")
+    repeated: list[str] = Field(description="Tubes that already had the result the file gives")
+    results: ResultCounts = Field(description="The results recorded, by result")
+    retests: list[str] = Field(description="Positive pools: each of their residents is asked for a re-test")
+    recalled: list[str] = Field(description="Invalid tubes: their residents are called again")
+    cases: list[LabCase] = Field(description="Positive individual tubes and the case each confirmed")
+    plates: list[str]
+    message: str = Field(description="What was done, in Chinese")
+    message_en: str

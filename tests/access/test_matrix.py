@@ -766,6 +766,13 @@ def _(ctx: Ctx) -> Req:
     return Req(f"{C}/plates/{ctx.pool.fresh('PL')}/results", {"json": plate})
 
 
+@case("testing", "POST", P + "/lab-files")
+def _(ctx: Ctx) -> Req:
+    sheet = f"试管号,检测结果,检测时间\n{ctx.tube()},阴性,2022-04-12 18:30\n".encode()
+    # The tube holds a resident of b1: a key limited to other buildings may not record its result.
+    return Req(f"{C}/lab-files", {"content": sheet, "headers": {"content-type": "text/csv"}}, building="b1")
+
+
 @case("testing", "POST", P + "/rounds/{round}/residents/{resident}/result")
 def _(ctx: Ctx) -> Req:
     round_, person = "R1", ctx.seeded.households["h1-0102"][0]

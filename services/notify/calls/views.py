@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, update
+from sqlalchemy import Boolean, Column, DateTime, Index, Integer, String, Table, update
 from sqlalchemy.orm import Session
 
 from contracts.notify import CallsListed, HouseholdCalled
@@ -18,8 +18,8 @@ from contracts.residents import HouseholdMarkedReachable, HouseholdMarkedUnreach
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert
 from services.notify.calls.domain import call_id
+from services.notify.views import tables  # notify's one metadata: migrations are checked against it whole
 
-tables = MetaData()
 unreachable = Table(
     "notify_unreachable",
     tables,
