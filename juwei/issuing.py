@@ -74,6 +74,10 @@ class WhoAmI(BaseModel):
     buildings: list[str] | None = Field(description="None: every building of its compound")
     holder: HolderOut | None
     expires_at: str | None = Field(description="ISO 8601, or None: no expiry")
+    subdistrict: str | None = Field(None, description="A subdistrict's key: the subdistrict it is scoped to")
+    compounds: list[str] | None = Field(
+        None, description="A subdistrict's key: the compounds it reaches now (those registered in its subdistrict)"
+    )
 
 
 class IssuedKey(WhoAmI):
@@ -157,6 +161,8 @@ def key_router() -> APIRouter:
             "buildings": sorted(caller.buildings) if caller.buildings is not None else None,
             "holder": _holder_body(caller.holder.kind, caller.holder.id) if caller.holder else None,
             "expires_at": _moment(row["expires_at"]) if row else None,
+            "subdistrict": caller.subdistrict,
+            "compounds": sorted(caller.compounds) if caller.compounds is not None else None,
         }
 
     @router.post(

@@ -14,6 +14,7 @@ from console.pages import (
     register,
     round,
     session,
+    subdistrict,
     supplies,
 )
 
@@ -30,4 +31,5 @@ ROUTERS = [
     actions.router,
     phone.router,
     household.router,
+    subdistrict.router,
 ]

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from contracts.access import Departures
+from contracts.access import CompoundPlacements, Departures
 from contracts.notify import (
     ChannelAttached,
     ChannelDetached,
@@ -547,4 +547,4 @@ class Questions(Projection):
 
 
 def projections() -> list[Projection]:
-    return [Groups(), SamplingPoints(), Channels(), Messages(), Questions(), Departures()]
+    return [Groups(), SamplingPoints(), Channels(), Messages(), Questions(), Departures(), CompoundPlacements()]

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from services.residents.api import cap, imports, register, teams, zones
+from services.residents.api import cap, compounds, imports, register, teams, zones
 
 router = APIRouter()
 router.include_router(register.router)
@@ -10,3 +10,4 @@ router.include_router(imports.router)
 router.include_router(teams.router)
 router.include_router(zones.router)
 router.include_router(cap.router)
+router.include_router(compounds.router)
