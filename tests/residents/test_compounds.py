@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from contracts import roles as r
 from juwei.aggregate import Invalid
@@ -100,4 +100,28 @@ def test_per_compound_zone_rules_change_a_zone_and_leave_other_compounds_alone(n
         assert refused.status_code == 403
         with runtime.database.reading() as session:
             assert session.execute(select(func.count()).select_from(events_table)).scalar() == count
+    runtime.database.dispose()
+
+
+@both_databases
+def test_the_migrations_create_the_register_of_compounds_and_the_subdistrict_tables(new_database, tmp_path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from juwei.store import metadata as kernel
+    from services.residents.views import tables
+
+    runtime = make_residents(new_database("residents"), tmp_path)
+    with runtime.database.engine.connect() as connection:
+        for metadata, table in ((tables, "res_compounds"), (kernel, "juwei_compound_subdistricts")):
+            only = {
+                "include_name": lambda name, kind, _parent, table=table: kind != "table" or name == table,
+                "include_object": lambda found, name, kind, _reflected, _other, table=table: (
+                    (name if kind == "table" else getattr(getattr(found, "table", None), "name", None)) == table
+                ),
+            }
+            differences = compare_metadata(MigrationContext.configure(connection, opts=only), metadata)
+            assert differences == [], differences
+        keys = {column["name"] for column in inspect(connection).get_columns("juwei_api_keys")}
+        assert "subdistrict" in keys
     runtime.database.dispose()
