@@ -9,15 +9,21 @@ each get a zone decision, an antigen round and (c2) a medicine request, so every
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from console.app import create_app as create_console
+from console.runtime import ConsoleRuntime
 from console.services_client import ServiceClient, ServiceProblem
+from console.settings import ConsoleSettings
 from console.subdistrict import gather_subdistrict
 from contracts import roles as r
 from juwei.auth import issue_key
@@ -202,3 +208,20 @@ def test_the_overview_shows_a_subdistricts_compounds_side_by_side(town: tuple[Wo
     with pytest.raises(ServiceProblem) as refused:
         asyncio.run(gather("s2", key))
     assert refused.value.status == 403
+
+    # The console's route: the same overview for the key in X-API-Key, the services' refusal passed on.
+    settings = ConsoleSettings(
+        database_url=f"sqlite:///{world.settings.data_dir / 'console.db'}",
+        secret=base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        service_urls={name: f"http://{name}" for name in SERVICES},
+    )
+    console = ConsoleRuntime.build(settings)
+    console.open_http = lambda: _client(world, key).http  # type: ignore[method-assign]
+    with TestClient(create_console(runtime=console)) as client:
+        answer = client.get("/api/subdistricts/s1/overview", headers={"X-API-Key": key})
+        assert answer.status_code == 200, answer.text
+        assert [row["compound"] for row in answer.json()["compounds"]] == ["c1", "c3"]
+        refused = client.get("/api/subdistricts/s2/overview", headers={"X-API-Key": key, "Accept-Language": "zh-CN"})
+        assert refused.status_code == 403 and "街道" in refused.json()["detail"]
+        assert client.get("/api/subdistricts/s1/overview").status_code == 401
+    console.database.dispose()
