@@ -64,8 +64,8 @@ class HolderOut(BaseModel):
     id: str = Field(description="The holder's id as stored: district-wide, e.g. c1:v12", examples=["c1:v12"])
 
 
-class WhoAmI(BaseModel):
-    """The calling key, as ``GET /whoami`` shows it."""
+class KeyOut(BaseModel):
+    """A key: its id, role, scope, holder and expiry (never its secret's hash)."""
 
     model_config = ConfigDict(extra="forbid")
     key_id: str
@@ -74,13 +74,18 @@ class WhoAmI(BaseModel):
     buildings: list[str] | None = Field(description="None: every building of its compound")
     holder: HolderOut | None
     expires_at: str | None = Field(description="ISO 8601, or None: no expiry")
-    subdistrict: str | None = Field(None, description="A subdistrict's key: the subdistrict it is scoped to")
+
+
+class WhoAmI(KeyOut):
+    """The calling key, as ``GET /whoami`` shows it."""
+
+    subdistrict: str | None = Field(description="A subdistrict's key: the subdistrict it is scoped to")
     compounds: list[str] | None = Field(
-        None, description="A subdistrict's key: the compounds it reaches now (those registered in its subdistrict)"
+        description="A subdistrict's key: the compounds it reaches now (those registered in its subdistrict)"
     )
 
 
-class IssuedKey(WhoAmI):
+class IssuedKey(KeyOut):
     """A key just issued: its secret is shown this once."""
 
     key: str = Field(description="jw_<id>_<secret>: store it now, it is not shown again")
