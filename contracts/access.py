@@ -8,9 +8,12 @@ per role, and what leaving the register takes away.
 | information-officer | the types whose ``audience`` names it, in the key's buildings | yes |
 | logistics-volunteer | the types whose ``audience`` names it, in the key's buildings | no |
 | sampling-volunteer | the types whose ``audience`` names it, at the key's sampling point (testing) | no |
-| subdistrict-staff | the types whose ``audience`` names it (medicine runs), in its compound | yes |
+| subdistrict-staff | types whose ``audience`` names it (medicine, zones, rounds): its compound or subdistrict | yes |
 | household | the types whose ``audience`` names it that name its own household | yes (its own) |
 | external-consumer | the event types and compounds its grant names | only if granted |
+
+A subdistrict's key (``juwei keys create --subdistrict``) reaches exactly the compounds residents' register places
+in its subdistrict (``CompoundPlacements``); every other compound is refused.
 
 A role whose work needs no event type of a service gets 403 from that service's feed, saying so.
 """
@@ -24,7 +27,7 @@ from fastapi import Depends
 from sqlalchemy.orm import Session
 
 from contracts import roles as r
-from contracts.residents import ResidentErased, VolunteerStoodDown
+from contracts.residents import CompoundRegistered, ResidentErased, VolunteerStoodDown
 from contracts.roles import HEALTH_ROLES
 from juwei.access import FeedRefused, FeedScope, bases
 from juwei.auth import admit, require, revoke_keys_of
@@ -32,6 +35,7 @@ from juwei.callers import Caller, Holder
 from juwei.events import Envelope, types_of
 from juwei.projection import Projection
 from juwei.settings import Settings
+from juwei.subdistricts import place_compound
 from juwei.vault import shred_subject
 
 # The roles each kind of route admits, named once for every service: ``admit`` checks the role, then the key's
@@ -57,6 +61,8 @@ CustodyReaders = Annotated[
     Caller,
     Depends(admit(*r.STAFF, r.LOGISTICS_VOLUNTEER, r.INFORMATION_OFFICER, r.SUBDISTRICT_STAFF)),
 ]
+# Who oversees a compound: its staff and the subdistrict office (the register of compounds, the overview).
+Oversight = Annotated[Caller, Depends(admit(*r.STAFF, r.SUBDISTRICT_STAFF))]
 # Everyone of the compound: staff, its volunteers, the subdistrict office and the households.
 CompoundPeople = Annotated[Caller, Depends(admit(*(role for role in r.ALL if role != r.EXTERNAL_CONSUMER)))]
 
@@ -78,11 +84,8 @@ def health_key(variable: str) -> Callable[[Settings], str]:
 
 
 def _compounds(caller: Caller) -> frozenset[str] | None:
-    if caller.compound is not None:
-        return frozenset({caller.compound})
-    if caller.grant is not None and caller.grant.compounds is not None:
-        return caller.grant.compounds
-    return None
+    # One compound, a subdistrict's registered compounds, a grant's, or every compound (None).
+    return caller.reach
 
 
 def _buildings(caller: Caller) -> frozenset[str] | None:
@@ -113,9 +116,9 @@ def feed_access(point_of: PointOf | None = None) -> Callable[[Any, Session, Call
         types = bases(classes, role)
         if not types:
             raise FeedRefused(f"the work of a {role} needs no events of {service}: its feed is not theirs to read")
-        if caller.compound is None:
-            raise FeedRefused(f"a {role} key belongs to one compound; this one names none")
-        compounds = frozenset({caller.compound})
+        compounds = caller.reach
+        if compounds is None:
+            raise FeedRefused(f"a {role} key belongs to one compound or one subdistrict; this one names neither")
         health = role in HEALTH_ROLES
         if role == r.HOUSEHOLD:
             holder = caller.holder
@@ -149,3 +152,18 @@ class Departures(Projection):
             revoke_keys_of(session, Holder("volunteer", envelope.data["volunteer"]))
         else:
             shred_subject(session, envelope.data["resident"])
+
+
+class CompoundPlacements(Projection):
+    """Which subdistrict each compound is registered in (``juwei.subdistricts``), learnt in every service from
+    residents' register: a subdistrict's key reaches exactly those compounds, here as there.
+
+    Its table is the kernel's; a rebuild places every compound again (an upsert), harmlessly.
+    """
+
+    name = "compound_placements"
+    reads = (CompoundRegistered,)
+
+    def apply(self, session: Session, envelope: Envelope) -> None:
+        if envelope.compound:
+            place_compound(session, envelope.compound, envelope.data["subdistrict"])

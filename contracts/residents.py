@@ -334,7 +334,7 @@ class ZoneCaseRecorded(DomainEvent):
 class ZoneStatusChanged(DomainEvent):
     event_type = "juwei.residents.ZoneStatusChanged"
     version = 1
-    audience = BUILDING_TEAM
+    audience = frozenset({*BUILDING_TEAM, r.SUBDISTRICT_STAFF})  # the subdistrict follows its compounds' zones
     scope: Scope
     building: str | None = None
     zone: ZoneName
@@ -345,6 +345,31 @@ class ZoneStatusChanged(DomainEvent):
     next_zone: ZoneName | None = None
     next_change_on: date | None = None
     decided_by_authority: bool = False
+
+
+# --- the register of compounds (the envelope's compound is the one registered) -------------------------
+
+
+class CompoundRegistered(DomainEvent):
+    """A compound entered in the register, or moved to another subdistrict (街道): every service learns from it
+    which compounds a subdistrict's key reaches (``contracts.access.CompoundPlacements``)."""
+
+    event_type = "juwei.residents.CompoundRegistered"
+    version = 1
+    audience = frozenset({r.SUBDISTRICT_STAFF})
+    subdistrict: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
+    name: str = Field(min_length=1, max_length=100, description="The compound's name, e.g. 石泉小区")
+
+
+class CompoundZoneRulesSet(DomainEvent):
+    """The compound's own zone thresholds (days without a case before controlled, and before precaution); the
+    deployment's setting holds for a compound that never set any."""
+
+    event_type = "juwei.residents.CompoundZoneRulesSet"
+    version = 1
+    audience = frozenset({r.SUBDISTRICT_STAFF})
+    sealed_days: int = Field(ge=1)
+    precaution_days: int = Field(ge=2)
 
 
 CATALOGUE: tuple[type[DomainEvent], ...] = (
@@ -371,6 +396,8 @@ CATALOGUE: tuple[type[DomainEvent], ...] = (
     MedicineAsked,
     ZoneCaseRecorded,
     ZoneStatusChanged,
+    CompoundRegistered,
+    CompoundZoneRulesSet,
 )
 registry.register_all(CATALOGUE)
 

@@ -53,8 +53,8 @@ _NONE = (
     # residents
     "number", "floors", "rooms_per_floor", "lifts", "lift_capacity", "elderly", "infant", "previous", "staff",
     "volunteer", "skills", "role", "shift", "leader", "replaces", "reason", "scope", "case_on", "zone",
-    "last_case_on", "days_since_last_case", "next_zone", "next_change_on", "decided_by_authority",
-    "group", "description", "availability", "week", "asked_on",
+    "last_case_on", "days_since_last_case", "next_zone", "next_change_on", "decided_by_authority", "subdistrict",
+    "sealed_days", "precaution_days", "group", "description", "availability", "week", "asked_on",
     # testing
     "point", "points", "name", "location", "throughput", "volunteers", "proposed", "round", "kind", "on",
     "starts_at", "mode", "floors_per_call", "floor_order", "pool_size", "slot_minutes", "window_minutes",

@@ -98,7 +98,7 @@ class BuildingsAssigned(DomainEvent):
 class RoundScheduled(DomainEvent):
     event_type = "juwei.testing.RoundScheduled"
     version = 1
-    audience = CALLING
+    audience = frozenset({*CALLING, r.SUBDISTRICT_STAFF})  # the subdistrict follows its compounds' rounds
     round: str
     kind: RoundKind
     on: date

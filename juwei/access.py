@@ -63,8 +63,8 @@ FeedAccess = Callable[[Any, Session, Caller], FeedScope]
 
 
 def default_scope(_runtime: object, _session: Session, caller: Caller) -> FeedScope:
-    """A service that states no rules: the key's compound (every compound for a district key), health included."""
-    return FeedScope(compounds=frozenset({caller.compound}) if caller.compound else None, health=True)
+    """A service that states no rules: the key's compounds (every compound for a district key), health included."""
+    return FeedScope(compounds=caller.reach, health=True)
 
 
 @dataclass

@@ -37,6 +37,7 @@ from juwei.callers import Caller, Forbidden, Grant, Holder
 from juwei.events import utcnow
 from juwei.problems import Refusal
 from juwei.store import metadata
+from juwei.subdistricts import compounds_of
 from juwei.wording import Said
 
 api_keys_table = Table(
@@ -58,6 +59,8 @@ api_keys_table = Table(
     Column("holder", String(200), nullable=True),
     # What the key may read beyond its role, as JSON (``Grant``): other systems' keys.
     Column("read_grant", Text, nullable=True),
+    # A subdistrict's key (compound None): it reaches the compounds placed in it (``juwei.subdistricts``).
+    Column("subdistrict", String(64), nullable=True),
 )
 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Juwei API key: jw_<id>_<secret>")
@@ -96,9 +99,13 @@ def issue_key(
     holder: Holder,
     grant: Grant | None = None,
     expires_at: datetime | None = None,
+    subdistrict: str | None = None,
 ) -> IssuedKey:
     """Store a new key (or a given one, for bootstrap and for the same key in every service) for ``holder``;
-    ``expires_at`` ends its life by itself (an invitation's key for a volunteer's shift)."""
+    ``expires_at`` ends its life by itself (an invitation's key for a volunteer's shift). A ``subdistrict``
+    key names no compound: it reaches the compounds placed in that subdistrict."""
+    if subdistrict is not None and (compound is not None or buildings is not None):
+        raise ValueError("a subdistrict's key names no compound and no buildings")
     if key is None:
         key = f"jw_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
     parts = split_key(key)
@@ -117,6 +124,7 @@ def issue_key(
         "holder": holder.id,
         "read_grant": grant.to_json() if grant is not None else None,
         "expires_at": expires_at,
+        "subdistrict": subdistrict,
     }
     if existing is None:
         session.execute(insert(api_keys_table).values(id=key_id, created_at=utcnow(), **values))
@@ -126,7 +134,10 @@ def issue_key(
             .where(api_keys_table.c.id == key_id)
             .values(revoked_at=None, successor=None, **values)
         )
-    caller = Caller(key_id, role, compound, frozenset(chosen) if chosen is not None else None, holder, grant)
+    caller = Caller(
+        key_id, role, compound, frozenset(chosen) if chosen is not None else None, holder, grant, subdistrict,
+        compounds_of(session, subdistrict) if subdistrict is not None else None,
+    )  # fmt: skip
     # The answer of this transaction's command shows a secret: the command ledger must not keep it.
     session.info["juwei.secret_shown"] = True
     return IssuedKey(key, caller)
@@ -169,6 +180,7 @@ def key_holder(session: Session, key_id: str) -> dict[str, Any] | None:
         "key_id": row["id"],
         "role": row["role"],
         "compound": row["compound"],
+        "subdistrict": row["subdistrict"],
         "holder_kind": holder.kind if holder else None,
         "holder": holder.id if holder else None,
         "label": row["label"],
@@ -202,6 +214,7 @@ def rotate_key(
         key=successor,
         holder=holder,
         grant=Grant.from_json(row["read_grant"]),
+        subdistrict=row["subdistrict"],
     )
     if issued.caller.key_id == key_id:
         raise ValueError("a key cannot succeed itself")
@@ -224,8 +237,8 @@ def active_keys(session: Session, now: datetime | None = None) -> list[dict[str,
         select(api_keys_table).where(api_keys_table.c.revoked_at.is_(None)).order_by(api_keys_table.c.created_at)
     ).mappings()
     shown = (
-        "id", "role", "compound", "buildings", "label", "holder_kind", "holder", "read_grant", "created_at",
-        "expires_at", "successor",
+        "id", "role", "compound", "subdistrict", "buildings", "label", "holder_kind", "holder", "read_grant",
+        "created_at", "expires_at", "successor",
     )  # fmt: skip
     return [{name: row[name] for name in shown} for row in rows if _active(row, moment)]
 
@@ -252,9 +265,11 @@ def authenticate(session: Session, key: str) -> Caller | None:
     if not hmac.compare_digest(row["secret_hash"], _hash(secret)):
         return None
     buildings = frozenset(json.loads(row["buildings"])) if row["buildings"] else None
+    subdistrict = row["subdistrict"]
     return Caller(
-        row["id"], row["role"], row["compound"], buildings, _holder_of(row), Grant.from_json(row["read_grant"])
-    )
+        row["id"], row["role"], row["compound"], buildings, _holder_of(row), Grant.from_json(row["read_grant"]),
+        subdistrict, compounds_of(session, subdistrict) if subdistrict is not None else None,
+    )  # fmt: skip
 
 
 def key_row(session: Session, key_id: str) -> dict[str, Any] | None:

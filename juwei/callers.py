@@ -84,7 +84,8 @@ class Grant:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: a key's role and scope. ``compound`` None means every compound (district)."""
+    """Who is calling: a key's role and scope. ``compound`` None means every compound (district), unless the key
+    is a subdistrict's: then ``compounds`` are those placed in ``subdistrict`` when the request came."""
 
     key_id: str
     role: str
@@ -92,16 +93,36 @@ class Caller:
     buildings: frozenset[str] | None
     holder: Holder | None = None
     grant: Grant | None = None
+    subdistrict: str | None = None
+    compounds: frozenset[str] | None = None
 
     @property
     def is_district(self) -> bool:
-        return self.compound is None
+        return self.compound is None and self.subdistrict is None
+
+    @property
+    def reach(self) -> frozenset[str] | None:
+        """The compounds this key reaches; None for every compound."""
+        if self.compound is not None:
+            return frozenset({self.compound})
+        if self.subdistrict is not None:
+            return self.compounds or frozenset()
+        return self.grant.compounds if self.grant is not None else None
 
     def may_see_compound(self, compound: str) -> bool:
         if self.compound is not None:
             return self.compound == compound
+        if self.subdistrict is not None:
+            return compound in (self.compounds or ())
         # A district key of another system reaches only the compounds its grant names.
         return self.grant is None or self.grant.compounds is None or compound in self.grant.compounds
+
+    def require_subdistrict(self, subdistrict: str) -> None:
+        """A subdistrict's own key, or a district key that reaches every compound, reads a subdistrict's lists."""
+        if self.subdistrict == subdistrict or (self.is_district and self.reach is None):
+            return
+        said = Said("scope-subdistrict-other", {"subdistrict": subdistrict})
+        raise Forbidden(f"this key may not read subdistrict {subdistrict}", said=said)
 
     def may_act_on(self, compound: str, building: str | None = None) -> bool:
         if not self.may_see_compound(compound):
@@ -109,6 +130,11 @@ class Caller:
         return building is None or self.buildings is None or building in self.buildings
 
     def require_scope(self, compound: str, building: str | None = None) -> None:
+        if self.subdistrict is not None and not self.may_see_compound(compound):
+            said = Said("scope-subdistrict", {"compound": compound, "subdistrict": self.subdistrict})
+            raise Forbidden(
+                f"compound {compound} is not in subdistrict {self.subdistrict}, this key's scope", said=said
+            )
         if not self.may_act_on(compound, building):
             where = f"building {building} of compound {compound}" if building else f"compound {compound}"
             said = Said(

@@ -64,8 +64,8 @@ class HolderOut(BaseModel):
     id: str = Field(description="The holder's id as stored: district-wide, e.g. c1:v12", examples=["c1:v12"])
 
 
-class WhoAmI(BaseModel):
-    """The calling key, as ``GET /whoami`` shows it."""
+class KeyOut(BaseModel):
+    """A key: its id, role, scope, holder and expiry (never its secret's hash)."""
 
     model_config = ConfigDict(extra="forbid")
     key_id: str
@@ -76,7 +76,16 @@ class WhoAmI(BaseModel):
     expires_at: str | None = Field(description="ISO 8601, or None: no expiry")
 
 
-class IssuedKey(WhoAmI):
+class WhoAmI(KeyOut):
+    """The calling key, as ``GET /whoami`` shows it."""
+
+    subdistrict: str | None = Field(description="A subdistrict's key: the subdistrict it is scoped to")
+    compounds: list[str] | None = Field(
+        description="A subdistrict's key: the compounds it reaches now (those registered in its subdistrict)"
+    )
+
+
+class IssuedKey(KeyOut):
     """A key just issued: its secret is shown this once."""
 
     key: str = Field(description="jw_<id>_<secret>: store it now, it is not shown again")
@@ -157,6 +166,8 @@ def key_router() -> APIRouter:
             "buildings": sorted(caller.buildings) if caller.buildings is not None else None,
             "holder": _holder_body(caller.holder.kind, caller.holder.id) if caller.holder else None,
             "expires_at": _moment(row["expires_at"]) if row else None,
+            "subdistrict": caller.subdistrict,
+            "compounds": sorted(caller.compounds) if caller.compounds is not None else None,
         }
 
     @router.post(

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from juwei.callers import OPERATOR_ROLE
 from juwei.registration import suite
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ def _runtime(spec: str) -> Runtime:
 def keys_create(
     role: Annotated[str, typer.Option(help="Role the key acts in")],
     compound: Annotated[str | None, typer.Option(help="Compound it is scoped to (none: district-wide)")] = None,
+    subdistrict: Annotated[
+        str | None, typer.Option(help="Subdistrict it is scoped to (an official's key): its registered compounds")
+    ] = None,
     buildings: Annotated[str | None, typer.Option(help="Comma-separated buildings it may act on")] = None,
     label: Annotated[str | None, typer.Option(help="A note for the key list")] = None,
     service: Annotated[list[str] | None, typer.Option(help="Services to store it in (default: all)")] = None,
@@ -58,6 +62,13 @@ def keys_create(
     if len(named) != 1:
         raise typer.BadParameter("name whom the key is for: --staff, --volunteer, --household, --official or --system")
     kind, value = named[0]
+    if subdistrict is not None:
+        if compound is not None or buildings is not None:
+            raise typer.BadParameter("a subdistrict's key names no --compound and no --buildings")
+        if kind != "official" or role == OPERATOR_ROLE:
+            raise typer.BadParameter(
+                "a subdistrict's key is issued to an official (--official), not as district operator"
+            )
     if kind in ("staff", "volunteer", "household"):
         if compound is None:
             raise typer.BadParameter(f"a key for a {kind} belongs to a compound: add --compound")
@@ -90,7 +101,9 @@ def keys_create(
         runtime = _runtime(name)
         runtime.migrate()
         with runtime.database.unit_of_work() as session:
-            key = issue_key(session, role, compound, chosen, label, key=key, holder=holder, grant=grant).key
+            key = issue_key(
+                session, role, compound, chosen, label, key=key, holder=holder, grant=grant, subdistrict=subdistrict
+            ).key
     if key is None:
         raise typer.BadParameter("no service to store the key in")
     typer.echo(key)
@@ -179,8 +192,9 @@ def keys_list(
         table.add_column(column)
     for row in rows:
         expires = row["expires_at"].isoformat(timespec="minutes") if row["expires_at"] else ""
+        scope = row["compound"] or (f"(subdistrict {row['subdistrict']})" if row["subdistrict"] else "(district)")
         table.add_row(
-            row["id"], row["role"], row["compound"] or "(district)", row["buildings"] or "(all)",
+            row["id"], row["role"], scope, row["buildings"] or "(all)",
             f"{row['holder_kind']}:{row['holder']}", row["label"] or "", expires, row["successor"] or "",
         )  # fmt: skip
     Console().print(table)

@@ -61,6 +61,8 @@ DETAILS_ZH = {
     "role-refused": "角色 {role} 不能执行此操作；需要以下角色之一：{allowed}",
     "scope-compound": "此密钥不能操作小区 {compound}",
     "scope-building": "此密钥不能操作小区 {compound} 的楼栋 {building}",
+    "scope-subdistrict-other": "此密钥无权查看街道 {subdistrict}",
+    "scope-subdistrict": "小区 {compound} 不属于街道 {subdistrict}，此密钥无权访问",
     "route-not-found": "没有这个地址：{path}",
     "method-not-allowed": "此地址不接受 {method} 请求",
     "unsupported-media-type": "不支持请求的内容类型",

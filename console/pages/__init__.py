@@ -14,6 +14,7 @@ from console.pages import (
     register,
     round,
     session,
+    subdistrict,
     supplies,
     survey,
 )
@@ -32,4 +33,5 @@ ROUTERS = [
     phone.router,
     survey.router,
     household.router,
+    subdistrict.router,
 ]

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from contracts.access import Departures
+from contracts.access import CompoundPlacements, Departures
 from contracts.notify import (
     ChannelAttached,
     ChannelDetached,
@@ -549,4 +549,13 @@ class Questions(Projection):
 def projections() -> list[Projection]:
     from services.notify.account.views import DailyAccounts  # it reads this module's questions table
 
-    return [Groups(), SamplingPoints(), Channels(), Messages(), Questions(), DailyAccounts(), Departures()]
+    return [
+        Groups(),
+        SamplingPoints(),
+        Channels(),
+        Messages(),
+        Questions(),
+        DailyAccounts(),
+        Departures(),
+        CompoundPlacements(),
+    ]

@@ -12,7 +12,7 @@ from contracts.testing import CaseConfirmed
 from juwei.events import DomainEvent, Envelope
 from juwei.repository import Repository
 from juwei.service import EventHandler, Runtime
-from services.residents.domain import Zone
+from services.residents.domain import Compound, Zone, ZoneRules
 from services.residents.views import zones
 
 log = structlog.get_logger("residents.handlers")
@@ -22,11 +22,22 @@ def case_confirmed(runtime: Runtime, session: Session, event: CaseConfirmed, env
     record_case(runtime, session, envelope.compound, event.building, event.confirmed_on)
 
 
+def zone_rules(runtime: Runtime, session: Session, compound: str) -> ZoneRules:
+    """The compound's zone rules in force: its own (from its stream, never stale), else the deployment's."""
+    default = ZoneRules(Zone.sealed_days, Zone.precaution_days)
+    return Repository(runtime.store, Compound).load(session, compound).zone_rules(default)
+
+
+def load_zone(runtime: Runtime, session: Session, scope_id: str, rules: ZoneRules) -> Zone:
+    """A building's or the compound's zone, following the compound's rules."""
+    return Repository(runtime.store, Zone).load(session, scope_id).follow(rules.sealed_days, rules.precaution_days)
+
+
 def record_case(runtime: Runtime, session: Session, compound: str, building: str, case_on: date) -> None:
     """Re-seal the building, then let the compound's zone follow its buildings."""
     today = max(runtime.settings.local_today(), case_on)  # a result stamped just past midnight elsewhere
     repository = Repository(runtime.store, Zone)
-    zone = repository.load(session, building)
+    zone = load_zone(runtime, session, building, zone_rules(runtime, session, compound))
     zone.record_case(case_on, today=today)
     repository.save(session, zone, compound=compound)
     reconcile_compound(runtime, session, compound, today)
@@ -34,15 +45,29 @@ def record_case(runtime: Runtime, session: Session, compound: str, building: str
 
 def reconcile_compound(runtime: Runtime, session: Session, compound: str, today: date) -> None:
     repository = Repository(runtime.store, Zone)
+    rules = zone_rules(runtime, session, compound)
     buildings = [
-        repository.load(session, scope_id)
+        load_zone(runtime, session, scope_id, rules)
         for scope_id in session.execute(
             select(zones.c.scope_id).where(zones.c.compound == compound, zones.c.scope == "building")
         ).scalars()
     ]
-    whole = repository.load(session, compound)
+    whole = load_zone(runtime, session, compound, rules)
     whole.reconcile(buildings, today=today)
     repository.save(session, whole, compound=compound)
+
+
+def refresh_compound(runtime: Runtime, session: Session, compound: str, today: date) -> None:
+    """Let one compound's zones follow its rules today (after the rules changed)."""
+    repository = Repository(runtime.store, Zone)
+    rules = zone_rules(runtime, session, compound)
+    for scope_id in session.execute(
+        select(zones.c.scope_id).where(zones.c.compound == compound, zones.c.scope == "building")
+    ).scalars():
+        zone = load_zone(runtime, session, scope_id, rules)
+        zone.refresh(today)
+        repository.save(session, zone, compound=compound)
+    reconcile_compound(runtime, session, compound, today)
 
 
 def let_the_days_count(runtime: Runtime) -> None:
@@ -51,9 +76,10 @@ def let_the_days_count(runtime: Runtime) -> None:
     repository = Repository(runtime.store, Zone)
     with runtime.database.unit_of_work() as session:
         rows = session.execute(select(zones.c.scope_id, zones.c.compound, zones.c.scope)).all()
+        rules = {compound: zone_rules(runtime, session, compound) for compound in {row[1] for row in rows}}
         for scope_id, compound, scope in rows:
             if scope == "building":
-                zone = repository.load(session, scope_id)
+                zone = load_zone(runtime, session, scope_id, rules[compound])
                 zone.refresh(today)
                 repository.save(session, zone, compound=compound)
         for compound in {compound for _, compound, _ in rows}:

@@ -482,3 +482,40 @@ class DecisionOut(Answer):
     building: str | None
     zone: ZoneName
     decided_by_authority: Literal[True]
+
+
+# --- the register of compounds -------------------------------------------------------------------------------
+
+
+class CompoundIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"subdistrict": "s1", "name": "石泉小区"}]}
+    )
+    subdistrict: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", description="The subdistrict (街道) it belongs to")
+    name: str = Field(min_length=1, max_length=100)
+
+
+class ZoneRulesIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"sealed_days": 7, "precaution_days": 14}]}
+    )
+    sealed_days: int = Field(ge=1, le=364, description="Days without a case before a sealed zone is controlled")
+    precaution_days: int = Field(ge=2, le=365, description="Days without a case before a zone is precaution")
+
+
+class ZoneRulesOut(Answer):
+    sealed_days: int
+    precaution_days: int
+    own: bool = Field(description="False: the deployment's rules, the compound set none of its own")
+
+
+class CompoundOut(Answer):
+    compound: str
+    subdistrict: str | None = Field(description="None: not yet registered")
+    name: str | None
+    zone_rules: ZoneRulesOut
+
+
+class SubdistrictCompoundsOut(Answer):
+    subdistrict: str
+    compounds: list[CompoundOut]

@@ -15,7 +15,7 @@ from contracts.ids import local_id
 from juwei.retention import shred_subjects
 from juwei.service import Runtime
 from services.residents import views
-from services.residents.application.zones import zone_answer
+from services.residents.application.zones import compound_rules, zone_answer
 from services.residents.rosters import medicine_asked
 
 # Needs that are health data; ``elderly`` and ``infant`` follow from the birth year and stay.
@@ -59,11 +59,12 @@ def lockdown_over(runtime: Runtime, compound: str) -> tuple[bool, str]:
             row["scope_id"]: row
             for row in session.execute(select(views.zones).where(views.zones.c.compound == compound)).mappings()
         }
+        rules = compound_rules(session, compound)
     if len(scopes) == 1:
         return False, f"compound {compound} has no buildings in the register"
     still = []
     for scope in scopes:
-        zone = zone_answer(rows.get(scope), today, scope)["zone"]  # what "when can we go out?" answers
+        zone = zone_answer(rows.get(scope), today, scope, rules)["zone"]  # what "when can we go out?" answers
         if zone != "precaution":
             still.append(f"{scope} is {zone}")
     if still:

@@ -27,9 +27,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from contracts.access import Departures
+from contracts.access import CompoundPlacements, Departures
 from contracts.residents import (
     BuildingRegistered,
+    CompoundRegistered,
+    CompoundZoneRulesSet,
     HouseholdRegistered,
     RepresentativeChosen,
     ResidentArrived,
@@ -127,6 +129,16 @@ zones = Table(
     Column("decided_by_authority", Boolean, nullable=False),
     Column("reason", Text, nullable=False),
     Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+# The register of compounds: subdistrict, name and the compound's own zone rules (None: the deployment's).
+compounds = Table(
+    "res_compounds",
+    tables,
+    Column("compound", String(64), primary_key=True),
+    Column("subdistrict", String(64), nullable=True, index=True),
+    Column("name", String(100), nullable=True),
+    Column("sealed_days", Integer, nullable=True),
+    Column("precaution_days", Integer, nullable=True),
 )
 # Every zone change, as the public alert (CAP 1.2) that announces it; the row names no one.
 zone_alerts = Table(
@@ -337,6 +349,23 @@ class Zones(Projection):
         )
 
 
+class Compounds(Projection):
+    """The register of compounds and each one's zone rules."""
+
+    name = "compounds"
+    tables = (compounds,)
+    reads = (CompoundRegistered, CompoundZoneRulesSet)
+    _REGISTERED = types_of(CompoundRegistered)
+
+    def apply(self, session: Session, envelope: Envelope) -> None:
+        data = envelope.data
+        if envelope.type in self._REGISTERED:
+            values = {"subdistrict": data["subdistrict"], "name": data["name"]}
+        else:
+            values = {"sealed_days": data["sealed_days"], "precaution_days": data["precaution_days"]}
+        upsert(session, compounds, {"compound": envelope.compound}, values)
+
+
 class ZoneAlerts(Projection):
     """Each zone change as its alert, each one superseding the previous alert of its building (or compound)."""
 
@@ -390,4 +419,14 @@ def _date(value: Any) -> Any:
 def projections() -> list[Projection]:
     from services.residents.rosters import MedicineSurvey, WorkGroups  # they add their tables to ``tables``
 
-    return [Register(), Teams(), Zones(), ZoneAlerts(), Departures(), WorkGroups(), MedicineSurvey()]
+    return [
+        Register(),
+        Teams(),
+        Zones(),
+        ZoneAlerts(),
+        Compounds(),
+        Departures(),
+        CompoundPlacements(),
+        WorkGroups(),
+        MedicineSurvey(),
+    ]

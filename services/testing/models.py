@@ -498,6 +498,14 @@ class CaseList(Answer):
     cases: list[CaseOut]
 
 
+class CaseCounts(Answer):
+    """How many cases a compound has in each state, naming no one (the subdistrict's overview)."""
+
+    compound: str
+    by_status: dict[Literal["confirmed", "transfer-scheduled", "transferred", "closed"], int]
+    total: int
+
+
 class BuildingCase(Answer):
     """What the building group may know of a case: no ids."""
 

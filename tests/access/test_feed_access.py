@@ -70,6 +70,8 @@ TYPES: dict[tuple[str, str], set[str]] = {
     ("supplies", r.INFORMATION_OFFICER): DELIVERIES | CARDS | {"MedicineRequested"},
     ("supplies", r.LOGISTICS_VOLUNTEER): DELIVERIES | CARDS,
     ("supplies", r.SUBDISTRICT_STAFF): CARDS | {"MedicineRequested"},
+    ("residents", r.SUBDISTRICT_STAFF): {"ZoneStatusChanged", "CompoundRegistered", "CompoundZoneRulesSet"},
+    ("testing", r.SUBDISTRICT_STAFF): {"RoundScheduled"},
     ("supplies", r.HOUSEHOLD): {"DeliveryConfirmed", "DeliveryFailed", "FollowUpResolved", "MedicineRequested"},
     ("testing", r.INFORMATION_OFFICER): BUILDING_TESTING | {"AntigenReported"},
     ("testing", r.LOGISTICS_VOLUNTEER): BUILDING_TESTING,

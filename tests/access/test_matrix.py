@@ -272,9 +272,9 @@ def _key_to_revoke(ctx: Ctx) -> Req:
 # The roles whose work needs some events of each service's feed (the README's table); the others get 403.
 EVERYWHERE = {r.DISTRICT_OPERATOR, r.COMMITTEE_STAFF, r.INFORMATION_OFFICER, r.LOGISTICS_VOLUNTEER}
 FEED_READERS = {
-    "residents": EVERYWHERE | {r.HOUSEHOLD},
+    "residents": EVERYWHERE | {r.HOUSEHOLD, r.SUBDISTRICT_STAFF},
     "supplies": EVERYWHERE | {r.HOUSEHOLD, r.SUBDISTRICT_STAFF},
-    "testing": EVERYWHERE | {r.HOUSEHOLD, r.SAMPLING_VOLUNTEER},
+    "testing": EVERYWHERE | {r.HOUSEHOLD, r.SAMPLING_VOLUNTEER, r.SUBDISTRICT_STAFF},
     "notify": EVERYWHERE,
 }
 
@@ -491,6 +491,26 @@ def _(ctx: Ctx) -> Req:
 @case("residents", "GET", P + "/zones")
 def _(ctx: Ctx) -> Req:
     return Req(f"{C}/zones")
+
+
+@case("residents", "GET", P + "/registration")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/registration")
+
+
+@case("residents", "PUT", P + "/registration")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/registration", {"json": {"subdistrict": "s1", "name": "石泉小区"}})
+
+
+@case("residents", "PUT", P + "/zone-rules")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/zone-rules", {"json": {"sealed_days": 7, "precaution_days": 14}})
+
+
+@case("residents", "GET", "/subdistricts/{subdistrict}/compounds")
+def _(ctx: Ctx) -> Req:
+    return Req("/subdistricts/s1/compounds")
 
 
 @case("residents", "GET", P + "/buildings/{building}/zone")
@@ -838,6 +858,11 @@ def _(ctx: Ctx) -> Req:
     return Req(f"{C}/cases/{ctx.seeded.case}")
 
 
+@case("testing", "GET", P + "/case-counts")
+def _(ctx: Ctx) -> Req:
+    return Req(f"{C}/case-counts")
+
+
 @case("testing", "POST", P + "/cases/{case}/transfer")
 def _(ctx: Ctx) -> Req:
     return Req(f"{C}/cases/{ctx.case()}/transfer", {"json": {"scheduled_at": "2022-04-12T14:00"}})
@@ -1081,6 +1106,9 @@ def expected(roles: frozenset[str] | None, spec: KeySpec, req: Req) -> int | Non
     if req.health and spec.role == r.EXTERNAL_CONSUMER:
         return 403
     if req.path.startswith("/compounds/") and spec.compound not in (None, "c1"):
+        return 403
+    # A subdistrict's list: the district's key, or that subdistrict's own (these keys are all a compound's).
+    if req.path.startswith("/subdistricts/") and spec.compound is not None:
         return 403
     if req.building and spec.buildings is not None and req.building not in spec.buildings:
         return 403

@@ -50,6 +50,8 @@ def test_whoami_tells_a_key_its_role_scope_holder_and_expiry(desk) -> None:
         "buildings": None,
         "holder": {"kind": "system", "id": "test district-operator"},
         "expires_at": None,
+        "subdistrict": None,
+        "compounds": None,
     }
     issued = _invite(client, operator, expires_in=3600).json()
     them = client.get("/whoami", headers=_h(issued["key"])).json()

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from services.residents.api import cap, imports, reach, register, survey, teams, workgroups, zones
+from services.residents.api import cap, compounds, imports, reach, register, survey, teams, workgroups, zones
 
 router = APIRouter()
 router.include_router(register.router)
@@ -13,3 +13,4 @@ router.include_router(workgroups.router)
 router.include_router(survey.router)
 router.include_router(zones.router)
 router.include_router(cap.router)
+router.include_router(compounds.router)

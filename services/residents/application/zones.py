@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from juwei.aggregate import NotFound
@@ -13,16 +14,27 @@ from juwei.callers import Caller
 from juwei.service import Runtime
 from juwei.unit_of_work import UnitOfWork
 from services.residents import handlers
-from services.residents.domain import Zone, zone_for
+from services.residents.domain import Zone, ZoneRules, zone_for
 from services.residents.models import DecisionIn
-from services.residents.views import buildings, zones
+from services.residents.views import buildings, compounds, zones
 
 
-def zone_answer(row: Any, today: date, scope_id: str) -> dict[str, Any]:
+def compound_rules(session: Session, compound: str) -> ZoneRules:
+    """The compound's zone rules as the register shows them (the deployment's when it set none)."""
+    row = session.execute(
+        select(compounds.c.sealed_days, compounds.c.precaution_days).where(compounds.c.compound == compound)
+    ).first()
+    if row is None or row.sealed_days is None or row.precaution_days is None:
+        return ZoneRules(Zone.sealed_days, Zone.precaution_days)
+    return ZoneRules(row.sealed_days, row.precaution_days)
+
+
+def zone_answer(row: Any, today: date, scope_id: str, rules: ZoneRules | None = None) -> dict[str, Any]:
     """What residents ask: the zone, days since the last case and the earliest date of the next status."""
+    rules = rules or ZoneRules(Zone.sealed_days, Zone.precaution_days)
     last = row["last_case_on"] if row else None
     by_authority = bool(row["decided_by_authority"]) if row else False
-    view = zone_for(last, max(today, last) if last else today, Zone.sealed_days, Zone.precaution_days)
+    view = zone_for(last, max(today, last) if last else today, rules.sealed_days, rules.precaution_days)
     zone = row["zone"] if row and by_authority else view.zone
     return {
         "scope": "building" if ":" in scope_id else "compound",
@@ -55,10 +67,11 @@ def compound_zones(runtime: Runtime, compound: str, today: date) -> dict[str, An
             .scalars()
             .all()
         )
+        rules = compound_rules(session, compound)
     return {
         "today": today.isoformat(),
-        "compound": zone_answer(rows.get(compound), today, compound),
-        "buildings": [zone_answer(rows.get(b), today, b) for b in every],
+        "compound": zone_answer(rows.get(compound), today, compound, rules),
+        "buildings": [zone_answer(rows.get(b), today, b, rules) for b in every],
     }
 
 
@@ -70,7 +83,8 @@ def building_zone(runtime: Runtime, compound: str, building: str, today: date) -
         if known is None:
             raise _unknown_building(building)
         row = session.execute(select(zones).where(zones.c.scope_id == scope_id)).mappings().first()
-    return {"today": today.isoformat(), **zone_answer(row, today, scope_id)}
+        rules = compound_rules(session, compound)
+    return {"today": today.isoformat(), **zone_answer(row, today, scope_id, rules)}
 
 
 def decide(unit: UnitOfWork, caller: Caller, body: DecisionIn) -> None:
@@ -85,7 +99,9 @@ def decide(unit: UnitOfWork, caller: Caller, body: DecisionIn) -> None:
             known = unit.session.execute(select(buildings.c.building).where(buildings.c.building == scope_id)).first()
             if known is None:
                 raise _unknown_building(body.building)
-        unit.load_or_new(Zone, scope_id).decide(body.zone, body.reason, today=unit.today)
+        rules = handlers.zone_rules(unit.runtime, unit.session, compound)
+        zone = unit.load_or_new(Zone, scope_id).follow(rules.sealed_days, rules.precaution_days)
+        zone.decide(body.zone, body.reason, today=unit.today)
     if body.building is not None:
         with unit.runtime.database.unit_of_work() as session:
             handlers.reconcile_compound(unit.runtime, session, compound, unit.today)

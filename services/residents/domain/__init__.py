@@ -1,6 +1,6 @@
 """The residents service's domain rules: plain Python, no I/O.
 
-Aggregates (``Building``, ``Household``, ``Staff``, ``Volunteer``, ``BuildingRoles``, ``Zone``) decide on
+Aggregates (``Compound``, ``Building``, ``Household``, ``Staff``, ``Volunteer``, ``BuildingRoles``, ``Zone``) decide on
 commands and record events; their state changes only in ``on_<Event>`` methods. Facts that live in other
 aggregates (a building's size, which volunteers are enlisted where) are passed in by the caller. One module per
 part of the register: ``households`` (buildings, households, needs), ``teams`` (staff coverage, volunteers and
@@ -11,6 +11,7 @@ committee's own sheets ``headings`` (which field a heading names), ``notation`` 
 
 from __future__ import annotations
 
+from services.residents.domain.compounds import Compound, ZoneRules
 from services.residents.domain.households import (
     ELDERLY_AGE,
     Building,
@@ -74,6 +75,7 @@ __all__ = [
     "Building",
     "BuildingIndex",
     "BuildingRoles",
+    "Compound",
     "Coverage",
     "Household",
     "ImportRow",
@@ -84,6 +86,7 @@ __all__ = [
     "Staff",
     "Volunteer",
     "Zone",
+    "ZoneRules",
     "ZoneView",
     "elderly",
     "find_by_skill",

@@ -87,6 +87,12 @@ class Zone(Aggregate):
     def building(self) -> str | None:
         return None if self.scope == "compound" else self.id
 
+    def follow(self, sealed_days: int, precaution_days: int) -> Zone:
+        """Use the compound's zone rules (its own, or the deployment's) for this zone from now on."""
+        self.sealed_days = sealed_days
+        self.precaution_days = precaution_days
+        return self
+
     def derived(self, today: date) -> ZoneView:
         return zone_for(self.last_case_on, today, self.sealed_days, self.precaution_days)
 
@@ -174,6 +180,9 @@ class Zone(Aggregate):
 
     def snapshot_state(self) -> dict:
         state = super().snapshot_state()
+        # The rules are the compound's, read afresh at every load: never kept in a snapshot.
+        state.pop("sealed_days", None)
+        state.pop("precaution_days", None)
         state["last_case_on"] = self.last_case_on.isoformat() if self.last_case_on else None
         return state
 

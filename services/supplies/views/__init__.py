@@ -9,7 +9,7 @@ ids the events carry (``<compound>:<id>``); the API speaks in ids local to a com
 
 from __future__ import annotations
 
-from contracts.access import Departures
+from contracts.access import CompoundPlacements, Departures
 from juwei.projection import Projection
 from services.supplies.views.custody import (
     Custody,
@@ -45,7 +45,7 @@ from services.supplies.views.schema import (
 
 
 def projections() -> list[Projection]:
-    return [Register(), Deliveries(), Custody(), Ledger(), Departures()]
+    return [Register(), Deliveries(), Custody(), Ledger(), Departures(), CompoundPlacements()]
 
 
 __all__ = [

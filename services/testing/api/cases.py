@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, Path, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import Field
 
-from contracts.access import CompoundPeople, Officers, Staff
+from contracts.access import CompoundPeople, Officers, Oversight, Staff
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf, Unit
 from juwei.openapi import answered_as
@@ -19,6 +19,7 @@ from services.testing.models import (
     BuildingCases,
     BuildingDisinfections,
     CaseCloseIn,
+    CaseCounts,
     CaseList,
     CaseOut,
     DisinfectionOut,
@@ -41,6 +42,15 @@ def list_cases(
     status: Literal["confirmed", "transfer-scheduled", "transferred", "closed"] | None = None,
 ) -> dict[str, Any]:
     return cases.list_cases(runtime, compound, status)
+
+
+@router.get(
+    "/compounds/{compound}/case-counts",
+    response_model=CaseCounts,
+    summary="How many cases in each state (no ids): staff and the subdistrict office",
+)
+def case_counts(compound: CompoundId, caller: Oversight, runtime: RuntimeOf) -> dict[str, Any]:
+    return cases.case_counts(runtime, compound)
 
 
 @router.get("/compounds/{compound}/cases/{case}", response_model=CaseOut, summary="One case")

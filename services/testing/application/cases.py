@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
@@ -63,6 +63,23 @@ def list_cases(runtime: Runtime, compound: str, status: str | None) -> dict[str,
             query = query.where(cases.c.status == status)
         rows = session.execute(query.order_by(cases.c.confirmed_on, cases.c.case)).mappings().all()
         return {"cases": [staff_view(clock, session, row) for row in rows]}
+
+
+CASE_STATUSES = ("confirmed", "transfer-scheduled", "transferred", "closed")
+
+
+def case_counts(runtime: Runtime, compound: str) -> dict[str, Any]:
+    """How many cases the compound has in each state: no ids (what the subdistrict's overview shows)."""
+    with runtime.database.reading() as session:
+        rows = session.execute(
+            select(cases.c.status, func.count()).where(cases.c.compound == compound).group_by(cases.c.status)
+        ).all()
+    found = {status: int(count) for status, count in rows}
+    return {
+        "compound": compound,
+        "by_status": {status: found.get(status, 0) for status in CASE_STATUSES},
+        "total": sum(found.values()),
+    }
 
 
 def get_case(runtime: Runtime, compound: str, case: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ events carry (``<compound>:<id>``); times are stored in UTC.
 
 from __future__ import annotations
 
-from contracts.access import Departures
+from contracts.access import CompoundPlacements, Departures
 from juwei.projection import Projection
 from services.testing.views.cases import (
     Cases,
@@ -61,7 +61,17 @@ from services.testing.views.schema import (
 
 
 def projections() -> list[Projection]:
-    return [Register(), Volunteers(), Points(), Rounds(), Results(), Cases(), Disinfections(), Departures()]
+    return [
+        Register(),
+        Volunteers(),
+        Points(),
+        Rounds(),
+        Results(),
+        Cases(),
+        Disinfections(),
+        Departures(),
+        CompoundPlacements(),
+    ]
 
 
 __all__ = [
