@@ -275,7 +275,7 @@ def authenticate(session: Session | Connection, key: str) -> Caller | None:
     subdistrict = row["subdistrict"]
     return Caller(
         row["id"], row["role"], row["compound"], buildings, _holder_of(row), Grant.from_json(row["read_grant"]),
-        subdistrict, compounds_of(session, subdistrict) if subdistrict is not None else None,
+        subdistrict, compounds_of(connection, subdistrict) if subdistrict is not None else None,
     )  # fmt: skip
 
 

@@ -7,7 +7,7 @@ in its subdistrict at the time of each request, so a compound registered later i
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, String, Table, select
+from sqlalchemy import Column, Connection, DateTime, String, Table, select
 from sqlalchemy.orm import Session
 
 from juwei.events import utcnow
@@ -33,7 +33,7 @@ def place_compound(session: Session, compound: str, subdistrict: str) -> None:
     )
 
 
-def compounds_of(session: Session, subdistrict: str) -> frozenset[str]:
+def compounds_of(session: Session | Connection, subdistrict: str) -> frozenset[str]:
     """The compounds placed in a subdistrict (none yet: an empty set, which reaches nothing)."""
     table = compound_subdistricts_table
     return frozenset(session.execute(select(table.c.compound).where(table.c.subdistrict == subdistrict)).scalars())
