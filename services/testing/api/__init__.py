@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from services.testing.api import cases, fhir, points, results, rounds
+from services.testing.api import cases, fhir, photo_links, points, results, rounds
 
 router = APIRouter()
 router.include_router(points.router)
 router.include_router(rounds.router)
 router.include_router(results.router)
 router.include_router(cases.router)
+router.include_router(photo_links.router)
 router.include_router(fhir.router)
