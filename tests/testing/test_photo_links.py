@@ -13,10 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from contracts.testing import disinfection_photo_path
-from demo.sinks import Platforms
+from demo.sinks import Platforms, free_port
+from juwei.service import create_app
 from juwei.signed_links import signed_query
 from juwei.store import events_table
 from services.notify import rules
+from tests.browser import PHONE, Browser, LiveApp
 from tests.conftest import both_databases
 from tests.notify.conftest import Notify, close_notify, compound_events, open_notify
 from tests.notify.conftest import receive as notify_receive
@@ -185,3 +187,38 @@ def test_the_group_message_carries_signed_links_that_open_and_the_board_shows_th
     # Another building's board shows none of them.
     other = notify.client.get("/compounds/c1/buildings/2/board", headers=notify.key("committee-staff")).json()["url"]
     assert "/photos/" not in notify.client.get(other).text
+
+
+def test_a_residents_browser_opens_a_photo_link_from_the_group_message(
+    testing: Testing, notify: Notify, platforms: Platforms, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Real headless Chromium, as a phone: the link in the group's message shows the photo; an altered one a
+    page in Chinese; the building board shows the photos."""
+    bot = platforms.bot("wecom", "wk")
+    notify.attach("1", "wecom", platforms.config(bot))
+    _record(testing, small_compound())
+    photos_app = create_app(testing.runtime, background=False, migrate_on_start=False)
+    board_app = create_app(notify.runtime, background=False, migrate_on_start=False)
+    with LiveApp(photos_app, free_port()) as photos, LiveApp(board_app, free_port()) as boards:
+        monkeypatch.setattr(rules, "PHOTO_BASE_URL", photos.url)  # testing's public address, as compose sets it
+        disinfection_to_notify(testing, notify)
+        assert notify.dispatcher.drain() == 1
+        links = re.findall(rf"{re.escape(photos.url)}/photos/\S+", bot.texts[0])
+        assert len(links) == 2
+        with Browser(tmp_path / "chromium") as browser:
+            browser.viewport(PHONE)
+            browser.open(links[0])
+            assert browser.evaluate("document.contentType") == "image/png"
+            browser.wait("document.images.length === 1 && document.images[0].naturalWidth === 3", what="the photo")
+            # Someone edits the link (another photo's id, the same signature): a page that says so, in Chinese.
+            other = links[1].split("?")[0] + "?" + links[0].split("?")[1]
+            browser.open(other)
+            assert browser.evaluate("document.contentType") == "text/html"
+            assert "照片无法打开" in browser.text("h1") and "改动" in browser.text()
+            assert browser.evaluate("document.documentElement.lang") == "zh-CN"
+
+            token = notify.client.get("/compounds/c1/buildings/1/board", headers=notify.key("committee-staff"))
+            browser.open(f"{boards.url}{token.json()['url']}")
+            loaded = "[...document.querySelectorAll('#photos img')].filter(i => i.complete && i.naturalWidth > 0)"
+            browser.wait(f"{loaded}.length === 2", what="the board's disinfection photos")
+            assert "最近一次消杀照片" in browser.text("#photos")
