@@ -27,6 +27,7 @@ from tests.testing.conftest import Testing, receive, small_compound
 from tests.testing.test_cases_and_photos_api import JPEG, png
 
 SECRET = "photo-links-test-secret"
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"}
 BASE = "https://photos.example.org"
 
 
@@ -92,7 +93,7 @@ def test_a_signed_link_opens_the_photo_with_no_key_and_bad_links_get_a_page_or_a
         "absurd expiry": (f"{path}?expires=99999999999999999999&signature={signature}", 403, "photo-link-forged"),
     }
     for what, (url, status, code) in refused.items():
-        page = testing.client.get(url, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+        page = testing.client.get(url, headers=BROWSER)
         assert page.status_code == status, what
         assert page.headers["content-type"].startswith("text/html"), what
         assert "照片" in page.text and picture not in page.content, what
@@ -100,8 +101,10 @@ def test_a_signed_link_opens_the_photo_with_no_key_and_bad_links_get_a_page_or_a
         assert problem.status_code == status, what
         assert problem.headers["content-type"] == "application/problem+json", what
         assert problem.json()["code"] == code, what
-    assert "已过期" in testing.client.get(refused["expired"][0]).text
-    assert "改动" in testing.client.get(refused["altered signature"][0]).text
+    assert "已过期" in testing.client.get(refused["expired"][0], headers=BROWSER).text
+    assert "改动" in testing.client.get(refused["altered signature"][0], headers=BROWSER).text
+    # A client that names no type (curl, a script) gets the problem too.
+    assert testing.client.get(path).headers["content-type"] == "application/problem+json"
     # Chinese problems for a client that asks for them.
     chinese = testing.client.get(path, headers={"Accept": "application/json", "Accept-Language": "zh-CN"})
     assert chinese.json()["detail"] == "这个链接缺少签名，无法打开照片。"
@@ -121,7 +124,7 @@ def test_retention_removes_the_disinfection_photos_and_their_links_then_get_410(
     report = testing.runtime.retire("c1")
     assert report["disinfection_photos_deleted"] == 2
     assert list(album.iterdir()) == []
-    gone = testing.client.get(link)
+    gone = testing.client.get(link, headers=BROWSER)
     assert gone.status_code == 410 and "已按规定删除" in gone.text
     assert testing.client.get(link, headers={"Accept": "application/json"}).json()["code"] == "photo-removed"
     # The record itself stays (when, which areas): the committee's account of its work.

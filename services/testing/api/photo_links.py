@@ -3,8 +3,8 @@
 notify signs the links it posts (``juwei.signed_links`` over the photo's path and the expiry, under
 ``JUWEI_LINK_SECRET``); the building board signs fresh ones each time it is shown. Here a link is checked
 before anything is read: unsigned or altered → 403, expired → 410, and a genuine link to a photo that
-retention has since removed → 410. A browser gets a small page in Chinese, a client asking for JSON an RFC 9457
-problem.
+retention has since removed → 410. A browser (``Accept: text/html``) gets a small page in Chinese, any other
+client an RFC 9457 problem.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from contracts.testing import LINK_SECRET, disinfection_photo_path
 from juwei.aggregate import NotFound
 from juwei.auth import CompoundId, LocalId
 from juwei.dependencies import RuntimeOf
-from juwei.problems import MEDIA_TYPE, Problem
+from juwei.problems import Problem
 from juwei.signed_links import LinkState, check
 from services.testing.application import cases
 from services.testing.photos import PhotoAlbum
@@ -58,7 +58,8 @@ h1{{font-size:1.3rem}}p{{font-size:1.05rem}}</style></head>
 def _refuse(request: Request, reason: LinkState | str) -> Response:
     """A page in Chinese for a person; a problem for a client that asks for JSON."""
     status, code, detail, text = REFUSALS[reason]
-    if "json" in request.headers.get("accept", ""):
+    # A browser (a tap in the group's chat) asks for text/html; any other client gets the problem.
+    if "text/html" not in request.headers.get("accept", ""):
         raise Problem(status, detail, code)
     title = "照片无法打开" if status == 403 else "照片已不可查看"
     page = _PAGE.format(title=title, why=html.escape(text))
@@ -67,11 +68,9 @@ def _refuse(request: Request, reason: LinkState | str) -> Response:
     )
 
 
-def _documented(what: str) -> dict[str, object]:
-    return {
-        "description": what,
-        "content": {"text/html": {"schema": {"type": "string"}}, MEDIA_TYPE: {"schema": {"type": "object"}}},
-    }
+def _documented(what: str, *codes: str) -> dict[str, object]:
+    """A refusal: a problem (``juwei.openapi`` documents it); a browser asking for text/html gets a page instead."""
+    return {"description": f"{what}; to Accept: text/html a page in Chinese", "x-juwei-problem-types": list(codes)}
 
 
 @router.get(
@@ -85,8 +84,14 @@ def _documented(what: str) -> dict[str, object]:
                 m: {"schema": {"type": "string", "format": "binary"}} for m in ("image/jpeg", "image/png", "image/webp")
             },
         },
-        403: _documented("Unsigned, altered or forged link (a page in Chinese; a problem when JSON is asked for)"),
-        410: _documented("The link has expired, or retention has removed the photo"),
+        403: _documented(
+            "Unsigned, altered or forged link (a page in Chinese; a problem when JSON is asked for)",
+            "photo-link-unsigned",
+            "photo-link-forged",
+        ),
+        410: _documented(
+            "The link has expired, or retention has removed the photo", "photo-link-expired", "photo-removed"
+        ),
     },
 )
 def signed_disinfection_photo(
