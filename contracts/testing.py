@@ -405,6 +405,15 @@ class StoredPhoto(BaseModel):
     size: int = Field(ge=1)
 
 
+# The secret notify signs photo links under and testing checks them with (``Settings.shared_key``).
+LINK_SECRET = "JUWEI_LINK_SECRET"
+
+
+def disinfection_photo_path(compound: str, disinfection: str, photo: str) -> str:
+    """Where testing serves a disinfection photo to whoever holds a signed link; also what the link signs."""
+    return f"/photos/{compound}/{disinfection}/{photo}"
+
+
 class DisinfectionRecorded(DomainEvent):
     """The building's common areas were disinfected (消杀); the photos are what residents trust."""
 

@@ -53,7 +53,7 @@ def databases(env: dict[str, str]) -> list[str]:
 def _is_key(name: str) -> bool:
     """A key personal or health data is sealed under (or handed over with): it travels with a backup."""
     # The console's secret seals the keys it holds for people: without it, its accounts open nothing.
-    return name.endswith("_VAULT_KEY") or name in ("JUWEI_HEALTH_KEY", "JUWEI_CONSOLE_SECRET")
+    return name.endswith("_VAULT_KEY") or name in ("JUWEI_HEALTH_KEY", "JUWEI_CONSOLE_SECRET", "JUWEI_LINK_SECRET")
 
 
 def _sha256(path: Path) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def required_names(*compose_files: Path) -> list[str]:
 
 def _sealing_key(name: str) -> bool:
     """A 32-byte key something is sealed under: the vaults', the health key, the console's secret."""
-    return name.endswith("_VAULT_KEY") or name in ("JUWEI_HEALTH_KEY", "JUWEI_CONSOLE_SECRET")
+    return name.endswith("_VAULT_KEY") or name in ("JUWEI_HEALTH_KEY", "JUWEI_CONSOLE_SECRET", "JUWEI_LINK_SECRET")
 
 
 def cluster_id() -> str:

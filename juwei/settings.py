@@ -63,6 +63,10 @@ class Settings(BaseSettings):
         10000, ge=0, description="/readyz fails when the service's group is this many records behind on a topic"
     )
 
+    photo_link_days: int = Field(
+        30, ge=1, le=366, description="Signed photo links in group messages work this many days after the event"
+    )
+
     @field_validator("log_levels")
     @classmethod
     def _known_levels(cls, value: str) -> str:

@@ -32,6 +32,7 @@ from contracts.supplies import (
     ShiftCalled,
 )
 from contracts.testing import (
+    LINK_SECRET,
     BuildingTestingProgress,
     CaseConfirmed,
     CaseTransferred,
@@ -39,8 +40,11 @@ from contracts.testing import (
     RoundScheduled,
     TransferScheduled,
     UnitCalled,
+    disinfection_photo_path,
 )
 from juwei.events import DomainEvent, Envelope
+from juwei.settings import settings
+from juwei.signed_links import signed_query
 from services.notify.domain import Texts, redact
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -272,18 +276,27 @@ def _areas(areas: list[str]) -> Localized:
 PHOTO_BASE_URL = os.environ.get("JUWEI_NOTIFY_PHOTO_BASE_URL", "").rstrip("/")
 
 
+def photo_links(
+    compound: str, disinfection: str, photos: list[str], signed_at: datetime, lifetime: int | None = None
+) -> list[str]:
+    """Links a resident opens without a key: signed, good for ``lifetime`` seconds (JUWEI_PHOTO_LINK_DAYS)."""
+    if not PHOTO_BASE_URL:
+        return []
+    config = settings()
+    secret, lifetime = config.shared_key(LINK_SECRET), lifetime or config.photo_link_days * 86400
+    links = []
+    for photo in photos:
+        path = disinfection_photo_path(compound, disinfection, photo)
+        links.append(f"{PHOTO_BASE_URL}{path}?{signed_query(secret, path, signed_at.timestamp(), lifetime)}")
+    return links
+
+
 @rule(DisinfectionRecorded)
 def disinfection_recorded(event: Any, envelope: Envelope, directory: Directory) -> list[Notice]:
-    """Photos of disinfection build trust (item 7): the count always, links where the photos are served."""
+    """Photos of disinfection build trust (item 7): the count always, signed links where the photos are served."""
     disinfection = str(event.disinfection).split(":", 1)[-1]
-    links = (
-        [
-            f"{PHOTO_BASE_URL}/compounds/{envelope.compound}/disinfections/{disinfection}/photos/{photo.photo}"
-            for photo in event.photos
-        ]
-        if PHOTO_BASE_URL
-        else []
-    )
+    # Counted from the event, not from when it is read: the same event always gives the same links.
+    links = photo_links(envelope.compound, disinfection, [p.photo for p in event.photos], envelope.time)
     params = {
         "place": directory.label(event.building),
         "areas": _areas(event.areas),

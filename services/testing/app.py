@@ -10,7 +10,7 @@ from contracts.access import feed_access, health_key
 from contracts.testing import registry
 from juwei.service import ServiceDefinition, foreign_events
 from services.testing import handlers, retention
-from services.testing.api import router
+from services.testing.api import photo_links, router
 from services.testing.application.keys import bind_issued
 from services.testing.application.labfiles import LAB_FILE_ZH
 from services.testing.domain.fhir import WORDING
@@ -40,7 +40,7 @@ service = ServiceDefinition(
     # Shared with residents and supplies: testing is handed the keys of residents' sealed health flags
     # (who is bedridden is sampled at home).
     health_key=health_key("JUWEI_HEALTH_KEY"),
-    # Its own refusals said in Chinese (the FHIR search's and a lab file's).
-    wording={**WORDING, **LAB_FILE_ZH},
+    # Its own refusals said in Chinese (the FHIR search's, a lab file's and the photo links').
+    wording={**WORDING, **LAB_FILE_ZH, **photo_links.WORDING},
     migrations=Path(__file__).resolve().parent / "migrations",
 )

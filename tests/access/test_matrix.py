@@ -31,7 +31,9 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select
 
 from contracts import roles as r
+from contracts.testing import LINK_SECRET, disinfection_photo_path
 from juwei.auth import revoke_key, rotate_key
+from juwei.signed_links import signed_query
 from juwei.store import events_table
 from services.residents.views import zone_alerts
 from tests.access.seed import C, Seeded, attach_channel, confirmed_case, medicine_request, png, seed
@@ -909,6 +911,13 @@ def _(ctx: Ctx) -> Req:
 @case("testing", "GET", P + "/buildings/{building}/disinfections")
 def _(ctx: Ctx) -> Req:
     return Req(f"{C}/buildings/b1/disinfections")  # shown on the building's board: compound-wide
+
+
+@case("testing", "GET", "/photos/{compound}/{disinfection}/{photo}")
+def _(ctx: Ctx) -> Req:
+    # The link is the permission (signed as notify signs it, under the world's shared secret): no key needed.
+    path = disinfection_photo_path("c1", ctx.seeded.disinfection, ctx.seeded.photo)
+    return Req(f"{path}?{signed_query(ctx.world.settings.shared_key(LINK_SECRET), path, time.time(), 3600)}")
 
 
 @case("testing", "GET", P + "/disinfections/{disinfection}/photos/{photo}")

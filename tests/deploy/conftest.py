@@ -58,6 +58,7 @@ def secret_values() -> dict[str, str]:
         "JUWEI_KAFKA_CLUSTER_ID": base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22],
         "JUWEI_HEALTH_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "JUWEI_CONSOLE_SECRET": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "JUWEI_LINK_SECRET": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "JUWEI_CONSOLE_DB_PASSWORD": secrets.token_hex(24),
     }
     for service in ("RESIDENTS", "SUPPLIES", "TESTING", "NOTIFY"):

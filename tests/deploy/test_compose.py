@@ -19,9 +19,11 @@ import pytest
 from python_on_whales import DockerException
 from sqlalchemy.engine import make_url
 
+from juwei import backup
 from juwei.images import VERSION, BuildSettings
 from juwei.registration import suite
 from juwei.settings import Settings
+from services.testing.photos import PhotoAlbum
 from tests.conftest import ROOT
 from tests.deploy.conftest import (
     COMPOSE_FILE,
@@ -391,3 +393,24 @@ def test_the_prometheus_image_holds_its_configuration_and_rules() -> None:
     assert re.search(r"(?m)^COPY prometheus.yml alerts.yml /etc/prometheus/$", text)
     assert "promtool check config /etc/prometheus/prometheus.yml" in text
     assert "apt-get install -y --no-install-recommends prometheus" in text
+
+
+def test_the_link_secret_reaches_the_signer_and_the_checker_and_travels_with_backups(resolved: Callable) -> None:
+    services = _services(resolved("single"))
+    granted = {name for name in KNOWN_SERVICES if "JUWEI_LINK_SECRET" in services[name]["environment"]}
+    assert granted == {"testing", "notify"}  # notify signs photo links, testing checks them
+    assert (
+        services["testing"]["environment"]["JUWEI_LINK_SECRET"]
+        == services["notify"]["environment"]["JUWEI_LINK_SECRET"]
+    )
+    # Restored without it, every link already posted in the groups would be refused as forged.
+    assert backup._is_key("JUWEI_LINK_SECRET")
+
+
+def test_disinfection_photos_are_on_a_named_volume_that_backup_copies(resolved: Callable) -> None:
+    config = resolved("single")
+    mount = {m["target"]: m for m in _services(config)["testing"]["volumes"]}[backup.SERVICE_DATA]
+    assert mount["type"] == "volume" and mount["source"] in config["volumes"]
+    # The album is under the data folder: `juwei backup` tars that folder of every container mounting it
+    # (files-testing.tar) and `juwei restore` unpacks it there (tests/stack/test_single checks the round trip).
+    assert PhotoAlbum(Path(backup.SERVICE_DATA)).root.is_relative_to(backup.SERVICE_DATA)

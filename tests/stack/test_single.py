@@ -21,11 +21,13 @@ from alembic.script import ScriptDirectory
 from kafka import KafkaConsumer
 from sqlalchemy import text
 
+from contracts.testing import disinfection_photo_path
 from demo.compound import Size, make_compound
 from juwei import envfile
 from juwei.images import VERSION
 from juwei.migrate import alembic_config
 from juwei.service import load_definition
+from juwei.signed_links import signed_query
 from tests.conftest import ROOT
 from tests.stack.checks import every_event_everywhere, kafka_event_ids, read_models
 from tests.stack.conftest import (
@@ -270,6 +272,22 @@ def _console_overview(stack: StackUnderTest) -> httpx.Response:
         return browser.get(signed.headers["location"], headers={"Accept-Language": "zh-CN"})
 
 
+def _signed_photo_link(stack: StackUnderTest) -> str:
+    """A link to the demo's disinfection photo as notify signs it, under the stack's JUWEI_LINK_SECRET."""
+    first = "FROM tst_disinfections ORDER BY done_at, disinfection LIMIT 1"
+    record = stack.scalar("testing", f"SELECT disinfection {first}")
+    photos = json.loads(stack.scalar("testing", f"SELECT photos {first}"))
+    path = disinfection_photo_path("c1", str(record).split(":", 1)[-1], photos[0]["photo"])
+    return f"{path}?{signed_query(stack.values['JUWEI_LINK_SECRET'], path, time.time(), 3600)}"
+
+
+def _opened_with_no_key(stack: StackUnderTest, link: str) -> int:
+    with httpx.Client(base_url=stack.url("testing"), timeout=60) as phone:
+        opened = phone.get(link)
+    assert opened.status_code != 200 or opened.headers["content-type"].startswith("image/")
+    return opened.status_code
+
+
 def test_a_backup_restores_a_fresh_stack_with_the_same_feeds_and_read_models(
     stack: StackUnderTest, docker_engine: DockerEngine, tmp_path: Path
 ) -> None:
@@ -292,6 +310,8 @@ def test_a_backup_restores_a_fresh_stack_with_the_same_feeds_and_read_models(
     feeds, models = stack.feeds(), read_models(stack, tmp_path / "scratch")
     photos = stack.engine.docker("exec", stack.container("testing"), "find", "/var/lib/juwei", "-type", "f").stdout
     assert "photos" in photos  # the disinfection photo of the demo's case
+    link = _signed_photo_link(stack)
+    assert _opened_with_no_key(stack, link) == 200  # a resident taps the link in the group: no key
 
     started = time.monotonic()
     done = stack.juwei("backup", *stack.stack_options(), "--output", str(tmp_path / "backup"))
@@ -305,6 +325,7 @@ def test_a_backup_restores_a_fresh_stack_with_the_same_feeds_and_read_models(
     stack.down("--volumes")
     # A fresh stack: new volumes, and an env file whose vault keys are not the backup's.
     fresh_keys = {name: envfile.new_secret(name) for name in (f"JUWEI_{s.upper()}_VAULT_KEY" for s in SERVICES)}
+    fresh_keys["JUWEI_LINK_SECRET"] = envfile.new_secret("JUWEI_LINK_SECRET")  # links posted before must still open
     original_keys = {name: stack.values[name] for name in fresh_keys}
     stack.set(**fresh_keys)
     stack.up()
@@ -320,6 +341,7 @@ def test_a_backup_restores_a_fresh_stack_with_the_same_feeds_and_read_models(
     assert read_models(stack, tmp_path / "scratch") == models
     restored_photos = stack.engine.docker("exec", stack.container("testing"), "find", "/var/lib/juwei", "-type", "f")
     assert restored_photos.stdout == photos
+    assert _opened_with_no_key(stack, link) == 200  # the photo and the link's secret came back with the backup
     # Every event went to the fresh Kafka again, and the consumers' inboxes took none twice.
     wait_for(lambda: _settled(stack), 300, "the republished events to settle")
     for service in SERVICES:

@@ -42,6 +42,8 @@ UI = {
         "reconnecting": "连接中断，正在重连…",
         "empty": "暂无通知",
         "badges": {"critical": "紧急", "important": "重要"},
+        "photos": "最近一次消杀照片",
+        "photo": "消杀照片",
     },
     "en": {
         "title": "Building {place} board",
@@ -50,6 +52,8 @@ UI = {
         "reconnecting": "Connection lost, reconnecting…",
         "empty": "No notices yet",
         "badges": {"critical": "Urgent", "important": "Important"},
+        "photos": "Latest disinfection photos",
+        "photo": "Disinfection photo",
     },
 }
 
@@ -63,11 +67,13 @@ def board_page(token: str, runtime: RuntimeOf, lang: Lang = "zh") -> HTMLRespons
     items = board.notices(runtime, building, None, lang, FIRST_SCREEN)
     ui = {**UI[lang], "title": UI[lang]["title"].format(place=label if lang == "en" else _place_zh(label))}
     newest = items[-1]["position"] if items else 0
+    photos = board.latest_photos(runtime, building)
     html = _pages.get_template("board.html").render(
         lang=lang,
         ui=ui,
         ui_json=json.dumps(ui, ensure_ascii=False).replace("</", "<\\/"),
         items=list(reversed(items)),
+        photos=photos,
         stream_url=f"{token}/stream?lang={lang}&after={newest}",
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})

@@ -7,7 +7,9 @@ stable across a rebuild of the read models, so a page that lost its stream resum
 
 from __future__ import annotations
 
+import json
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,10 +18,12 @@ from sqlalchemy.orm import Session
 
 from juwei.aggregate import NotFound
 from juwei.callers import Caller
-from juwei.events import utcnow
+from juwei.events import Envelope, utcnow
 from juwei.service import Runtime
+from juwei.store import inbox_table
 from services.notify.application.groups import require_group
 from services.notify.domain import building_label
+from services.notify.rules import photo_links
 from services.notify.views import board_items, board_tokens, groups, messages
 
 
@@ -81,6 +85,48 @@ def notices(runtime: Runtime, building: str, after: int | None, language: str, l
         }
         for row in rows
     ]
+
+
+# The board is reloaded, not kept: its photo links need only outlive one visit.
+BOARD_PHOTO_SECONDS = 24 * 3600
+
+
+def latest_photos(runtime: Runtime, building: str) -> dict[str, Any] | None:
+    """The building's latest disinfection with photos, as freshly signed links; None when there is none.
+
+    The photos' ids are in the event the board's notice was composed from (``cause``), which notify's inbox
+    keeps as received (its read models are rebuilt from it): no copy of them is kept here.
+    """
+    with runtime.database.reading() as session:
+        cause = session.execute(
+            select(messages.c.cause)
+            .select_from(board_items.join(messages, messages.c.message == board_items.c.message))
+            .where(board_items.c.building == building, messages.c.template == "disinfection_recorded")
+            .order_by(board_items.c.position.desc())
+            .limit(1)
+        ).scalar()
+        received = (
+            session.execute(
+                select(inbox_table.c.envelope).where(
+                    inbox_table.c.consumer == runtime.group, inbox_table.c.event_id == cause
+                )
+            ).scalar()
+            if cause
+            else None
+        )
+    if received is None:
+        return None
+    envelope = Envelope.from_cloudevent(json.loads(received))
+    disinfection = str(envelope.data["disinfection"]).split(":", 1)[-1]
+    photos = [str(p["photo"]) for p in envelope.data.get("photos", [])]
+    now = datetime.now(UTC)
+    links = photo_links(envelope.compound, disinfection, photos, now, BOARD_PHOTO_SECONDS)
+    if not links:
+        return None
+    return {
+        "links": links,
+        "time": _local(datetime.fromisoformat(str(envelope.data["done_at"])), ZoneInfo(runtime.settings.timezone)),
+    }
 
 
 def _local(moment: Any, zone: ZoneInfo) -> str:
