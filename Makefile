@@ -29,12 +29,12 @@ stop: venv
 
 ## make test — from nothing: packages, PostgreSQL (Debian package, local cluster), the Kafka broker, a Docker
 ## engine (Debian's docker.io, started by the stack tests on a socket of their own), promtool, the AsyncAPI parser,
-## the suite.
+## the suite (the 40 slowest tests listed at the end: the whole run must stay under an hour).
 test: venv browser engine promtool asyncapi-parser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	mkdir -p .local
-	$(BIN)/pytest --basetemp=.local/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest --basetemp=.local/pytest -p no:cacheprovider --durations=40 $(PYTEST_ARGS)
 
 ## Headless Chromium for the building-board test (Debian's package; PostgreSQL is installed by the test session).
 browser:
