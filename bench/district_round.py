@@ -72,6 +72,15 @@ def compound_sizes(residents: int) -> list[int]:
     return [PER_COMPOUND] * full + ([rest] if rest else [])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (all its threads); 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def broker_pid() -> int | None:
     try:
         return int((benchlib.KAFKA_HOME / "broker.pid").read_text().strip())
@@ -100,6 +109,8 @@ def main() -> int:
         # Per compound, only its residents' ids in tube order are kept between the stages (memory stays flat).
         people_of: dict[str, list[str]] = {}
         load_start = os.getloadavg()[0]
+        # CPU seconds of each process at each stage's end: time per process, stage by stage.
+        cpu_at: dict[str, dict[str, float]] = {"start": {name: cpu_seconds(pid) for name, pid in watched.items()}}
         with RssSampler(watched) as rss:
             started = time.perf_counter()
             publisher = Publisher(suite.bootstrap)
@@ -121,6 +132,8 @@ def main() -> int:
                 every=1.0,
             )
             stages["register: taken in by testing"] = time.perf_counter() - started
+            cpu_at["register"] = {name: cpu_seconds(pid) for name, pid in watched.items()}
+            register_samples = len(rss.samples)
             log(f"register: taken in after {stages['register: taken in by testing']:.1f} s")
 
             round_started = time.perf_counter()
@@ -149,6 +162,7 @@ def main() -> int:
             stages["round: samples and results recorded"] = time.perf_counter() - started
             suite.wait("round published", lambda: suite.relay_backlog("testing") == 0, timeout=3600, every=0.2)
             stages["round: published (relay backlog 0)"] = time.perf_counter() - started
+            cpu_at["round"] = {name: cpu_seconds(pid) for name, pid in watched.items()}
             status = suite.status("testing")
         load_end = os.getloadavg()[0]
         peaks = {"testing": suite.services["testing"].process.peak_mib()}
@@ -173,6 +187,20 @@ def main() -> int:
         "rss_peak_mib": {name: round(rss.peak(name), 1) for name in watched}
         | {"testing_vmhwm": round(peaks["testing"], 1)},
         "rss_series_mib": {name: rss.series(name) for name in watched},
+        # Per process and stage: CPU seconds used, and the resident set's peak among that stage's samples.
+        "per_process": {
+            name: {
+                "cpu_s_register": round(cpu_at["register"][name] - cpu_at["start"][name], 1),
+                "cpu_s_round": round(cpu_at["round"][name] - cpu_at["register"][name], 1),
+                "rss_peak_mib_register": round(
+                    max((v.get(name, 0.0) for _t, v in rss.samples[:register_samples]), default=0.0), 1
+                ),
+                "rss_peak_mib_round": round(
+                    max((v.get(name, 0.0) for _t, v in rss.samples[register_samples:]), default=0.0), 1
+                ),
+            }
+            for name in watched
+        },
         "load_average": [load_start, load_end],
         "mode": args.mode,
         "round_by_mode": {
@@ -206,6 +234,12 @@ def main() -> int:
         series = " ".join(f"{t:.0f}s:{m:.0f}" for t, m in result["rss_series_mib"][name])
         memory.add_row(name, f"{result['rss_peak_mib'][name]:,.0f}", series)
     console.print(memory)
+    per_process = Table(title="Per process: CPU seconds and peak resident set (MiB), stage by stage")
+    for column in ("process", "CPU s, register", "CPU s, round", "peak MiB, register", "peak MiB, round"):
+        per_process.add_column(column, justify="left" if column == "process" else "right")
+    for name, row in result["per_process"].items():
+        per_process.add_row(name, *(f"{value:,.1f}" for value in row.values()))
+    console.print(per_process)
     verdict = (
         "met" if total < GOAL_SECONDS else f"missed by {total - GOAL_SECONDS:,.0f} s ({total / GOAL_SECONDS:.1f}×)"
     )

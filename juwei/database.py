@@ -8,6 +8,7 @@ deferred engine so that the feed and the relay never hold the write lock.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,9 +68,15 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # On the driver's connection: exec_driver_sql's execution path cost more than SQLite's BEGIN itself.
+        try:
+            conn.connection.driver_connection.execute(begin)
+        except sqlite3.Error as error:
+            conn._handle_dbapi_exception(error, begin, (), None, None)  # wrapped as SQLAlchemy would have
 
     return engine
 

@@ -28,7 +28,6 @@ from sqlalchemy import (
     UniqueConstraint,
     bindparam,
     func,
-    insert,
     or_,
     select,
     text,
@@ -38,7 +37,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from juwei import tracing
+from juwei import appending, tracing
 from juwei.events import (
     DomainEvent,
     Envelope,
@@ -105,9 +104,6 @@ inbox_table = Table(
     UniqueConstraint("consumer", "event_id", name="uq_juwei_inbox_consumer_event"),
 )
 
-# Any 64-bit constant will do; it only has to be the same for every writer of this database.
-_APPEND_LOCK_KEY = 0x4A55574549  # "JUWEI"
-
 
 class ConcurrencyError(Exception):
     """The stream moved on since the caller read it: reload and decide again (HTTP 409)."""
@@ -129,8 +125,7 @@ class NewEvent:
 
 def lock_appends(session: Session) -> None:
     """Serialise position allocation with commit order (see the module docstring)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection().execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY})
+    appending.lock(session.connection(), events_table)
 
 
 class EventStore:
@@ -152,7 +147,7 @@ class EventStore:
         return self.sealing.open(session, self.registry, envelopes)
 
     def stream_version(self, session: Session, stream_id: str) -> int:
-        return _current_version(session.connection(), stream_id)
+        return appending.current_version(session.connection(), events_table, stream_id)
 
     def append(
         self,
@@ -186,11 +181,11 @@ class EventStore:
         traceparent: str | None,
         actor: str | None,
     ) -> list[Envelope]:
-        lock_appends(session)
-        # Core statements on the transaction's connection: Session.execute would take the ORM's path for
-        # nothing (juwei maps no classes) and cost ~100 µs a statement, more than SQLite's own work.
+        # The statements run on the driver's connection of the transaction (``juwei.appending``): through
+        # SQLAlchemy they cost as much as SQLite's own work.
         connection = session.connection()
-        current = _current_version(connection, stream_id)
+        appending.lock(connection, events_table)
+        current = appending.current_version(connection, events_table, stream_id)
         if expected_version is not None and current != expected_version:
             raise ConcurrencyError(stream_id, expected_version, current)
         pending = self._pending(
@@ -200,8 +195,8 @@ class EventStore:
             actor,
         )
         try:
-            positions = connection.execute(_INSERT_EVENTS, [row for _event, row in pending]).scalars().all()
-        except IntegrityError as exc:
+            positions = appending.insert(connection, events_table, [row for _event, row in pending])
+        except (IntegrityError, connection.dialect.loaded_dbapi.IntegrityError) as exc:
             # A backstop only: the append lock makes the version read above exact.
             raise ConcurrencyError(stream_id, expected_version, current) from exc
         appended = self._appended(pending, positions)
@@ -243,8 +238,8 @@ class EventStore:
         traceparent: str | None,
         actor: str | None,
     ) -> list[Envelope]:
-        lock_appends(session)
         connection = session.connection()
+        appending.lock(connection, events_table)
         versions = _stream_versions(connection, sorted({batch[0] for batch in batches}))
         planned: list[tuple[str, DomainEvent, int, str]] = []
         for stream_id, events, expected, compound in batches:
@@ -257,8 +252,8 @@ class EventStore:
             versions[stream_id] = current + len(events)
         pending = self._pending(session, planned, traceparent, actor)
         try:
-            positions = connection.execute(_INSERT_EVENTS, [row for _event, row in pending]).scalars().all()
-        except IntegrityError as exc:
+            positions = appending.insert(connection, events_table, [row for _event, row in pending])
+        except (IntegrityError, connection.dialect.loaded_dbapi.IntegrityError) as exc:
             # A backstop only, as in ``append``.
             first = batches[0]
             raise ConcurrencyError(first[0], first[2], versions.get(first[0], 0)) from exc
@@ -273,7 +268,7 @@ class EventStore:
         planned: Sequence[tuple[str, DomainEvent, int, str]],
         traceparent: str | None,
         actor: str | None,
-    ) -> list[tuple[_Pending, dict[str, Any]]]:
+    ) -> list[tuple[_Pending, tuple[Any, ...]]]:
         """The rows to insert, and what each envelope needs once the insert has handed out positions.
 
         Sealed fields are sealed here: the row keeps the token only, while the envelope handed to this
@@ -284,7 +279,7 @@ class EventStore:
         stored_events = [event for _s, event, _v, _c in planned]
         if self.sealing is not None and any(event.sealed_fields for event in stored_events):
             stored_events = self.sealing.seal(session, stored_events)
-        pending: list[tuple[_Pending, dict[str, Any]]] = []
+        pending: list[tuple[_Pending, tuple[Any, ...]]] = []
         for (stream_id, event, version, compound), stored in zip(planned, stored_events, strict=True):
             data = payload(stored)
             private = private_payload(event)
@@ -298,24 +293,27 @@ class EventStore:
             pending.append(
                 (
                     (event_id, type_name, stream_id, data, compound, version, building, private),
-                    {
-                        "id": event_id,
-                        "stream_id": stream_id,
-                        "version": version,
-                        "compound": compound,
-                        "type": type_name,
-                        "building": building,
-                        "time": now,
-                        "data": dump_json(data).decode(),
-                        "private": dump_json(kept).decode() if kept else None,
-                        "traceparent": traceparent,
-                        "actor": actor,
-                    },
+                    # appending.EVENT_COLUMNS
+                    (
+                        event_id,
+                        stream_id,
+                        version,
+                        compound,
+                        type_name,
+                        building,
+                        now,
+                        dump_json(data).decode(),
+                        dump_json(kept).decode() if kept else None,
+                        traceparent,
+                        actor,
+                    ),
                 )
             )
         return pending
 
-    def _appended(self, pending: Sequence[tuple[_Pending, dict[str, Any]]], positions: Sequence[int]) -> list[Envelope]:
+    def _appended(
+        self, pending: Sequence[tuple[_Pending, tuple[Any, ...]]], positions: Sequence[int]
+    ) -> list[Envelope]:
         # Each envelope is built once, with its position (copying a frozen dataclass cost 9 µs an event).
         return [
             Envelope(
@@ -323,13 +321,13 @@ class EventStore:
                 source=self.source,
                 type=type_name,
                 subject=stream_id,
-                time=row["time"],
+                time=row[6],
                 data=data,
                 compound=compound,
                 streamversion=version,
                 position=position,
                 building=building,
-                traceparent=row["traceparent"],
+                traceparent=row[9],
                 private=private,
             )
             for ((event_id, type_name, stream_id, data, compound, version, building, private), row), position in zip(
@@ -460,8 +458,6 @@ _ENVELOPE_COLUMNS = (
 # (id, type, stream, data, compound, version, building, private) of an event about to be inserted.
 _Pending = tuple[str, str, str, dict[str, Any], str, int, str | None, dict[str, Any] | None]
 
-_INSERT_EVENTS = insert(events_table).returning(events_table.c.position, sort_by_parameter_order=True)
-_STREAM_VERSION = select(func.max(events_table.c.version)).where(events_table.c.stream_id == bindparam("stream_id"))
 _STREAM_VERSIONS = (
     select(events_table.c.stream_id, func.max(events_table.c.version))
     .where(events_table.c.stream_id.in_(bindparam("stream_ids", expanding=True)))
@@ -474,10 +470,6 @@ def stream_type(stream_id: str, compound: str) -> str:
     and that id is the compound or begins with it."""
     prefix, found, _rest = stream_id.partition(f"-{compound}")
     return prefix if found and prefix else stream_id.split("-", 1)[0]
-
-
-def _current_version(connection: Connection, stream_id: str) -> int:
-    return int(connection.execute(_STREAM_VERSION, {"stream_id": stream_id}).scalar() or 0)
 
 
 def _stream_versions(connection: Connection, stream_ids: Sequence[str]) -> dict[str, int]:
