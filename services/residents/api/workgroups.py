@@ -95,8 +95,9 @@ def suggestions(
     day: Annotated[str | None, Query(max_length=9, examples=["mon"])] = None,
     start: Annotated[str | None, Query(max_length=5, examples=["08:00"])] = None,
     end: Annotated[str | None, Query(max_length=5, examples=["12:00"])] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    # Not a page (`limit` is the paged lists' name, up to PAGE_MAX): how many of the best to name.
+    top: Annotated[int, Query(ge=1, le=100, description="How many suggestions, best first")] = 10,
 ) -> dict[str, object]:
     return workgroups.suggestions(
-        runtime, caller, compound, skill=skill, group=group, day=day, start=start, end=end, limit=limit
+        runtime, caller, compound, skill=skill, group=group, day=day, start=start, end=end, limit=top
     )
