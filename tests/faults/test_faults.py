@@ -43,7 +43,7 @@ from services.notify.views import deliveries, groups, messages
 from services.residents.domain import IMPORT_COLUMNS
 from services.testing.views import residents as testing_register
 from tests.access.world import as_csv, building_rows, resident_rows
-from tests.faults.stack import SERVICES, Stack, wait_for
+from tests.faults.stack import SERVICES, TODAY, Stack, wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -204,10 +204,15 @@ def read_models_equal_a_rebuild(stack: Stack, home: Path) -> dict[str, int]:
     replayed = {}
     for service in SERVICES:
         runtime = Runtime(load_definition(service), Settings(kafka_bootstrap=stack.broker.bootstrap,
-                          data_dir=home / "data"), database_url=stack.urls[service])  # fmt: skip
+                          data_dir=home / "data", today=date.fromisoformat(TODAY)),
+                          database_url=stack.urls[service])  # fmt: skip
         try:
             live = _dump(runtime)
-            replayed[service] = runtime.projector.rebuild()
+            # Rebuilt as the services run (their pinned JUWEI_TODAY: notify's daily account counts every event
+            # on that day), as `juwei replay` would be with the deployment's configuration.
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("JUWEI_TODAY", TODAY)
+                replayed[service] = runtime.projector.rebuild()
             rebuilt = _dump(runtime)
         finally:
             runtime.database.dispose()
