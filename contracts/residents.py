@@ -358,7 +358,9 @@ class CompoundRegistered(DomainEvent):
     version = 1
     audience = frozenset({r.SUBDISTRICT_STAFF})
     subdistrict: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
-    name: str = Field(min_length=1, max_length=100, description="The compound's name, e.g. 石泉小区")
+    # `label`, not `name`: event fields called `name` are a person's, and never travel (tests/residents/test_domain).
+    label: str = Field(min_length=1, max_length=100, description="The compound's name, e.g. 石泉小区")
+    building: str | None = Field(None, description="always none: the register concerns the whole compound")
 
 
 class CompoundZoneRulesSet(DomainEvent):
@@ -370,6 +372,7 @@ class CompoundZoneRulesSet(DomainEvent):
     audience = frozenset({r.SUBDISTRICT_STAFF})
     sealed_days: int = Field(ge=1)
     precaution_days: int = Field(ge=2)
+    building: str | None = Field(None, description="always none: the rules hold for the whole compound")
 
 
 CATALOGUE: tuple[type[DomainEvent], ...] = (

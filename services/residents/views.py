@@ -360,7 +360,7 @@ class Compounds(Projection):
     def apply(self, session: Session, envelope: Envelope) -> None:
         data = envelope.data
         if envelope.type in self._REGISTERED:
-            values = {"subdistrict": data["subdistrict"], "name": data["name"]}
+            values = {"subdistrict": data["subdistrict"], "name": data["label"]}
         else:
             values = {"sealed_days": data["sealed_days"], "precaution_days": data["precaution_days"]}
         upsert(session, compounds, {"compound": envelope.compound}, values)

@@ -59,7 +59,7 @@ class Compound(Aggregate):
             raise Invalid("a compound needs its name (at most 100 characters)", code="name-required")
         if (subdistrict, name) == (self.subdistrict, self.name):
             return
-        self.record(CompoundRegistered(subdistrict=subdistrict, name=name))
+        self.record(CompoundRegistered(subdistrict=subdistrict, label=name))
 
     def set_zone_rules(self, rules: ZoneRules) -> None:
         """The compound's own zone thresholds from now on (the same ones again change nothing)."""
@@ -75,7 +75,7 @@ class Compound(Aggregate):
 
     def on_CompoundRegistered(self, event: CompoundRegistered) -> None:
         self.subdistrict = event.subdistrict
-        self.name = event.name
+        self.name = event.label
 
     def on_CompoundZoneRulesSet(self, event: CompoundZoneRulesSet) -> None:
         self.sealed_days = event.sealed_days
