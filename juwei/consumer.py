@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
@@ -177,7 +177,12 @@ class EventConsumer:
             TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(batch[-1].offset + 1, "", -1)
             for tp, batch in batches.items()
         }
-        self.consumer.commit(offsets)
+        try:
+            self.consumer.commit(offsets)
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            # The group moved on while this poll was handled (a rebalance, or a poll slower than the group waits):
+            # the effects are committed with their inbox rows, so the redelivery after re-joining is skipped.
+            log.info("consumer.commit_lost", group=self.group, records=len(records), error=type(exc).__name__)
         return len(records)
 
     def _handle(self, records: list[Any]) -> list[tuple[Any, BaseException]]:

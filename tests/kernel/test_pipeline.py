@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import select
 
-from juwei.consumer import dead_letter_topic
+from juwei.consumer import SKIPPED, dead_letter_topic
 from juwei.events import Envelope
 from juwei.repository import Repository
 from juwei.store import inbox_table
@@ -77,6 +79,48 @@ def test_events_flow_from_the_desk_to_the_board_read_model(new_database, suffix:
     reader.close()
     assert sum(len(v) for v in by_key.values()) == 60
     assert all(versions == sorted(versions) for versions in by_key.values())
+    producer_side.database.dispose()
+    consumer_side.database.dispose()
+
+
+def test_a_commit_refused_because_the_group_moved_on_is_redelivered_and_skipped(
+    new_database, suffix: str, kafka: str, broker
+) -> None:
+    desk, board = definitions(suffix)
+    producer_side = runtime(desk, new_database("desk"), kafka)
+    consumer_side = runtime(board, new_database("board"), kafka)
+    if broker is not None:
+        broker.create_topics([desk.topic, dead_letter_topic(desk.topic)])
+    for i in range(10):
+        _tally(producer_side, str(i % 5), i + 1)
+    relay = producer_side.make_relay()
+    consumer = consumer_side.make_consumer()
+    # A poll handled for longer than the group waits for the next one: the member is dropped before it commits.
+    consumer.consumer_overrides = {**FAST_GROUP, "max_poll_interval_ms": 1500}
+    handle = consumer._handle
+    polls: list[int] = []
+
+    def slow_first_poll(records: list[Any]) -> list[Any]:
+        polls.append(len(records))
+        if len(polls) == 1:
+            time.sleep(6)
+        return handle(records)
+
+    consumer._handle = slow_first_poll  # type: ignore[method-assign]
+    skipped_before = SKIPPED.labels(consumer.group)._value.get()
+    try:
+        assert relay.publish_once() == 10
+        wait_for(lambda: consumer.poll_once(200) > 0, what="the first poll")  # handled; its commit is refused
+        wait_for(
+            lambda: (consumer.poll_once(200), SKIPPED.labels(consumer.group)._value.get() - skipped_before)[1] >= 10,
+            what="the redelivered poll to be skipped by the inbox",
+        )
+    finally:
+        relay.close()
+        consumer.close()
+    assert sum(polls) >= 20  # the ten events came twice
+    assert _totals(consumer_side, board_totals) == _totals(producer_side, desk_totals)  # but counted once
+    assert sum(total for total, _ in _totals(consumer_side, board_totals).values()) == sum(range(1, 11))
     producer_side.database.dispose()
     consumer_side.database.dispose()
 
