@@ -29,12 +29,26 @@ stop: venv
 
 ## make test — from nothing: packages, PostgreSQL (Debian package, local cluster), the Kafka broker, a Docker
 ## engine (Debian's docker.io, started by the stack tests on a socket of their own), promtool, the AsyncAPI parser,
-## the suite (the 40 slowest tests listed at the end: the whole run must stay under an hour).
+## the suite (the slowest tests listed at the end: the whole run must stay under an hour).
+## tests/stack mostly waits on containers (image builds, whole stacks starting), so it runs in a pytest of its own
+## beside the rest, with its report printed after theirs; `make test PYTEST_ARGS=tests/kernel` runs one pytest.
+PYTEST := $(BIN)/pytest -p no:cacheprovider
 test: venv browser engine promtool asyncapi-parser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	mkdir -p .local
-	$(BIN)/pytest --basetemp=.local/pytest -p no:cacheprovider --durations=40 $(PYTEST_ARGS)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@$(PYTEST) --basetemp=.local/pytest-stack --durations=12 tests/stack > .local/stack-tests.log 2>&1 & stack=$$!; \
+	trap 'kill $$stack 2>/dev/null' INT TERM; \
+	$(PYTEST) --basetemp=.local/pytest --durations=40 --ignore=tests/stack; rest=$$?; \
+	wait $$stack; stacked=$$?; \
+	echo "=== tests/stack (a pytest of its own, beside the rest; .local/stack-tests.log) ==="; \
+	cat .local/stack-tests.log; \
+	echo "=== the rest: exit $$rest; tests/stack: exit $$stacked ==="; \
+	test $$rest -eq 0 && test $$stacked -eq 0
+else
+	$(PYTEST) --basetemp=.local/pytest --durations=40 $(PYTEST_ARGS)
+endif
 
 ## Headless Chromium for the building-board test (Debian's package; PostgreSQL is installed by the test session).
 browser:

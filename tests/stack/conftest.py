@@ -34,14 +34,16 @@ from juwei import envfile
 from tests.conftest import ROOT, TEST_HOME
 
 COMPOSE_FILE = ROOT / "deploy" / "compose.yaml"
-HTTP_PORTS = {"residents": 38001, "supplies": 38002, "testing": 38003, "notify": 38004}
-KAFKA_PORTS = (39094, 39095, 39096)
-POSTGRES_PORT = 35432
+# Below Linux's ephemeral range (32768-60999): the rest of the suite runs beside these tests and its processes bind
+# free ports from that range, which a stack published there could find taken.
+HTTP_PORTS = {"residents": 27001, "supplies": 27002, "testing": 27003, "notify": 27004}
+KAFKA_PORTS = (27094, 27095, 27096)
+POSTGRES_PORT = 27432
 SERVICES = tuple(HTTP_PORTS)
 # The committee's console: published beside the services, with no event log of its own.
-CONSOLE_PORT = 38005
+CONSOLE_PORT = 27005
 # Prometheus of the `monitoring` profile.
-PROMETHEUS_PORT = 39090
+PROMETHEUS_PORT = 27090
 # Publishes PostgreSQL on this host's loopback for the tests' own checks (the stack does not publish it).
 TEST_OVERRIDE = f"""services:
   postgres:
