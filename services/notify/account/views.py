@@ -19,8 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Column, Date, Integer, String, Table, and_, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from contracts.notify import QuestionsAnswered, QuestionSubmitted
@@ -43,7 +41,7 @@ from contracts.testing import (
     TubeResulted,
 )
 from juwei.events import Envelope
-from juwei.projection import Projection
+from juwei.projection import Projection, upsert
 from services.notify.account.domain import COMPOUND
 from services.notify.views import questions, tables
 
@@ -100,18 +98,6 @@ def local_day(moment: datetime) -> date:
     return date.fromisoformat(pinned) if pinned else moment.astimezone(TIMEZONE).date()
 
 
-def _upsert(session: Session, table: Any, keys: list[str], values: dict[str, Any], add: Sequence[str]) -> None:
-    """Insert a row, or add ``add``'s values to the existing row's (set the others)."""
-    dialect = session.get_bind().dialect.name
-    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table).values(**values)
-    changed = {
-        name: (table.c[name] + statement.excluded[name]) if name in add else statement.excluded[name]
-        for name in values
-        if name not in keys
-    }
-    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=changed))
-
-
 class DailyAccounts(Projection):
     """Counts per building and local day of what the daily account reports."""
 
@@ -145,8 +131,8 @@ class DailyAccounts(Projection):
         for envelope in envelopes:
             self._count(session, envelope, counts)
         for (compound, building, day, figure), count in counts.items():
-            values = {"compound": compound, "building": building, "day": day, "figure": figure, "count": count}
-            _upsert(session, account_counts, ["compound", "building", "day", "figure"], values, add=["count"])
+            key = {"compound": compound, "building": building, "day": day, "figure": figure}
+            upsert(session, account_counts, key, {"count": count}, add=("count",))
 
     def _count(self, session: Session, envelope: Envelope, counts: Counter[tuple[str, str, date, str]]) -> None:
         data, kind, compound = envelope.data, envelope.type.split(".")[2], envelope.compound
@@ -158,14 +144,8 @@ class DailyAccounts(Projection):
         elif kind == "SampleCollected":
             self._sampled(session, compound, data, counts)
             first = 1 if int(data.get("attempt", 1)) == 1 else 0
-            row = {"round": data["round"], "building": data["building"], "compound": compound}
-            _upsert(
-                session,
-                account_rounds,
-                ["compound", "round", "building"],
-                {**row, "tested": first, "last_day": day},
-                ["tested"],
-            )
+            key = {"compound": compound, "round": data["round"], "building": data["building"]}
+            upsert(session, account_rounds, key, {"tested": first, "last_day": day}, add=("tested",))
         elif kind == "BuildingTestingProgress":
             self._progress(session, compound, data, day)
         elif kind == "TubeResulted":
@@ -176,8 +156,8 @@ class DailyAccounts(Projection):
                 counts[(compound, building, day, "results")] += int(samples)
             session.execute(delete(account_tubes).where(tube))
             # The marker: a sample of this tube heard of later (another partition) counts as resulted that day.
-            marker = {"tube": data["tube"], "building": COMPOUND, "compound": compound, "samples": 0}
-            _upsert(session, account_tubes, ["compound", "tube", "building"], {**marker, "resulted_on": day}, add=[])
+            marker = {"compound": compound, "tube": data["tube"], "building": COMPOUND}
+            upsert(session, account_tubes, marker, {"samples": 0, "resulted_on": day})
         elif kind == "QuestionsAnswered":
             asked = data["questions"]
             found = session.execute(
@@ -205,8 +185,8 @@ class DailyAccounts(Projection):
         if resulted_on is not None:
             counts[(compound, data["building"], resulted_on, "results")] += 1
             return
-        tube = {"tube": data["tube"], "building": data["building"], "compound": compound, "samples": 1}
-        _upsert(session, account_tubes, ["compound", "tube", "building"], tube, add=["samples"])
+        tube = {"compound": compound, "tube": data["tube"], "building": data["building"]}
+        upsert(session, account_tubes, tube, {"samples": 1}, add=("samples",))
 
     @staticmethod
     def _progress(session: Session, compound: str, data: dict[str, Any], day: date) -> None:
@@ -217,11 +197,9 @@ class DailyAccounts(Projection):
         )
         tested = session.execute(select(account_rounds.c.tested).where(*key)).scalar()
         row = {
-            "round": data["round"],
-            "building": data["building"],
-            "compound": compound,
             "residents": int(data["residents"]),
             "tested": max(int(tested or 0), int(data["tested"])),  # testing's own count wins when ahead
             "last_day": day,
         }
-        _upsert(session, account_rounds, ["compound", "round", "building"], row, add=[])
+        key = {"compound": compound, "round": data["round"], "building": data["building"]}
+        upsert(session, account_rounds, key, row)
