@@ -43,8 +43,9 @@ import benchlib
 import roundlib
 from rich.console import Console
 from rich.table import Table
-from roundlib import ROUND, sqlite_rows, stored_time, summary_ms
-from suite import Suite, group_lag, profile_summary, running_suite
+from roundlib import ROUND, stored_time, summary_ms
+from stack import add_target_arguments, running, targets
+from suite import Suite, group_lag, profile_summary
 
 from tests.testing.compound import Compound, make_compound
 
@@ -63,6 +64,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="run testing and notify under py-spy; print where their time went"
     )
+    add_target_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     return parser.parse_args()
 
@@ -124,32 +126,32 @@ def matched(suite: Suite, compound: Compound, plan: list[Sent]) -> list[dict[str
     c = compound.compound
     by_case = {f"{c}:{e.case}": e for e in plan if e.case}
     events = {
-        event_id: (json.loads(data)["case"], stored_time(moment))
-        for event_id, data, moment in sqlite_rows(
-            suite.database_path("testing"),
+        event_id: ((json.loads(data) if isinstance(data, str) else data)["case"], stored_time(moment))
+        for event_id, data, moment in suite.rows(
+            "testing",
             "SELECT id, data, time FROM juwei_events WHERE type = 'juwei.testing.CaseConfirmed.v2' AND compound = ?",
             c,
         )
     }
     inbox = {
         event_id: stored_time(at)
-        for event_id, at in sqlite_rows(
-            suite.database_path("notify"),
+        for event_id, at in suite.rows(
+            "notify",
             "SELECT event_id, received_at FROM juwei_inbox WHERE type = 'juwei.testing.CaseConfirmed.v2'",
         )
     }
     messages = {
         message: cause
-        for message, cause in sqlite_rows(
-            suite.database_path("notify"),
+        for message, cause in suite.rows(
+            "notify",
             "SELECT message, cause FROM notify_messages WHERE template = 'case_confirmed' AND compound = ?",
             c,
         )
     }
     deliveries = {
         message: (stored_time(created), stored_time(claimed) if claimed else None, stored_time(sent) if sent else None)
-        for message, created, claimed, sent in sqlite_rows(
-            suite.database_path("notify"),
+        for message, created, claimed, sent in suite.rows(
+            "notify",
             "SELECT message, created_at, claimed_at, sent_at FROM notify_deliveries WHERE message IS NOT NULL",
         )
     }
@@ -183,6 +185,34 @@ def matched(suite: Suite, compound: Compound, plan: list[Sent]) -> list[dict[str
 def main() -> int:
     args = parse_args()
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 130)
+    results = [run(args, target, console) for target in targets(args)]
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    elif len(results) == 2:
+        console.print(side_by_side(results))
+    return 0
+
+
+def side_by_side(results: list[dict[str, Any]]) -> Table:
+    """The two targets' headline figures in one table, with stack ÷ processes."""
+    table = Table(title="The same run on the processes and on the compose stack")
+    for name in ("figure", *(r["target"] for r in results), "stack ÷ processes"):
+        table.add_column(name, justify="left" if name == "figure" else "right")
+    rows: list[tuple[str, float, float]] = [
+        ("results/s sent", results[0]["rate_sent"], results[1]["rate_sent"]),
+        ("p50 ms (answer → sink)", results[0]["latency_ms"].get("p50", 0.0), results[1]["latency_ms"].get("p50", 0.0)),
+        ("p99 ms (answer → sink)", results[0]["latency_ms"].get("p99", 0.0), results[1]["latency_ms"].get("p99", 0.0)),
+    ]
+    for service in ("testing", "notify"):
+        rows.append((f"CPU ms per result, {service}", *(r["cpu_ms_per_result"][service] for r in results)))  # type: ignore[arg-type]
+        rows.append((f"peak RSS MiB, {service}", *(r["peak_rss_mib"][service] for r in results)))  # type: ignore[arg-type]
+    for label, processes, stack in rows:
+        table.add_row(label, f"{processes:,.1f}", f"{stack:,.1f}", f"{stack / processes:.2f}" if processes else "—")
+    return table
+
+
+def run(args: argparse.Namespace, target: str, console: Console) -> dict[str, Any]:
+    """One whole run on ``target``; prints its tables unless --json."""
     log = console.log
     facts = benchlib.machine()
     count = int(args.rate * args.seconds)
@@ -193,8 +223,15 @@ def main() -> int:
     building_of = {r: compound.residents[r][0] for r in people}
     env = {"JUWEI_TODAY": "2022-04-12", "JUWEI_NOTIFY_DISPATCH_SECONDS": str(args.dispatch_seconds)}
     profile = ["testing", "notify"] if args.profile else []
-    with running_suite(
-        ["testing", "notify"], sink_tokens=roundlib.tokens(compound), env=env, profile=profile, log=log
+    log(f"target: {target}")
+    with running(
+        target,
+        ["testing", "notify"],
+        sink_tokens=roundlib.tokens(compound),
+        env=env,
+        profile=profile,
+        engine_home=args.engine_home,
+        log=log,
     ) as suite:
         roundlib.publish_residents(suite, compound, log)
         roundlib.attach_sinks(suite, compound)
@@ -235,7 +272,7 @@ def main() -> int:
         cpu = {name: process.cpu_seconds() - cpu_start[name] for name, process in processes.items()}
         pids = {name: service.process.pid for name, service in suite.services.items()}
         peaks = {name: round(service.process.peak_mib(), 1) for name, service in suite.services.items()}
-    rows = matched(suite, compound, plan)
+        rows = matched(suite, compound, plan)  # before the stack goes down with its database
     profiles = {name: profile_summary(suite.folder / f"{name}.pyspy.txt") for name in profile}
     sent_at = [e.sent for e in plan]
     actual_rate = len(plan) / (max(sent_at) - min(sent_at)) if len(plan) > 1 else 0.0
@@ -265,6 +302,7 @@ def main() -> int:
                 windows.append({"from_s": index * span, "results": len(chosen), **summary_ms(chosen)})
     result = {
         "benchmark": "result_latency",
+        "target": target,
         "machine": facts,
         "rate_target": args.rate,
         "rate_sent": round(actual_rate, 1),
@@ -286,8 +324,7 @@ def main() -> int:
         "folder": str(suite.folder),
     }
     if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
+        return result
     table = Table(title=f"Result → building group's sink, {len(rows):,} messages, {actual_rate:.0f} results/s")
     for name in ("measured from", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms"):
         table.add_column(name, justify="left" if name == "measured from" else "right")
@@ -327,7 +364,7 @@ def main() -> int:
         f"machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['memory']}, Python {facts['python']}, "
         f"Kafka {facts['kafka']}"
     )
-    return 0
+    return result
 
 
 if __name__ == "__main__":

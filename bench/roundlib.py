@@ -8,13 +8,11 @@ and published onto ``juwei.residents`` as the residents relay would.
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 from suite import Publisher, Suite, group_lag
@@ -48,24 +46,15 @@ def settled(suite: Suite, topics: Sequence[tuple[str, str]]) -> Callable[[], boo
     return lambda: all(group_lag(suite.bootstrap, group, topic) == 0 for group, topic in topics)
 
 
-def sqlite_rows(path: Path, query: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Read a service's SQLite file directly (read-only; WAL lets it run alongside the service)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        return conn.execute(query, params).fetchall()
-    finally:
-        conn.close()
-
-
-def stored_time(text: str) -> float:
-    """A DateTime column as SQLAlchemy stores it in SQLite (naive UTC text) → POSIX seconds."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+def stored_time(value: str | datetime) -> float:
+    """A DateTime column → POSIX seconds: PostgreSQL's timestamptz, or SQLite's naive UTC text."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
 
 
 def notify_unsent(suite: Suite) -> int:
-    rows = sqlite_rows(
-        suite.database_path("notify"), "SELECT count(*) FROM notify_deliveries WHERE status IN ('pending', 'sending')"
-    )
+    rows = suite.rows("notify", "SELECT count(*) FROM notify_deliveries WHERE status IN ('pending', 'sending')")
     return int(rows[0][0])
 
 

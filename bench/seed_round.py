@@ -39,11 +39,19 @@ import roundlib
 from rich.console import Console
 from rich.table import Table
 from roundlib import ROUND, in_parallel
-from suite import Suite, group_lag, running_suite
+from stack import add_target_arguments, running, targets
+from suite import Suite, group_lag
 
 from tests.testing.compound import make_compound
 
 GOAL_SECONDS = 10.0
+MILESTONES = {
+    "recorded": "every result recorded (last answer)",
+    "published": "testing's relay: backlog 0",
+    "consumed": "notify's consumer: lag 0 on juwei.testing",
+    "notified": "the case's building group: message at its sink",
+    "quiet": "notify: nothing left to send",
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -53,6 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pool-size", type=int, default=10, help="samples per pooled tube (default 10)")
     parser.add_argument("--clients", type=int, default=8, help="client threads posting results (default 8)")
     parser.add_argument("--dispatch-seconds", type=float, default=0.25, help="JUWEI_NOTIFY_DISPATCH_SECONDS")
+    add_target_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     return parser.parse_args()
 
@@ -113,6 +122,30 @@ class Milestones:
 def main() -> int:
     args = parse_args()
     console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 130)
+    results = [run(args, target, console) for target in targets(args)]
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+    elif len(results) == 2:
+        console.print(side_by_side(results))
+    return 0
+
+
+def side_by_side(results: list[dict[str, Any]]) -> Table:
+    """The two targets' stage times and costs in one table, with stack ÷ processes."""
+    table = Table(title="The same round on the processes and on the compose stack")
+    for name in ("figure", *(r["target"] for r in results), "stack ÷ processes"):
+        table.add_column(name, justify="left" if name == "figure" else "right")
+    rows = [(f"{stage} s", *(r["milestones_s"].get(stage, 0.0) for r in results)) for stage in MILESTONES]
+    for service in ("testing", "notify"):
+        rows.append((f"CPU s, {service}", *(r["cpu_seconds"][service] for r in results)))
+        rows.append((f"peak RSS MiB, {service}", *(r["peak_rss_mib"][service] for r in results)))
+    for label, processes, stack in rows:
+        table.add_row(label, f"{processes:,.2f}", f"{stack:,.2f}", f"{stack / processes:.2f}" if processes else "—")
+    return table
+
+
+def run(args: argparse.Namespace, target: str, console: Console) -> dict[str, Any]:
+    """One whole round on ``target``; prints its table unless --json."""
     log = console.log
     facts = benchlib.machine()
     compound = make_compound(f"seed{os.getpid() % 10000}", buildings=args.buildings, residents=args.residents)
@@ -124,7 +157,11 @@ def main() -> int:
     case_building = compound.residents[case_resident][0]
     invalid_tube = pools[min(12, len(pools) - 1)][0] if len(pools) > 13 else None
     env = {"JUWEI_TODAY": "2022-04-12", "JUWEI_NOTIFY_DISPATCH_SECONDS": str(args.dispatch_seconds)}
-    with running_suite(["testing", "notify"], sink_tokens=roundlib.tokens(compound), env=env, log=log) as suite:
+    log(f"target: {target}")
+    tokens = roundlib.tokens(compound)
+    with running(
+        target, ["testing", "notify"], sink_tokens=tokens, env=env, engine_home=args.engine_home, log=log
+    ) as suite:
         roundlib.publish_residents(suite, compound, log)
         roundlib.attach_sinks(suite, compound)
         roundlib.open_round(suite, compound.compound, pool_size=args.pool_size)
@@ -152,6 +189,7 @@ def main() -> int:
         before = len(suite.sink.received)
         head_before = suite.status("testing")["head_position"]
         load_start = os.getloadavg()[0]
+        cpu_start = {name: service.process.cpu_seconds() for name, service in suite.services.items()}
 
         tube_work = [
             (tube, "invalid" if tube == invalid_tube else "negative") for tube, _ in pools if tube != positive_tube
@@ -182,6 +220,7 @@ def main() -> int:
         suite.sink.poll()
         arrived = suite.sink.received[before:]
         peaks = {name: round(service.process.peak_mib(), 1) for name, service in suite.services.items()}
+        cpu = {name: round(s.process.cpu_seconds() - cpu_start[name], 2) for name, s in suite.services.items()}
     cases = [a["case"] for a in answers.values() if a.get("case")]
     to_case_building = [e for e in arrived if e["token"] == roundlib.token(c, case_building)]
     results_covered = sum(len(people_in) for tube, people_in in pools if tube != positive_tube) + len(retested)
@@ -189,6 +228,7 @@ def main() -> int:
     total = max(v for v in done.values() if v is not None)
     result = {
         "benchmark": "seed_round",
+        "target": target,
         "machine": facts,
         "residents": len(people),
         "pool_size": args.pool_size,
@@ -201,24 +241,17 @@ def main() -> int:
         "messages_at_sinks": len(arrived),
         "messages_to_case_building": [e["title"] for e in to_case_building],
         "peak_rss_mib": peaks,
+        "cpu_seconds": cpu,
         "load_average": [load_start, load_end],
         "dispatch_seconds": args.dispatch_seconds,
         "folder": str(suite.folder),
     }
     if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
+        return result
     table = Table(title=f"Seed compound round: {results_covered:,} residents' results in {len(work):,} requests")
     table.add_column("stage done")
     table.add_column("s from the first result", justify="right")
-    labels = {
-        "recorded": "every result recorded (last answer)",
-        "published": "testing's relay: backlog 0",
-        "consumed": "notify's consumer: lag 0 on juwei.testing",
-        "notified": "the case's building group: message at its sink",
-        "quiet": "notify: nothing left to send",
-    }
-    for key, label in labels.items():
+    for key, label in MILESTONES.items():
         table.add_row(label, f"{done[key]:.2f}" if done.get(key) is not None else "—")
     console.print(table)
     verdict = "met" if total < GOAL_SECONDS else f"missed by {total - GOAL_SECONDS:.1f} s ({total / GOAL_SECONDS:.1f}×)"
@@ -233,7 +266,7 @@ def main() -> int:
         f"machine: {facts['nproc']} CPUs ({facts['cpu']}), {facts['memory']}, Python {facts['python']}, "
         f"Kafka {facts['kafka']}; data in {suite.folder}"
     )
-    return 0
+    return result
 
 
 if __name__ == "__main__":

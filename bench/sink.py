@@ -36,7 +36,7 @@ BaseHTTPRequestHandler.disable_nagle_algorithm = True
 def main() -> None:
     spec_path = Path(sys.argv[1])
     spec = json.loads(spec_path.read_text())
-    platforms = Platforms().start()
+    platforms = Platforms(host=spec.get("host", "127.0.0.1")).start()
     bots = [platforms.bot("webhook", token, spec["secret"]) for token in spec["tokens"]]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

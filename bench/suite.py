@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -349,11 +350,12 @@ class Sink:
     port: int
     secret: str
     out: Path
+    host: str = "127.0.0.1"
     _read: int = 0
     received: list[dict[str, Any]] = field(default_factory=list)
 
     def config(self, token: str) -> dict[str, str]:
-        return {"url": f"http://127.0.0.1:{self.port}/hooks/{token}", "secret": self.secret}
+        return {"url": f"http://{self.host}:{self.port}/hooks/{token}", "secret": self.secret}
 
     def poll(self) -> list[dict[str, Any]]:
         """What arrived since the last call (the sink appends one JSON line per accepted message)."""
@@ -370,11 +372,12 @@ class Sink:
         return new
 
 
-def start_sink(folder: Path, tokens: Sequence[str], env: dict[str, str]) -> Sink:
+def start_sink(folder: Path, tokens: Sequence[str], env: dict[str, str], host: str = "127.0.0.1") -> Sink:
+    """The sink listening on ``host`` (the compose network's gateway for notify in a container)."""
     secret = "bench-webhook-secret-" + uuid.uuid4().hex[:12]
     out = folder / "sink.jsonl"
     spec = folder / "sink.json"
-    spec.write_text(json.dumps({"tokens": list(tokens), "secret": secret, "out": str(out)}))
+    spec.write_text(json.dumps({"tokens": list(tokens), "secret": secret, "out": str(out), "host": host}))
     process = spawn("sink", [sys.executable, str(ROOT / "bench" / "sink.py"), str(spec)], env, folder)
     port_file = folder / "sink.port"
     deadline = time.monotonic() + 30
@@ -382,7 +385,7 @@ def start_sink(folder: Path, tokens: Sequence[str], env: dict[str, str]) -> Sink
         if not process.alive() or time.monotonic() > deadline:
             raise RuntimeError(f"the sink did not start:\n{process.log_tail()}")
         time.sleep(0.05)
-    return Sink(process, int(port_file.read_text()), secret, out)
+    return Sink(process, int(port_file.read_text()), secret, out, host)
 
 
 # ------------------------------------------------------------------------------------------------ suite
@@ -431,6 +434,14 @@ class Suite:
 
     def database_path(self, service: str) -> Path:
         return self.folder / f"{service}.db"
+
+    def rows(self, service: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Rows of a service's table, read beside the running service (its SQLite file, read-only; WAL)."""
+        connection = sqlite3.connect(f"file:{self.database_path(service)}?mode=ro", uri=True, timeout=30)
+        try:
+            return connection.execute(query, params).fetchall()
+        finally:
+            connection.close()
 
     def wait(self, what: str, done: Callable[[], bool], timeout: float, every: float = 0.05) -> float:
         """Poll ``done`` until it holds; seconds waited. Raises (with the services' log tails) on timeout."""
