@@ -32,6 +32,7 @@ MENU: dict[str, list[tuple[str, str]]] = {
         ("/me", N_("My building")),
         ("/phone/untested", N_("Untested")),
         ("/phone/survey", N_("Survey lists")),
+        ("/phone/calls", N_("Calls to make")),
     ],
     LOGISTICS_VOLUNTEER: [
         ("/me", N_("My building")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from console.pages import (
     actions,
     building,
+    calls,
     exports,
     household,
     invitations,
@@ -32,6 +33,7 @@ ROUTERS = [
     actions.router,
     phone.router,
     survey.router,
+    calls.router,
     household.router,
     subdistrict.router,
 ]
