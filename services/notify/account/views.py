@@ -92,10 +92,15 @@ ONE_EACH = {
 DONATIONS = {"DonationAccepted": "donations_accepted", "DonationRefused": "donations_refused"}
 
 
-def local_day(moment: datetime) -> date:
-    """The day an event counts for; under a pinned ``JUWEI_TODAY`` (demos, tests) every event is of that day."""
+def pinned_day() -> date | None:
+    """``JUWEI_TODAY`` (demos, tests): every event counts for that day. Read once per batch of events."""
     pinned = os.environ.get("JUWEI_TODAY")
-    return date.fromisoformat(pinned) if pinned else moment.astimezone(TIMEZONE).date()
+    return date.fromisoformat(pinned) if pinned else None
+
+
+def local_day(moment: datetime, pinned: date | None) -> date:
+    """The day an event counts for: the pinned day, else the event's own day where the compounds are."""
+    return pinned or moment.astimezone(TIMEZONE).date()
 
 
 class DailyAccounts(Projection):
@@ -128,15 +133,18 @@ class DailyAccounts(Projection):
     def apply_many(self, session: Session, envelopes: Sequence[Envelope]) -> None:
         # Counters summed in memory for the run, one upsert per (building, day, figure) at the end.
         counts: Counter[tuple[str, str, date, str]] = Counter()
+        pinned = pinned_day()
         for envelope in envelopes:
-            self._count(session, envelope, counts)
+            self._count(session, envelope, counts, pinned)
         for (compound, building, day, figure), count in counts.items():
             key = {"compound": compound, "building": building, "day": day, "figure": figure}
             upsert(session, account_counts, key, {"count": count}, add=("count",))
 
-    def _count(self, session: Session, envelope: Envelope, counts: Counter[tuple[str, str, date, str]]) -> None:
+    def _count(
+        self, session: Session, envelope: Envelope, counts: Counter[tuple[str, str, date, str]], pinned: date | None
+    ) -> None:
         data, kind, compound = envelope.data, envelope.type.split(".")[2], envelope.compound
-        day = local_day(envelope.time)
+        day = local_day(envelope.time, pinned)
         if kind in ONE_EACH:
             counts[(compound, data["building"], day, ONE_EACH[kind])] += 1
         if kind in DONATIONS:
