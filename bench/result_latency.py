@@ -44,7 +44,7 @@ import roundlib
 from rich.console import Console
 from rich.table import Table
 from roundlib import ROUND, stored_time, summary_ms
-from stack import add_target_arguments, running, targets
+from stack import add_target_arguments, run_targets, running
 from suite import Suite, group_lag, profile_summary
 
 from tests.testing.compound import Compound, make_compound
@@ -183,32 +183,23 @@ def matched(suite: Suite, compound: Compound, plan: list[Sent]) -> list[dict[str
 
 
 def main() -> int:
-    args = parse_args()
-    console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 130)
-    results = [run(args, target, console) for target in targets(args)]
-    if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
-    elif len(results) == 2:
-        console.print(side_by_side(results))
-    return 0
+    title = "The same run on the processes and on the compose stack"
+    return run_targets(parse_args(), run, figures, title)
 
 
-def side_by_side(results: list[dict[str, Any]]) -> Table:
-    """The two targets' headline figures in one table, with stack ÷ processes."""
-    table = Table(title="The same run on the processes and on the compose stack")
-    for name in ("figure", *(r["target"] for r in results), "stack ÷ processes"):
-        table.add_column(name, justify="left" if name == "figure" else "right")
-    rows: list[tuple[str, float, float]] = [
-        ("results/s sent", results[0]["rate_sent"], results[1]["rate_sent"]),
-        ("p50 ms (answer → sink)", results[0]["latency_ms"].get("p50", 0.0), results[1]["latency_ms"].get("p50", 0.0)),
-        ("p99 ms (answer → sink)", results[0]["latency_ms"].get("p99", 0.0), results[1]["latency_ms"].get("p99", 0.0)),
+def figures(result: dict[str, Any]) -> list[tuple[str, float]]:
+    """What the two targets are compared by."""
+    shown = [
+        ("results/s sent", result["rate_sent"]),
+        ("p50 ms (answer → sink)", result["latency_ms"].get("p50", 0.0)),
+        ("p99 ms (answer → sink)", result["latency_ms"].get("p99", 0.0)),
     ]
     for service in ("testing", "notify"):
-        rows.append((f"CPU ms per result, {service}", *(r["cpu_ms_per_result"][service] for r in results)))  # type: ignore[arg-type]
-        rows.append((f"peak RSS MiB, {service}", *(r["peak_rss_mib"][service] for r in results)))  # type: ignore[arg-type]
-    for label, processes, stack in rows:
-        table.add_row(label, f"{processes:,.1f}", f"{stack:,.1f}", f"{stack / processes:.2f}" if processes else "—")
-    return table
+        shown += [
+            (f"CPU ms per result, {service}", result["cpu_ms_per_result"][service]),
+            (f"peak RSS MiB, {service}", result["peak_rss_mib"][service]),
+        ]
+    return shown
 
 
 def run(args: argparse.Namespace, target: str, console: Console) -> dict[str, Any]:

@@ -28,7 +28,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import json
 import os
 import threading
 import time
@@ -39,7 +38,7 @@ import roundlib
 from rich.console import Console
 from rich.table import Table
 from roundlib import ROUND, in_parallel
-from stack import add_target_arguments, running, targets
+from stack import add_target_arguments, run_targets, running
 from suite import Suite, group_lag
 
 from tests.testing.compound import make_compound
@@ -120,28 +119,19 @@ class Milestones:
 
 
 def main() -> int:
-    args = parse_args()
-    console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 130)
-    results = [run(args, target, console) for target in targets(args)]
-    if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
-    elif len(results) == 2:
-        console.print(side_by_side(results))
-    return 0
+    title = "The same round on the processes and on the compose stack"
+    return run_targets(parse_args(), run, figures, title)
 
 
-def side_by_side(results: list[dict[str, Any]]) -> Table:
-    """The two targets' stage times and costs in one table, with stack ÷ processes."""
-    table = Table(title="The same round on the processes and on the compose stack")
-    for name in ("figure", *(r["target"] for r in results), "stack ÷ processes"):
-        table.add_column(name, justify="left" if name == "figure" else "right")
-    rows = [(f"{stage} s", *(r["milestones_s"].get(stage, 0.0) for r in results)) for stage in MILESTONES]
+def figures(result: dict[str, Any]) -> list[tuple[str, float]]:
+    """What the two targets are compared by: each stage's time, and CPU and memory per service."""
+    shown = [(f"{stage} s", result["milestones_s"].get(stage, 0.0)) for stage in MILESTONES]
     for service in ("testing", "notify"):
-        rows.append((f"CPU s, {service}", *(r["cpu_seconds"][service] for r in results)))
-        rows.append((f"peak RSS MiB, {service}", *(r["peak_rss_mib"][service] for r in results)))
-    for label, processes, stack in rows:
-        table.add_row(label, f"{processes:,.2f}", f"{stack:,.2f}", f"{stack / processes:.2f}" if processes else "—")
-    return table
+        shown += [
+            (f"CPU s, {service}", result["cpu_seconds"][service]),
+            (f"peak RSS MiB, {service}", result["peak_rss_mib"][service]),
+        ]
+    return shown
 
 
 def run(args: argparse.Namespace, target: str, console: Console) -> dict[str, Any]:

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from rich.console import Console
+from rich.table import Table
 from suite import SUITE_HOME, Process, Service, Suite, running_suite, start_sink
 
 from tests.conftest import TEST_HOME
@@ -171,6 +173,28 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 def targets(args: argparse.Namespace) -> list[str]:
     return ["processes", "stack"] if args.target == "both" else [args.target]
+
+
+def run_targets(
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace, str, Console], dict[str, Any]],
+    figures: Callable[[dict[str, Any]], list[tuple[str, float]]],
+    title: str,
+) -> int:
+    """Each chosen target's whole run; with both, their ``figures`` side by side (stack ÷ processes), or JSON."""
+    console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 130)
+    results = [run(args, target, console) for target in targets(args)]
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        return 0
+    if len(results) == 2:
+        table = Table(title=title)
+        for name in ("figure", *(r["target"] for r in results), "stack ÷ processes"):
+            table.add_column(name, justify="left" if name == "figure" else "right")
+        for (label, processes), (_label, stack) in zip(figures(results[0]), figures(results[1]), strict=True):
+            table.add_row(label, f"{processes:,.2f}", f"{stack:,.2f}", f"{stack / processes:.2f}" if processes else "—")
+        console.print(table)
+    return 0
 
 
 def running(

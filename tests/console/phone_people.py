@@ -8,16 +8,23 @@ written here so these tests need no invitation round trip.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from console import sessions
+from demo.sinks import free_port
+from tests.browser import PHONE, Browser, LiveApp
 from tests.console.conftest import Committee, ConsoleUnderTest, _register
 from tests.kernel.harness import ROOT, wait_for
 
@@ -154,3 +161,24 @@ def confirmations(committee: Committee, batch: str, household: str) -> list[dict
         after = page["next_after"]
         if not page["has_more"]:
             return found
+
+
+def csrf_of(page: str) -> str:
+    """The form token of a console page (every form carries it)."""
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+@contextmanager
+def on_a_phone(console: ConsoleUnderTest, token: str, path: str, ready: str, folder: Path) -> Iterator[Browser]:
+    """``path`` of the console served for real, open in headless Chromium at a phone's width, signed in."""
+    with LiveApp(console.app, free_port()) as live, Browser(folder) as browser:
+        try:
+            browser.call("Network.enable")
+            browser.call("Network.setCookie", name=sessions.COOKIE, value=token, url=live.url, httpOnly=True)
+            browser.viewport(PHONE)
+            browser.open(f"{live.url}{path}", ready=ready)
+            yield browser
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

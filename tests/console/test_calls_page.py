@@ -5,17 +5,14 @@ officer marks it told, and the list empties. Only the officer's own building."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from console import sessions
-from demo.sinks import free_port
-from tests.browser import PHONE, Browser, LiveApp
 from tests.console.conftest import Committee, ConsoleUnderTest
-from tests.console.phone_people import issue_key, own_compound, session_for
+from tests.console.phone_people import csrf_of, issue_key, on_a_phone, own_compound, session_for
 from tests.kernel.harness import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
@@ -24,12 +21,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 @pytest.fixture(scope="module")
 def committee(committee: Committee) -> Committee:
     return own_compound(committee)
-
-
-def _csrf(text: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', text)
-    assert found, text
-    return found.group(1)
 
 
 def test_the_officer_calls_the_household_without_a_smartphone_and_marks_it_told(
@@ -66,7 +57,7 @@ def test_the_officer_calls_the_household_without_a_smartphone_and_marks_it_told(
         first = re.search(r'data-call="([^"]+)" data-household="h1-301"', page.text)
         assert first, page.text
         told = officer.post(
-            "/phone/calls/1/done", data={"csrf": _csrf(page.text), "call": first.group(1)}, follow_redirects=True
+            "/phone/calls/1/done", data={"csrf": csrf_of(page.text), "call": first.group(1)}, follow_redirects=True
         )
         assert told.status_code == 200 and 'id="call-done"' in told.text
         assert 'data-household="h1-301"' not in told.text and 'data-household="h1-201"' in told.text
@@ -76,21 +67,14 @@ def test_the_officer_calls_the_household_without_a_smartphone_and_marks_it_told(
     assert committee.ok("GET", "notify", "/buildings/1/calls")["open"] == 1
 
     # The same on a phone in a real headless Chromium: the officer taps "told" for the last one, the list empties.
-    with LiveApp(console.app, free_port()) as live, Browser(tmp_path / "chromium") as browser:
-        try:
-            browser.call("Network.enable")
-            browser.call("Network.setCookie", name=sessions.COOKIE, value=token, url=live.url, httpOnly=True)
-            browser.viewport(PHONE)
-            browser.open(f"{live.url}/phone/calls/1", ready="!!document.querySelector('#calls')")
-            shown = browser.evaluate(
-                "Array.from(document.querySelectorAll('#calls li')).map(li => li.dataset.household)"
-            )
-            assert shown == ["h1-201"]
-            assert browser.evaluate("document.documentElement.scrollWidth") <= 360
-            browser.submit("#calls li[data-household='h1-201'] form")
-            browser.wait("!!document.querySelector('#call-done')", what="the list after telling")
-            assert browser.evaluate("document.querySelectorAll('#calls li').length") == 0
-            assert "每户都已告知" in browser.text("#calls")
-        finally:
-            shutil.rmtree(tmp_path / "chromium", ignore_errors=True)
+    with on_a_phone(
+        console, token, "/phone/calls/1", "!!document.querySelector('#calls')", tmp_path / "chromium"
+    ) as browser:
+        shown = browser.evaluate("Array.from(document.querySelectorAll('#calls li')).map(li => li.dataset.household)")
+        assert shown == ["h1-201"]
+        assert browser.evaluate("document.documentElement.scrollWidth") <= 360
+        browser.submit("#calls li[data-household='h1-201'] form")
+        browser.wait("!!document.querySelector('#call-done')", what="the list after telling")
+        assert browser.evaluate("document.querySelectorAll('#calls li').length") == 0
+        assert "每户都已告知" in browser.text("#calls")
     assert committee.ok("GET", "notify", "/buildings/1/calls")["open"] == 0

@@ -4,18 +4,14 @@ the officer's own building."""
 
 from __future__ import annotations
 
-import re
-import shutil
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from console import sessions
-from demo.sinks import free_port
-from tests.browser import PHONE, Browser, LiveApp
 from tests.console.conftest import Committee, ConsoleUnderTest
-from tests.console.phone_people import issue_key, own_compound, session_for
+from tests.console.phone_people import csrf_of, issue_key, on_a_phone, own_compound, session_for
 from tests.kernel.harness import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
@@ -24,12 +20,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]
 @pytest.fixture(scope="module")
 def committee(committee: Committee) -> Committee:
     return own_compound(committee)
-
-
-def _csrf(text: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', text)
-    assert found, text
-    return found.group(1)
 
 
 def test_the_officer_asks_about_medicine_and_sees_the_unreached(
@@ -64,7 +54,7 @@ def test_the_officer_asks_about_medicine_and_sees_the_unreached(
         assert "长期服药" in page.text and "尚未询问用药" in page.text
         assert "第 RS 轮尚未联系到的住户" in page.text and 'data-household="h1-201"' in page.text
         asked = officer.post(
-            "/phone/survey/1/asked", data={"csrf": _csrf(page.text), "resident": "ra"}, follow_redirects=True
+            "/phone/survey/1/asked", data={"csrf": csrf_of(page.text), "resident": "ra"}, follow_redirects=True
         )
         assert asked.status_code == 200 and 'id="asked-done"' in asked.text
         assert 'data-resident="ra"' not in asked.text and 'data-resident="rb"' in asked.text
@@ -73,21 +63,14 @@ def test_the_officer_asks_about_medicine_and_sees_the_unreached(
         assert 'data-resident="rb"' in officer.get("/phone/survey/1").text  # the forged form recorded nothing
         assert officer.get("/phone/survey/2").status_code == 403
     # The same on a phone in a real headless Chromium: the officer taps "asked" for rb, and the list empties.
-    with LiveApp(console.app, free_port()) as live, Browser(tmp_path / "chromium") as browser:
-        try:
-            browser.call("Network.enable")
-            browser.call("Network.setCookie", name=sessions.COOKIE, value=token, url=live.url, httpOnly=True)
-            browser.viewport(PHONE)
-            browser.open(f"{live.url}/phone/survey/1", ready="!!document.querySelector('#survey')")
-            shown = browser.evaluate(
-                "Array.from(document.querySelectorAll('#medicine li')).map(li => li.dataset.resident)"
-            )
-            assert shown == ["rb"]
-            assert browser.evaluate("document.documentElement.scrollWidth") <= 360
-            browser.submit("#medicine li[data-resident='rb'] form")
-            browser.wait("!!document.querySelector('#asked-done')", what="the list after asking")
-            assert browser.evaluate("document.querySelectorAll('#medicine li').length") == 0
-            assert "本周都已询问" in browser.text("#medicine")
-            assert "h1-201" in browser.text("#unreached")
-        finally:
-            shutil.rmtree(tmp_path / "chromium", ignore_errors=True)
+    with on_a_phone(
+        console, token, "/phone/survey/1", "!!document.querySelector('#survey')", tmp_path / "chromium"
+    ) as browser:
+        shown = browser.evaluate("Array.from(document.querySelectorAll('#medicine li')).map(li => li.dataset.resident)")
+        assert shown == ["rb"]
+        assert browser.evaluate("document.documentElement.scrollWidth") <= 360
+        browser.submit("#medicine li[data-resident='rb'] form")
+        browser.wait("!!document.querySelector('#asked-done')", what="the list after asking")
+        assert browser.evaluate("document.querySelectorAll('#medicine li').length") == 0
+        assert "本周都已询问" in browser.text("#medicine")
+        assert "h1-201" in browser.text("#unreached")
