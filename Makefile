@@ -30,8 +30,10 @@ stop: venv
 ## make test — from nothing: packages, PostgreSQL (Debian package, local cluster), the Kafka broker, a Docker
 ## engine (Debian's docker.io, started by the stack tests on a socket of their own), promtool, the AsyncAPI parser,
 ## the suite (the slowest tests listed at the end: the whole run must stay under an hour).
-## tests/stack mostly waits on containers (image builds, whole stacks starting), so it runs in a pytest of its own
-## beside the rest, with its report printed after theirs; `make test PYTEST_ARGS=tests/kernel` runs one pytest.
+## Most of the suite's time is waiting (brokers, consumer groups, processes starting, Chromium), not CPU: the rest
+## runs on three pytest-xdist workers (a file stays on one worker; the broker and PostgreSQL are started once, by the
+## controller), and tests/stack (one Docker engine, its images built once) in a pytest of its own beside them, its
+## report printed after theirs. `make test PYTEST_ARGS=tests/kernel` runs one plain pytest.
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 test: venv browser engine promtool asyncapi-parser
 	$(BIN)/ruff check .
@@ -40,7 +42,7 @@ test: venv browser engine promtool asyncapi-parser
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@$(PYTEST) --basetemp=.local/pytest-stack --durations=12 tests/stack > .local/stack-tests.log 2>&1 & stack=$$!; \
 	trap 'kill $$stack 2>/dev/null' INT TERM; \
-	$(PYTEST) --basetemp=.local/pytest --durations=40 --ignore=tests/stack; rest=$$?; \
+	$(PYTEST) --basetemp=.local/pytest --durations=40 -n 3 --dist loadfile --ignore=tests/stack; rest=$$?; \
 	wait $$stack; stacked=$$?; \
 	echo "=== tests/stack (a pytest of its own, beside the rest; .local/stack-tests.log) ==="; \
 	cat .local/stack-tests.log; \

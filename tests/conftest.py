@@ -26,12 +26,44 @@ POSTGRES_PORT = int(os.environ.get("JUWEI_TEST_POSTGRES_PORT", "15432"))
 os.environ.setdefault("JUWEI_DAILY_ACCOUNT_AT", "off")
 
 
+def _session_broker() -> LocalBroker:
+    return LocalBroker(TEST_HOME / "kafka", port=KAFKA_PORT, controller_port=KAFKA_PORT + 1, partitions=3)
+
+
+def _session_postgres() -> LocalPostgres:
+    return LocalPostgres(TEST_HOME / "postgres", port=POSTGRES_PORT, fast=True)
+
+
+# Started by the pytest-xdist controller (``pytest -n N``) before its workers exist: each worker's fixtures below
+# then find them running, share them, and leave them to the controller to stop when the whole run is over.
+_STARTED_FOR_WORKERS: list[LocalBroker | LocalPostgres] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    servers: list[LocalBroker | LocalPostgres] = []
+    if not bootstrap_from_env():
+        servers.append(_session_broker())
+    if not os.environ.get("JUWEI_TEST_POSTGRES_URL"):
+        servers.append(_session_postgres())
+    for server in servers:
+        if not server.is_running():
+            server.start()
+            _STARTED_FOR_WORKERS.append(server)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _STARTED_FOR_WORKERS:
+        _STARTED_FOR_WORKERS.pop().stop()
+
+
 @pytest.fixture(scope="session")
 def broker() -> Iterator[LocalBroker | None]:
     if bootstrap_from_env():
         yield None
         return
-    local = LocalBroker(TEST_HOME / "kafka", port=KAFKA_PORT, controller_port=KAFKA_PORT + 1, partitions=3)
+    local = _session_broker()
     ours = not local.is_running()  # another test session may share it: stop only what we started
     local.start()
     yield local
@@ -49,7 +81,7 @@ def postgres() -> Iterator[LocalPostgres | None]:
     if os.environ.get("JUWEI_TEST_POSTGRES_URL"):
         yield None
         return
-    local = LocalPostgres(TEST_HOME / "postgres", port=POSTGRES_PORT, fast=True)
+    local = _session_postgres()
     ours = not local.is_running()
     local.start()
     yield local
