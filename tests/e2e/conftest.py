@@ -30,13 +30,16 @@ from juwei.service import load_definition
 from tests.kernel.harness import ROOT, wait_for
 
 KNOWN_SERVICES = tuple(suite().names)
+# The suites' consumer groups (``<prefix>-<service>``) on the shared broker: one set per pytest-xdist worker, so that
+# two suites running at once on different workers never split a group's partitions between them.
+GROUPS = f"juwei-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def topics() -> list[str]:
     return [name for s in KNOWN_SERVICES for name in (topic_of(s), dead_letter_topic(topic_of(s)))]
 
 
-def start_groups_at_the_end(kafka: str, broker: object | None, prefix: str = "juwei") -> None:
+def start_groups_at_the_end(kafka: str, broker: object | None, prefix: str = GROUPS) -> None:
     """Create the services' topics and commit each service's consumer group (``<prefix>-<service>``) at their
     current end."""
     if broker is not None:
@@ -62,6 +65,7 @@ def suite_env(data_dir: Path, kafka: str, ports: dict[str, int], key: str) -> di
         "JUWEI_KAFKA_BOOTSTRAP": kafka,
         "JUWEI_BOOTSTRAP_KEY": key,
         "JUWEI_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "JUWEI_CONSUMER_GROUP_PREFIX": GROUPS,
         "JUWEI_NOTIFY_DISPATCH_SECONDS": "0.1",
         "JUWEI_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),

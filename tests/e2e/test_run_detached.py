@@ -18,7 +18,7 @@ import pytest
 
 from demo.sinks import free_port
 from juwei.registration import suite
-from tests.e2e.conftest import start_groups_at_the_end
+from tests.e2e.conftest import GROUPS, start_groups_at_the_end
 from tests.kernel.harness import ROOT, wait_for
 
 KNOWN_SERVICES = tuple(suite().names)
@@ -60,6 +60,7 @@ def test_juwei_run_detached_status_json_and_stop_with_the_four_services(tmp_path
         "JUWEI_DATA_DIR": str(data),
         "JUWEI_KAFKA_BOOTSTRAP": kafka,
         "JUWEI_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "JUWEI_CONSUMER_GROUP_PREFIX": GROUPS,
         "JUWEI_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
         **{f"JUWEI_{name.upper()}_PORT": str(port) for name, port in {**ports, **companion_ports}.items()},
@@ -99,7 +100,8 @@ def test_juwei_run_detached_status_json_and_stop_with_the_four_services(tmp_path
             status = services[name]
             assert status["url"] == f"http://127.0.0.1:{port}"
             assert status["healthy"] and status["ready"] and status["error"] is None, status
-            assert status["relay_backlog"] == 0 and status["consumer_group"] == f"juwei-{name}"
+            assert status["relay_backlog"] == 0
+            assert status["consumer_group"] == f"{GROUPS}-{name}"
         assert set(services["notify"]["lag"]) == {"juwei.residents", "juwei.testing", "juwei.supplies"}
         assert set(services["residents"]["lag"]) == {"juwei.testing"}
         assert all(lag is not None for s in services.values() for lag in s["lag"].values())
