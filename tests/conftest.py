@@ -53,6 +53,36 @@ def pytest_configure(config: pytest.Config) -> None:
             _STARTED_FOR_WORKERS.append(server)
 
 
+# The files that take longest (make test's --durations), longest first: on the xdist workers they start first, so
+# that no worker is still in one of them after the others ran out of files.
+SLOWEST_FIRST = (
+    "tests/hostile/test_schemathesis.py",
+    "tests/faults/test_faults.py",
+    "tests/testing/test_round_on_kafka.py",
+    "tests/kernel/test_alert_metrics.py",
+    "tests/kernel/test_crash.py",
+    "tests/kernel/test_operations.py",
+    "tests/e2e/test_seed_compound_day.py",
+    "tests/kernel/test_log_format.py",
+    "tests/kernel/test_gap_safety.py",
+    "tests/infra/test_local_infra.py",
+    "tests/access/test_matrix.py",
+    "tests/testing/test_labfile_on_kafka.py",
+    "tests/supplies/test_kafka_flow.py",
+    "tests/notify/test_crash.py",
+    "tests/e2e/test_run_detached.py",
+    "tests/console/staff/test_exports.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):
+        return  # one plain pytest: the files in their own order
+    rank = {path: number for number, path in enumerate(SLOWEST_FIRST)}
+    # A stable sort on the file alone: every worker collects the same order, as xdist requires.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     while _STARTED_FOR_WORKERS:
         _STARTED_FOR_WORKERS.pop().stop()
