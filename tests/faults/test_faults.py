@@ -146,7 +146,8 @@ class Driver:
         self.thread = threading.Thread(target=loop, daemon=True)
         self.thread.start()
 
-    def wait(self, timeout: float = 900) -> None:
+    def wait(self, timeout: float = 1800) -> None:
+        # A guard that the driver ends, not a speed check: beside the other workers it ran 10× slower than alone.
         assert self.thread is not None
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "the driver did not finish"
