@@ -81,7 +81,7 @@ class Projection:
             self.apply(session, envelope)
 
 
-_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
 def upsert(

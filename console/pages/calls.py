@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -68,5 +69,6 @@ async def done(
     call = form.get("call")
     call = call if isinstance(call, str) else ""
     client = client_for(request, console, person)
-    await client.post("notify", f"/compounds/{person.compound}/calls/{call}/done", {})
-    return RedirectResponse(f"/phone/calls/{building}?done={call}", status_code=303)
+    # One path segment whatever was typed into the form: notify then refuses an id it does not know.
+    await client.post("notify", f"/compounds/{person.compound}/calls/{quote(call, safe='')}/done", {})
+    return RedirectResponse(f"/phone/calls/{building}?done={quote(call, safe='')}", status_code=303)

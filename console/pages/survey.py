@@ -4,6 +4,7 @@ and the households nobody has reached yet in the current round. Only the officer
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -68,5 +69,7 @@ async def asked(
     resident = form.get("resident")
     resident = resident if isinstance(resident, str) else ""
     client = client_for(request, console, person)
-    await client.post("residents", f"/compounds/{person.compound}/residents/{resident}/medicine-asked", {})
-    return RedirectResponse(f"/phone/survey/{building}?asked={resident}", status_code=303)
+    # One path segment whatever was typed into the form: residents then refuses an id it does not know.
+    segment = quote(resident, safe="")
+    await client.post("residents", f"/compounds/{person.compound}/residents/{segment}/medicine-asked", {})
+    return RedirectResponse(f"/phone/survey/{building}?asked={segment}", status_code=303)

@@ -63,6 +63,9 @@ def test_the_officer_calls_the_household_without_a_smartphone_and_marks_it_told(
         assert 'data-household="h1-301"' not in told.text and 'data-household="h1-201"' in told.text
         forged = officer.post("/phone/calls/1/done", data={"csrf": "forged", "call": first.group(1)})
         assert forged.status_code == 403
+        # A call id that is a path ("../…") stays one segment of notify's done route: an unknown call, nothing marked.
+        climbed = officer.post("/phone/calls/1/done", data={"csrf": csrf_of(told.text), "call": "../../calls/overdue"})
+        assert climbed.status_code == 404, climbed.text
         assert officer.get("/phone/calls/2").status_code == 403  # another building's list
     assert committee.ok("GET", "notify", "/buildings/1/calls")["open"] == 1
 
