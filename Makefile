@@ -42,7 +42,7 @@ test: venv browser engine promtool asyncapi-parser
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@$(PYTEST) --basetemp=.local/pytest-stack --durations=12 tests/stack > .local/stack-tests.log 2>&1 & stack=$$!; \
 	trap 'kill $$stack 2>/dev/null' INT TERM; \
-	$(PYTEST) --basetemp=.local/pytest --durations=40 -n 3 --dist loadfile --ignore=tests/stack; rest=$$?; \
+	$(PYTEST) --basetemp=.local/pytest --durations=40 -n 3 --dist loadfile --no-loadscope-reorder --ignore=tests/stack; rest=$$?; \
 	wait $$stack; stacked=$$?; \
 	echo "=== tests/stack (a pytest of its own, beside the rest; .local/stack-tests.log) ==="; \
 	cat .local/stack-tests.log; \

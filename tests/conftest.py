@@ -53,8 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
             _STARTED_FOR_WORKERS.append(server)
 
 
-# The files that take longest (make test's --durations), longest first: on the xdist workers they start first, so
-# that no worker is still in one of them after the others ran out of files.
+# The files that take longest (make test's --durations), longest first: on the xdist workers they start first (with
+# --no-loadscope-reorder, which keeps this order), so that no worker is still in one of them after the others ran out.
 SLOWEST_FIRST = (
     "tests/hostile/test_schemathesis.py",
     "tests/faults/test_faults.py",
