@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
@@ -179,9 +179,10 @@ class EventConsumer:
         }
         try:
             self.consumer.commit(offsets)
-        except (CommitFailedError, RebalanceInProgressError) as exc:
-            # The group moved on while this poll was handled (a rebalance, or a poll slower than the group waits):
-            # the effects are committed with their inbox rows, so the redelivery after re-joining is skipped.
+        except KafkaError as exc:
+            # Refused (the group moved on: a rebalance, or a poll slower than the group waits) or not answered (the
+            # coordinator moved): the effects are committed with their inbox rows, so a redelivery is skipped, and
+            # the next commit covers these offsets too.
             log.info("consumer.commit_lost", group=self.group, records=len(records), error=type(exc).__name__)
         return len(records)
 
