@@ -197,8 +197,16 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_later_ones_are_handled(
         )
     finally:
         consumer.close()
-    reader = KafkaConsumer(dlq, bootstrap_servers=kafka, auto_offset_reset="earliest", consumer_timeout_ms=5000)
-    dead = [dict(record.headers) for record in reader]
+    # Read until the four are there (a loaded machine took longer than a fixed 5 s to hand over the first record).
+    reader = KafkaConsumer(dlq, bootstrap_servers=kafka, auto_offset_reset="earliest", enable_auto_commit=False)
+    dead: list[dict[str, bytes]] = []
+
+    def read() -> int:
+        dead.extend(dict(record.headers) for batch in reader.poll(500).values() for record in batch)
+        return len(dead)
+
+    wait_for(lambda: read() >= 4, timeout=120, what="the dead letters")
+    read()  # nothing more after them
     reader.close()
     assert len(dead) == 4
     kinds = sorted(h[b"juwei_error_type".decode()].decode() for h in dead)
