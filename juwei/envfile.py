@@ -210,7 +210,8 @@ def check_value(name: str, value: str) -> str | None:
         (
             lambda n: n in ("JUWEI_MAX_BODY_BYTES", "JUWEI_FEED_PAGE_MAX", "JUWEI_RATE_LIMIT_BURST",
                             "JUWEI_KAFKA_PARTITIONS", "JUWEI_KAFKA_SESSION_TIMEOUT_MS",
-                            "JUWEI_POSTGRES_MAX_CONNECTIONS", "JUWEI_API_WORKERS"),
+                            "JUWEI_POSTGRES_MAX_CONNECTIONS", "JUWEI_API_WORKERS",
+                            "JUWEI_WORKER_HEALTHCHECK_SECONDS"),
             _whole(1),
         ),
     ]  # fmt: skip

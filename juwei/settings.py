@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     api_workers: int = Field(
         1, ge=1, le=64, description="HTTP worker processes of `juwei serve` (more than 1: metrics summed across them)"
     )
+    # uvicorn kills a worker that does not answer its supervisor's ping within this time; its own 5 s killed workers
+    # still starting on a loaded 2-core host, over and over, so only one of them ever served.
+    worker_healthcheck_seconds: int = Field(
+        30, ge=1, le=600, description="Seconds a `juwei serve --workers` process may leave its supervisor unanswered"
+    )
     # Readiness holds a service's consumers against this bound only: Kafka being away is not a reason (the outbox
     # keeps writes going), consumers far behind are (its read models of other services are stale). 0: never.
     ready_max_lag: int = Field(

@@ -9,18 +9,25 @@ parent's relay and consumer figures are there too. A worker that dies is marked 
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 from socket import socket
+from typing import TYPE_CHECKING
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# The service a worker serves, named in the environment the workers inherit: uvicorn then pickles only an import
+# string for them, so a worker answers its supervisor's pings while it imports the service (a pickled factory made
+# it import everything before its ping thread started).
+WORKER_SERVICE = "JUWEI_WORKER_SERVICE"
 
 
 def serve_workers(spec: str, host: str, port: int | None, workers: int, background: bool) -> None:
@@ -39,16 +46,18 @@ def serve_workers(spec: str, host: str, port: int | None, workers: int, backgrou
 
 def _serve(spec: str, host: str, port: int | None, workers: int, background: bool) -> None:
     from juwei.logs import configure_logging
-    from juwei.service import Runtime, load_definition, worker_app
+    from juwei.service import Runtime, load_definition
 
     runtime = Runtime(load_definition(spec))
     configure_logging(runtime.settings.log_level, runtime.settings.log_levels, service=runtime.definition.name)
     # Once, before any worker starts: workers racing over migrations would fail each other's start.
     runtime.migrate()
     runtime.ensure_bootstrap_key()
+    os.environ[WORKER_SERVICE] = spec
     config = uvicorn.Config(
-        functools.partial(worker_app, spec),
+        f"{__name__}:worker_from_environment",
         factory=True,
+        timeout_worker_healthcheck=runtime.settings.worker_healthcheck_seconds,
         host=host,
         port=port or runtime.settings.port(runtime.definition.name),
         workers=workers,
@@ -84,3 +93,10 @@ class _Supervisor(Multiprocess):
         for pid in self._known - running:
             multiprocess.mark_process_dead(pid)
         self._known = running
+
+
+def worker_from_environment() -> FastAPI:
+    """A worker's app (uvicorn's factory): the service named by the parent in ``JUWEI_WORKER_SERVICE``."""
+    from juwei.service import worker_app
+
+    return worker_app(os.environ[WORKER_SERVICE])

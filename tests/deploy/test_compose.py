@@ -63,6 +63,7 @@ NOT_IN_CONTAINERS = {
     "JUWEI_KAFKA_PORT": "the local development broker's port; containers get JUWEI_KAFKA_BOOTSTRAP",
     "JUWEI_KAFKA_CONTROLLER_PORT": "the local development broker's port; containers get JUWEI_KAFKA_BOOTSTRAP",
     "JUWEI_FAILPOINTS": "crash injection for tests",
+    "JUWEI_WORKER_SERVICE": "set by `juwei serve --workers` for the worker processes it starts",
     "JUWEI_FAILPOINT_DIR": "crash injection for tests",
     "JUWEI_DEMO_KEY": "the operator key `juwei demo` uses from outside the stack",
     "JUWEI_KAFKA_RETENTION_MS": "read by the topic job (`juwei topics`), which the compose file gives it",

@@ -110,16 +110,19 @@ def test_a_commit_refused_because_the_group_moved_on_is_redelivered_and_skipped(
     skipped_before = SKIPPED.labels(consumer.group)._value.get()
     try:
         assert relay.publish_once() == 10
-        wait_for(lambda: consumer.poll_once(200) > 0, what="the first poll")  # handled; its commit is refused
-        wait_for(
-            lambda: (consumer.poll_once(200), SKIPPED.labels(consumer.group)._value.get() - skipped_before)[1] >= 10,
-            what="the redelivered poll to be skipped by the inbox",
-        )
+        wait_for(lambda: consumer.poll_once(200) > 0, timeout=120, what="the first poll")  # its commit is refused
+        first = polls[0]  # a loaded broker may hand over fewer than the ten in one fetch
+
+        def counted_and_redelivery_skipped() -> bool:
+            consumer.poll_once(200)
+            skipped = SKIPPED.labels(consumer.group)._value.get() - skipped_before
+            return skipped >= first and _totals(consumer_side, board_totals) == _totals(producer_side, desk_totals)
+
+        wait_for(counted_and_redelivery_skipped, timeout=120, what="the redelivered events to be skipped by the inbox")
     finally:
         relay.close()
         consumer.close()
-    assert sum(polls) >= 20  # the ten events came twice
-    assert _totals(consumer_side, board_totals) == _totals(producer_side, desk_totals)  # but counted once
+    assert sum(polls) >= 10 + first  # the first poll's events came twice, and were counted once (the totals)
     assert sum(total for total, _ in _totals(consumer_side, board_totals).values()) == sum(range(1, 11))
     producer_side.database.dispose()
     consumer_side.database.dispose()

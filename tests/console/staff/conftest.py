@@ -125,7 +125,8 @@ def seed(operator: Operator) -> None:
     for point, building in (("p1", "1"), ("p2", "2")):
         operator.ok("POST", "testing", "/points", json={"point": point, "name": point, "location": "gate",
                                                         "throughput": 4})  # fmt: skip
-        operator.ok("PUT", "testing", f"/points/{point}/buildings", json={"buildings": [building]})
+        operator.eventually("PUT", "testing", f"/points/{point}/buildings", "testing to learn the buildings",
+                            json={"buildings": [building]})  # fmt: skip
     operator.ok("POST", "testing", "/rounds", json={"round": "R1", "starts_at": f"{TODAY}T07:00",
                                                     "points": ["p1", "p2"]})  # fmt: skip
     operator.eventually("POST", "testing", "/rounds/R1/samples", "testing to learn the register",
