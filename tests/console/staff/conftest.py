@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from console import sessions
 from console.database import migrate
@@ -111,6 +112,39 @@ class Operator:
         wait_for(accepted, timeout=120, what=what)
         return found[0]
 
+    def residents_taken_in(self, *services: str) -> None:
+        """Waits until ``services`` have consumed every residents' event published so far: a whole-compound batch
+        or an allocation made earlier would cover only the buildings and households already heard of."""
+        residents = f"{self.suite.urls['residents']}/status"
+
+        def published() -> bool:
+            status = httpx.get(residents, headers={"X-API-Key": self.suite.key}, timeout=60).json()
+            return status["relay"]["backlog"] == 0
+
+        wait_for(published, timeout=120, what="residents' relay to publish the imports")
+        bootstrap, prefix = self.suite.env["JUWEI_KAFKA_BOOTSTRAP"], self.suite.env["JUWEI_CONSUMER_GROUP_PREFIX"]
+        reader = KafkaConsumer(bootstrap_servers=bootstrap)
+        try:
+            topic = "juwei.residents"
+            ends = reader.end_offsets([TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()])
+        finally:
+            reader.close()
+        assert ends and sum(ends.values()) > 0, ends  # the imports are on the topic
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60_000)
+
+        def consumed() -> bool:
+            for service in services:
+                group = f"{prefix}-{service}"
+                committed = admin.list_group_offsets(group).get(group, {})
+                if not all(tp in committed and committed[tp].offset >= end for tp, end in ends.items()):
+                    return False
+            return True
+
+        try:
+            wait_for(consumed, timeout=180, what=f"{' and '.join(services)} to take in residents' events")
+        finally:
+            admin.close()
+
 
 def seed(operator: Operator) -> None:
     csv_type = {"content-type": "text/csv"}
@@ -122,6 +156,7 @@ def seed(operator: Operator) -> None:
                 content=as_csv(people, IMPORT_COLUMNS), headers=csv_type)  # fmt: skip
     operator.ok("PUT", "residents", "/staff/s1/buildings", json={"buildings": []})
     operator.ok("POST", "residents", "/volunteers", json={"volunteer": "l1", "building": "1", "skills": []})
+    operator.residents_taken_in("testing", "supplies")
     for point, building in (("p1", "1"), ("p2", "2")):
         operator.ok("POST", "testing", "/points", json={"point": point, "name": point, "location": "gate",
                                                         "throughput": 4})  # fmt: skip
