@@ -9,6 +9,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
 from juwei.auth import issue_key
 from juwei.callers import Holder
 from juwei.service import Runtime, ServiceDefinition
@@ -35,6 +38,20 @@ def wait_for(check: Callable[[], bool], timeout: float = 60, what: str = "condit
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def start_at_the_end(kafka: str, group: str, *topics: str) -> None:
+    """Commit the group's offsets at the topics' ends: what earlier runs and other tests published is not ours."""
+    committer = KafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+    try:
+        for topic in topics:
+            wait_for(lambda topic=topic: bool(committer.partitions_for_topic(topic)), what=f"metadata of {topic}")
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(committer.partitions_for_topic(t) or ())]
+        committer.assign(partitions)
+        ends = committer.end_offsets(partitions)
+        committer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
+    finally:
+        committer.close(autocommit=False)
 
 
 def spawn(command: str, service: str, suffix: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -34,10 +34,9 @@ from services.notify.calls.application import count_overdue
 from services.notify.calls.listing import DUE_MINUTES_ENV
 from services.notify.calls.views import unreachable
 from tests.conftest import both_databases
-from tests.kernel.harness import wait_for
+from tests.kernel.harness import start_at_the_end, wait_for
 from tests.notify.conftest import envelope, make_notify
 from tests.residents.conftest import make_residents
-from tests.supplies.test_kafka_flow import _start_at_the_end
 
 ZH = {"Accept-Language": "zh-CN"}
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
@@ -86,7 +85,7 @@ def test_a_call_list_fills_and_empties(
     consumer.group = f"notify-calls-test-{suffix}"  # a group of its own: the topics are shared between tests
     consumer.consumer_overrides = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
     for topic in ("juwei.residents", "juwei.testing"):
-        _start_at_the_end(kafka, consumer.group, topic)
+        start_at_the_end(kafka, consumer.group, topic)
     url = f"/compounds/{compound}"
 
     with TestClient(create_app(residents, background=False)) as register:

@@ -15,7 +15,7 @@ from juwei.events import Envelope, new_event_id, utcnow
 from juwei.service import create_app
 from services.residents import handlers
 from tests.conftest import both_databases
-from tests.kernel.harness import wait_for
+from tests.kernel.harness import start_at_the_end, wait_for
 from tests.residents.conftest import TODAY, make_residents
 from tests.residents.seed import register_buildings
 
@@ -138,14 +138,15 @@ def test_a_case_from_testing_on_kafka_seals_the_building_and_the_change_goes_out
         broker.create_topics(["juwei.testing", "juwei.residents", dead_letter_topic("juwei.testing")])
     runtime = make_residents(new_database("residents"), tmp_path, kafka=kafka)
     register_buildings(runtime, compound, 4)
+    consumer = runtime.make_consumer()
+    consumer.group = f"residents-test-{suffix}"  # its own group, from the ends: not earlier cases
+    consumer.consumer_overrides = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+    start_at_the_end(kafka, consumer.group, *consumer.topics)
     producer = KafkaProducer(bootstrap_servers=kafka)
     key, value, headers = _case(compound, "3", TODAY).to_kafka()
     producer.send("juwei.testing", key=key, value=value, headers=headers)
     producer.flush()
     producer.close()
-    consumer = runtime.make_consumer()
-    consumer.group = f"residents-test-{suffix}"  # a group of its own: earlier tests' cases stay out
-    consumer.consumer_overrides = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
     try:
         wait_for(
             lambda: (consumer.poll_once(300), _zone_of(runtime, compound, "3"))[1] == "sealed",

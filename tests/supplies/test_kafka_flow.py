@@ -17,7 +17,6 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.structs import OffsetAndMetadata
 from sqlalchemy import func, select
 
 from contracts import roles as r
@@ -28,7 +27,7 @@ from juwei.events import Envelope
 from juwei.service import Runtime, create_app
 from services.supplies.views import buildings, households, residents, shares, volunteer_roles
 from tests.conftest import both_databases
-from tests.kernel.harness import wait_for
+from tests.kernel.harness import start_at_the_end, wait_for
 from tests.supplies.conftest import make_supplies
 from tests.supplies.seed import SeededCompound
 
@@ -41,19 +40,6 @@ def _register_counts(runtime: Runtime, compound: str) -> tuple[int, int, int, in
             int(session.execute(select(func.count()).select_from(t).where(t.c.compound == compound)).scalar() or 0)
             for t in (buildings, households, residents, volunteer_roles)
         )
-
-
-def _start_at_the_end(kafka: str, group: str, topic: str) -> None:
-    """Commit the group's offsets at the topic's end: what earlier runs and other tests published is not ours."""
-    committer = KafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
-    try:
-        wait_for(lambda: bool(committer.partitions_for_topic(topic)), what=f"metadata of {topic}")
-        partitions = [TopicPartition(topic, p) for p in sorted(committer.partitions_for_topic(topic) or ())]
-        committer.assign(partitions)
-        ends = committer.end_offsets(partitions)
-        committer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
-    finally:
-        committer.close(autocommit=False)
 
 
 def _publish(kafka: str, envelopes: list[Envelope]) -> None:
@@ -77,7 +63,7 @@ def test_residents_events_on_kafka_feed_a_5000_resident_batch_delivered_and_foll
     consumer = runtime.make_consumer()
     consumer.group = f"supplies-test-{suffix}"  # a group of its own
     consumer.consumer_overrides = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
-    _start_at_the_end(kafka, consumer.group, "juwei.residents")
+    start_at_the_end(kafka, consumer.group, "juwei.residents")
     _publish(kafka, seed.envelopes)
     expected = (BUILDINGS, BUILDINGS * FLOORS * ROOMS, RESIDENTS, BUILDINGS * 7)
     started = time.perf_counter()

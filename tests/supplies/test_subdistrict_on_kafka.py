@@ -15,10 +15,9 @@ from juwei.consumer import dead_letter_topic
 from juwei.service import Runtime, create_app
 from juwei.subdistricts import compound_subdistricts_table, compounds_of
 from tests.conftest import both_databases
-from tests.kernel.harness import wait_for
+from tests.kernel.harness import start_at_the_end, wait_for
 from tests.residents.conftest import make_residents
 from tests.supplies.conftest import make_supplies
-from tests.supplies.test_kafka_flow import _start_at_the_end
 
 
 def _operator(runtime: Runtime) -> dict[str, str]:
@@ -47,7 +46,7 @@ def test_a_subdistrict_key_opens_in_supplies_the_compounds_residents_registered(
     consumer = supplies.make_consumer()
     consumer.group = f"supplies-subdistrict-{suffix}"  # a group of its own, from the topic's end
     consumer.consumer_overrides = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
-    _start_at_the_end(kafka, consumer.group, "juwei.residents")
+    start_at_the_end(kafka, consumer.group, "juwei.residents")
     relay = residents.make_relay()
     try:
         with TestClient(create_app(residents, background=False)) as client:
