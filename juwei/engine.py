@@ -18,8 +18,10 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from python_on_whales import DockerClient
+if TYPE_CHECKING:  # imported where the engine is called: every `juwei` process (serve too) would pay ~0.3 s CPU
+    from python_on_whales import DockerClient
 
 MIN_ENGINE = (20, 10)
 MIN_COMPOSE = (2, 20)
@@ -46,6 +48,8 @@ class Engine:
     docker_config: Path | None = None
 
     def client(self, **compose: object) -> DockerClient:
+        from python_on_whales import DockerClient
+
         return DockerClient(client_call=list(self.client_call), config=self.docker_config, **compose)  # type: ignore[arg-type]
 
     def environment(self) -> dict[str, str]:

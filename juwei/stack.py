@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from python_on_whales import ClientNotFoundError, DockerClient, DockerException
-from python_on_whales import Container as DockerContainer
+if TYPE_CHECKING:  # imported where the engine is called: every `juwei` process (serve too) would pay ~0.3 s CPU
+    from python_on_whales import Container as DockerContainer
+    from python_on_whales import DockerClient
 
 from juwei import envfile
 from juwei.registration import suite
@@ -127,6 +130,8 @@ class Stack:
         return [name.strip() for name in chosen.split(",") if name.strip()]
 
     def client(self, profiles: Sequence[str]) -> DockerClient:
+        from python_on_whales import DockerClient
+
         return DockerClient(
             config=self.docker_config,
             client_call=self.client_call,
@@ -139,31 +144,25 @@ class Stack:
 
     def up(self, wait: bool = True, wait_timeout: int = 600, services: Sequence[str] = ()) -> list[Container]:
         """Start (and by default wait until every container is healthy; one-shot jobs: finished)."""
-        try:
+        with _docker_failures(self._containers_or_none):
             self.docker.compose.up(
                 list(services) or None, detach=True, wait=wait, wait_timeout=wait_timeout if wait else None
             )
-        except (DockerException, ClientNotFoundError) as exc:
-            raise StackError(_reason(exc), self._containers_or_none()) from exc
         return self.ps()
 
     def admin(self, arguments: Sequence[str]) -> str:
         """Run ``juwei <arguments>`` once in the ``admin`` tool container (it reaches every database); its output."""
-        try:
+        with _docker_failures():
             # On a terminal the command may ask (a password, twice): attach it; else capture what it prints.
             output = self.client([*self.profiles, "tools"]).compose.run(
                 "admin", list(arguments), remove=True, tty=sys.stdin.isatty(), detach=False
             )
-        except (DockerException, ClientNotFoundError) as exc:
-            raise StackError(_reason(exc)) from exc
         return str(output or "")
 
     def images(self) -> list[str]:
         """The images the compose file runs under the chosen profiles (after the env file's interpolation)."""
-        try:
+        with _docker_failures():
             config = self.docker.compose.config(return_json=True)
-        except (DockerException, ClientNotFoundError) as exc:
-            raise StackError(_reason(exc)) from exc
         return sorted({service["image"] for service in config.get("services", {}).values() if service.get("image")})
 
     def missing_images(self) -> list[str]:
@@ -172,27 +171,21 @@ class Stack:
 
     def down(self, volumes: bool = False, timeout: int = 30) -> None:
         """Stop and remove the containers of every profile; the named volumes stay unless ``volumes``."""
-        try:
+        with _docker_failures():
             # Every profile: containers started under another profile than today's are stopped too.
             self.client(["*"]).compose.down(remove_orphans=True, volumes=volumes, timeout=timeout)
-        except (DockerException, ClientNotFoundError) as exc:
-            raise StackError(_reason(exc)) from exc
 
     def ps(self) -> list[Container]:
-        try:
+        with _docker_failures():
             found = self.docker.compose.ps(all=True)
             return sorted((_describe(c) for c in found), key=lambda c: (c.service, c.name))
-        except (DockerException, ClientNotFoundError) as exc:
-            raise StackError(_reason(exc)) from exc
 
     def logs(self, services: Sequence[str] = (), follow: bool = False, tail: str | None = "200") -> Iterator[str]:
-        try:
+        with _docker_failures():
             for _source, line in self.docker.compose.logs(
                 services=list(services), follow=follow, tail=tail, stream=True, timestamps=True
             ):
                 yield line.decode(errors="replace").rstrip("\n")
-        except (DockerException, ClientNotFoundError) as exc:
-            raise StackError(_reason(exc)) from exc
 
     # ------------------------------------------------------------ where things answer
 
@@ -248,10 +241,16 @@ def _describe(container: DockerContainer) -> Container:
     )
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ClientNotFoundError):
-        return "the docker CLI (with the compose plugin) is not on PATH"
-    if isinstance(exc, DockerException):
+@contextmanager
+def _docker_failures(containers: Callable[[], Sequence[Container]] = list) -> Iterator[None]:
+    """A failed docker call as a StackError naming why (and, when asked, the containers as they are then)."""
+    from python_on_whales import ClientNotFoundError, DockerException
+
+    try:
+        yield
+    except ClientNotFoundError as exc:
+        raise StackError("the docker CLI (with the compose plugin) is not on PATH", containers()) from exc
+    except DockerException as exc:
         detail = (exc.stderr or "").strip().splitlines()
-        return detail[-1] if detail else f"docker exited with code {exc.return_code}"
-    return str(exc)
+        reason = detail[-1] if detail else f"docker exited with code {exc.return_code}"
+        raise StackError(reason, containers()) from exc
