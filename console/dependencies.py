@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import Depends, Path, Request
 from starlette.datastructures import FormData
@@ -77,6 +78,17 @@ async def checked_form(request: Request, person: Annotated[Person, Depends(signe
     if not person.csrf_matches(given if isinstance(given, str) else None):
         raise PageRefused(403, N_("This form has expired. Please go back, reload the page and try again."))
     return form
+
+
+def form_text(form: FormData, name: str) -> str:
+    """A text field of the form, trimmed; "" when it is missing or a file."""
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def form_segment(form: FormData, name: str) -> str:
+    """A field as one URL path segment whatever was typed: the service then refuses an id it does not know."""
+    return quote(form_text(form, name), safe="")
 
 
 def client_for(request: Request, console: Console, person: Person) -> ServiceClient:

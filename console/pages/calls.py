@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from console.dependencies import Console, LocalId, building_of, checked_form, client_for, role_in
+from console.dependencies import Console, LocalId, building_of, checked_form, client_for, form_segment, role_in
 from console.pages.phone import first_building, phone_page
 from console.services_client import ServiceProblem
 from console.sessions import Person
@@ -66,9 +65,6 @@ async def done(
 ) -> Response:
     """The household was told; back to the list, which no longer shows the call."""
     building_of(person, building)
-    call = form.get("call")
-    call = call if isinstance(call, str) else ""
-    client = client_for(request, console, person)
-    # One path segment whatever was typed into the form: notify then refuses an id it does not know.
-    await client.post("notify", f"/compounds/{person.compound}/calls/{quote(call, safe='')}/done", {})
-    return RedirectResponse(f"/phone/calls/{building}?done={quote(call, safe='')}", status_code=303)
+    call = form_segment(form, "call")
+    await client_for(request, console, person).post("notify", f"/compounds/{person.compound}/calls/{call}/done", {})
+    return RedirectResponse(f"/phone/calls/{building}?done={call}", status_code=303)

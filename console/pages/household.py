@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from console.dependencies import Console, checked_form, client_for, role_in
+from console.dependencies import Console, checked_form, client_for, form_text, role_in
 from console.i18n import N_
 from console.pages.overview import ZONES
 from console.pages.phone import first_building, latest_round
@@ -60,11 +60,6 @@ async def home(request: Request, console: Console, person: Household, reported: 
     return console.pages.render(request, "phone/home.html", {**context, "reported": reported is not None})
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
 @router.post("/phone/home/self-report", response_class=HTMLResponse)
 async def self_report(
     request: Request, console: Console, person: Household, form: Annotated[FormData, Depends(checked_form)]
@@ -72,7 +67,7 @@ async def self_report(
     """The self-report goes to testing as multipart, with the form's command id as its Idempotency-Key: a
     form sent twice (a slow network, a second tap) is recorded once."""
     client = client_for(request, console, person)
-    resident, result, round_, command = (_text(form, n) for n in ("resident", "result", "round", "command_id"))
+    resident, result, round_, command = (form_text(form, n) for n in ("resident", "result", "round", "command_id"))
     photo = form.get("photo")
     error: str | None = None
     try:

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.datastructures import FormData
 
 from console import invitations, sessions
-from console.dependencies import Console, checked_form, client_for, role_in
+from console.dependencies import Console, checked_form, client_for, form_text, role_in
 from console.i18n import N_
 from console.invitations import Invitation
 from console.navigation import STAFF_ROLES, home_of
@@ -47,19 +47,14 @@ def invitation_form(request: Request, console: Console, person: Staff) -> HTMLRe
     return _form_page(request, console)
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
 @router.post("/invitations", response_class=HTMLResponse)
 async def invite(
     request: Request, console: Console, person: Staff, form: Annotated[FormData, Depends(checked_form)]
 ) -> HTMLResponse:
     locale = request.state.locale
-    role, holder, label = _text(form, "role"), _text(form, "holder"), _text(form, "label")
-    point = _text(form, "point")
-    buildings = [b.strip() for b in _text(form, "buildings").replace("，", ",").split(",") if b.strip()]
+    role, holder, label = form_text(form, "role"), form_text(form, "holder"), form_text(form, "label")
+    point = form_text(form, "point")
+    buildings = [b.strip() for b in form_text(form, "buildings").replace("，", ",").split(",") if b.strip()]
     values = {"role": role, "holder": holder, "buildings": ", ".join(buildings), "label": label, "point": point}
     problem = None
     if role not in ROLE_NAMES:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from console.dependencies import Console, LocalId, checked_form, client_for, role_in
+from console.dependencies import Console, LocalId, checked_form, client_for, form_text, role_in
 from console.i18n import N_
 from console.navigation import STAFF_ROLES
 from console.services_client import ServiceProblem
@@ -57,12 +57,8 @@ async def inbox(request: Request, console: Console, person: Staff, status: str =
 async def answer(
     request: Request, console: Console, person: Staff, group: LocalId, form: Annotated[FormData, Depends(checked_form)]
 ) -> Response:
-    def text(name: str) -> str:
-        value = form.get(name)
-        return value.strip() if isinstance(value, str) else ""
-
-    question, reply = text("question"), text("answer")
-    points = [line.strip() for line in text("policy_points").splitlines() if line.strip()]
+    question, reply = form_text(form, "question"), form_text(form, "answer")
+    points = [line.strip() for line in form_text(form, "policy_points").splitlines() if line.strip()]
     values = {"question": question, "answer": reply, "policy_points": "\n".join(points)}
     problem = None
     if not question or len(question) > 200:
@@ -77,7 +73,7 @@ async def answer(
     body = {"question": question, "answer": reply, "policy_points": points}
     client = client_for(request, console, person)
     # The form's own id: a double tap, or a retry after a dropped answer, publishes the answer once.
-    command = text("command")
+    command = form_text(form, "command")
     command = command if re.fullmatch(r"[A-Za-z0-9_-]{8,64}", command) else None
     try:
         done = await client.post(

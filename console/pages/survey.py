@@ -4,13 +4,12 @@ and the households nobody has reached yet in the current round. Only the officer
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from console.dependencies import Console, LocalId, building_of, checked_form, client_for, role_in
+from console.dependencies import Console, LocalId, building_of, checked_form, client_for, form_segment, role_in
 from console.pages.phone import first_building, phone_page
 from console.services_client import ServiceProblem, gather_settled
 from console.sessions import Person
@@ -66,10 +65,7 @@ async def asked(
 ) -> Response:
     """The officer asked one resident about medicine today; back to the list, which no longer shows them."""
     building_of(person, building)
-    resident = form.get("resident")
-    resident = resident if isinstance(resident, str) else ""
+    resident = form_segment(form, "resident")
     client = client_for(request, console, person)
-    # One path segment whatever was typed into the form: residents then refuses an id it does not know.
-    segment = quote(resident, safe="")
-    await client.post("residents", f"/compounds/{person.compound}/residents/{segment}/medicine-asked", {})
-    return RedirectResponse(f"/phone/survey/{building}?asked={segment}", status_code=303)
+    await client.post("residents", f"/compounds/{person.compound}/residents/{resident}/medicine-asked", {})
+    return RedirectResponse(f"/phone/survey/{building}?asked={resident}", status_code=303)
