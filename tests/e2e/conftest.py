@@ -20,14 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from kafka import KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
 
 from demo.sinks import free_port
 from juwei.consumer import dead_letter_topic
 from juwei.registration import suite, topic_of
 from juwei.service import load_definition
-from tests.kernel.harness import ROOT, wait_for
+from tests.kernel.harness import ROOT, start_at_the_end, wait_for
 
 KNOWN_SERVICES = tuple(suite().names)
 # The suites' consumer groups (``<prefix>-<service>``) on the shared broker: one set per pytest-xdist worker, so that
@@ -48,15 +46,7 @@ def start_groups_at_the_end(kafka: str, broker: object | None, prefix: str = GRO
         consumed = list(load_definition(service).consumes)
         if not consumed:
             continue
-        committer = KafkaConsumer(bootstrap_servers=kafka, group_id=f"{prefix}-{service}", enable_auto_commit=False)
-        try:
-            wait_for(lambda c=committer, ts=consumed: all(c.partitions_for_topic(t) for t in ts), what="topic metadata")
-            partitions = [TopicPartition(t, p) for t in consumed for p in sorted(committer.partitions_for_topic(t))]
-            committer.assign(partitions)
-            ends = committer.end_offsets(partitions)
-            committer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
-        finally:
-            committer.close(autocommit=False)
+        start_at_the_end(kafka, f"{prefix}-{service}", *consumed)
 
 
 def suite_env(data_dir: Path, kafka: str, ports: dict[str, int], key: str) -> dict[str, str]:

@@ -40,13 +40,18 @@ def wait_for(check: Callable[[], bool], timeout: float = 60, what: str = "condit
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def partitions_of(consumer: KafkaConsumer, *topics: str) -> list[TopicPartition]:
+    """Every partition of the topics, once the broker has told the client about each."""
+    for topic in topics:
+        wait_for(lambda topic=topic: bool(consumer.partitions_for_topic(topic)), what=f"metadata of {topic}")
+    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+
+
 def start_at_the_end(kafka: str, group: str, *topics: str) -> None:
     """Commit the group's offsets at the topics' ends: what earlier runs and other tests published is not ours."""
     committer = KafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
     try:
-        for topic in topics:
-            wait_for(lambda topic=topic: bool(committer.partitions_for_topic(topic)), what=f"metadata of {topic}")
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(committer.partitions_for_topic(t) or ())]
+        partitions = partitions_of(committer, *topics)
         committer.assign(partitions)
         ends = committer.end_offsets(partitions)
         committer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})

@@ -84,8 +84,7 @@ def test_a_call_list_fills_and_empties(
     consumer = notify.make_consumer()
     consumer.group = f"notify-calls-test-{suffix}"  # a group of its own: the topics are shared between tests
     consumer.consumer_overrides = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
-    for topic in ("juwei.residents", "juwei.testing"):
-        start_at_the_end(kafka, consumer.group, topic)
+    start_at_the_end(kafka, consumer.group, "juwei.residents", "juwei.testing")
     url = f"/compounds/{compound}"
 
     with TestClient(create_app(residents, background=False)) as register:

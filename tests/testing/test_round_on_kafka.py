@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from contracts import roles as r
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
 from juwei.service import create_app
 from tests.conftest import both_databases
-from tests.kernel.harness import wait_for
+from tests.kernel.harness import partitions_of, wait_for
 from tests.testing.compound import make_compound
 from tests.testing.conftest import Testing, make_testing
 from tests.testing.mass_round import MassRound, consume_register, join_at_the_end, publish
@@ -72,8 +72,7 @@ def test_a_round_for_25_buildings_and_5000_residents(
     # What testing publishes: every call, sample and result, keyed by building, with ids and no identity.
     # Read exactly what the relay adds: the shared topic holds every earlier test's events before it.
     reader = KafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
-    wait_for(lambda: bool(reader.partitions_for_topic("juwei.testing")), what="metadata of juwei.testing")
-    partitions = [TopicPartition("juwei.testing", p) for p in sorted(reader.partitions_for_topic("juwei.testing"))]
+    partitions = partitions_of(reader, "juwei.testing")
     reader.assign(partitions)
     before = reader.end_offsets(partitions)
     relay = runtime.make_relay()
