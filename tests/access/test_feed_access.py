@@ -281,9 +281,11 @@ def pages(world: World, service: str, key: str, limit: int = 7) -> tuple[int, li
     raise AssertionError("the feed never ended")
 
 
-async def stream(world: World, service: str, key: str, wanted: int, settle: float = 0.6) -> tuple[int, list]:
+async def stream(
+    world: World, service: str, key: str, wanted: int, settle: float = 0.6, give_up: float = 20
+) -> tuple[int, list]:
     """The SSE stream from the start: its status and every event it sent until ``wanted`` arrived and it was
-    quiet for ``settle`` seconds more (or 20 s passed)."""
+    quiet for ``settle`` seconds more, the server ended it, or ``give_up`` seconds passed."""
     app = world.clients[service].app
     scope = {"type": "http", "http_version": "1.1", "method": "GET", "path": "/events/stream",
              "raw_path": b"/events/stream", "query_string": b"", "headers": [(b"x-api-key", key.encode())],
@@ -319,7 +321,7 @@ async def stream(world: World, service: str, key: str, wanted: int, settle: floa
     task = asyncio.create_task(app(scope, receive, send))
     started = time.monotonic()
     try:
-        while time.monotonic() - started < 20:
+        while time.monotonic() - started < give_up:
             await asyncio.sleep(0.05)
             if task.done() or (status and status[0] != 200):
                 break

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import jsonschema
+import pytest
 import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -28,7 +29,9 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         env=dict(os.environ, PYTHONPATH=str(ROOT), **env),
         capture_output=True,
         text=True,
-        timeout=120,
+        # A limit for a command that hangs: `run --detach` starts a broker and four services, which took over
+        # 120 s on a loaded CI machine.
+        timeout=600,
     )
 
 
@@ -125,6 +128,7 @@ def test_the_asyncapi_catalogue_describes_what_the_kernel_emits(new_database, su
     made.database.dispose()
 
 
+@pytest.mark.timeout(1200)
 def test_juwei_run_detached_starts_the_broker_and_juwei_stop_stops_it(tmp_path) -> None:
     from juwei.broker import LocalBroker
 
