@@ -12,6 +12,7 @@ restore, bundle), with its published ports away from ``make run``'s.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -138,6 +139,10 @@ def docker_engine() -> Iterator[DockerEngine]:
         apt_install(*missing)
     engine = DockerEngine(TEST_HOME / "docker")
     ours = engine.start()
+    # The data root outlives a session (its images are reused); containers an aborted session left hold ports.
+    leftovers = engine.docker("ps", "--all", "--quiet").stdout.split()
+    if leftovers:
+        engine.docker("rm", "--force", "--volumes", *leftovers, timeout=600)
     version = engine.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
     record("engine", version)
     yield engine
@@ -303,6 +308,17 @@ class StackUnderTest:
         for engine in self._sql.values():
             engine.dispose()
         self._sql.clear()
+
+
+@contextlib.contextmanager
+def taken_down(stack: StackUnderTest) -> Iterator[StackUnderTest]:
+    """Down with its volumes however the module ends: a stack that failed to start must not keep the ports that
+    the next module's stack publishes (it did, once: a cluster that was not healthy in time failed the monitoring
+    tests after it with "port is already allocated")."""
+    try:
+        yield stack
+    finally:
+        stack.down("--volumes")
 
 
 def wait_for(check: Any, timeout: float, what: str, every: float = 1.0) -> float:

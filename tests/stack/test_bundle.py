@@ -26,8 +26,9 @@ from juwei.images import VERSION
 from tests.conftest import ROOT, TEST_HOME
 from tests.stack.conftest import CONSOLE_PORT, HTTP_PORTS, DockerEngine, juwei, record
 
-# Builds images and starts whole stacks: minutes, not the suite's default of five.
-pytestmark = pytest.mark.timeout(1800)
+# Minutes, not the suite's default of five; the test alone: its fixtures (images built, stacks started) run
+# under their own commands' limits, and a slow image build once failed the first test that needed it.
+pytestmark = pytest.mark.timeout(1800, func_only=True)
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from tests.stack.checks import every_event_everywhere, kafka_event_ids, read_models_equal_a_rebuild
-from tests.stack.conftest import SERVICES, DockerEngine, StackUnderTest, record, wait_for
+from tests.stack.conftest import SERVICES, DockerEngine, StackUnderTest, record, taken_down, wait_for
 from tests.stack.test_single import _demo, _settled, gateway
 
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = pytest.mark.timeout(1800, func_only=True)
 
 # Demo phases (its "✓ <title>" lines) at which a fault starts.
 BROKER_DOWN_AT = "✓ the register reaches"
@@ -35,10 +35,9 @@ SERVICE = "residents"  # consumes juwei.testing while the round's results come i
 def cluster(
     docker_engine: DockerEngine, stack_images: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StackUnderTest]:
-    made = StackUnderTest(docker_engine, tmp_path_factory.mktemp("cluster"), profile="cluster")
-    record("up --wait seconds, cluster profile (three brokers)", round(made.up(), 1))
-    yield made
-    made.down("--volumes")
+    with taken_down(StackUnderTest(docker_engine, tmp_path_factory.mktemp("cluster"), profile="cluster")) as made:
+        record("up --wait seconds, cluster profile (three brokers)", round(made.up(), 1))
+        yield made
 
 
 class Watcher(threading.Thread):

@@ -11,7 +11,7 @@ from juwei.images import BuildSettings, ImageBuilder
 from tests.conftest import TEST_HOME
 from tests.stack.conftest import DockerEngine
 
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = pytest.mark.timeout(1800, func_only=True)
 
 
 def test_the_root_is_the_operators_base_image_when_it_is_here_else_the_debootstrap_root(

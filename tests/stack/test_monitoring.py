@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.stack.conftest import PROMETHEUS_PORT, SERVICES, DockerEngine, StackUnderTest, wait_for
+from tests.stack.conftest import PROMETHEUS_PORT, SERVICES, DockerEngine, StackUnderTest, taken_down, wait_for
 
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = pytest.mark.timeout(1800, func_only=True)
 
 RULES = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
 ALERTS = {rule["alert"]: rule for group in RULES["groups"] for rule in group["rules"]}
@@ -31,9 +31,9 @@ ONLY_AFTER_THE_FACT = {"juwei_forbidden_total"}
 def monitored(
     docker_engine: DockerEngine, stack_images: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StackUnderTest]:
-    made = StackUnderTest(docker_engine, tmp_path_factory.mktemp("monitoring"), profile="single,monitoring")
-    yield made
-    made.down("--volumes")
+    folder = tmp_path_factory.mktemp("monitoring")
+    with taken_down(StackUnderTest(docker_engine, folder, profile="single,monitoring")) as made:
+        yield made
 
 
 def _api(path: str, **params: str) -> Any:

@@ -38,6 +38,7 @@ from tests.stack.conftest import (
     StackUnderTest,
     juwei,
     record,
+    taken_down,
     wait_for,
 )
 
@@ -46,17 +47,17 @@ EARLIER = "408e4de488c935dbaac9856bb67e902bb4281258"
 C = "/compounds/c1"
 
 
-# Builds images and starts whole stacks: minutes, not the suite's default of five.
-pytestmark = pytest.mark.timeout(1800)
+# Minutes, not the suite's default of five; the test alone: its fixtures (images built, stacks started) run
+# under their own commands' limits, and a slow image build once failed the first test that needed it.
+pytestmark = pytest.mark.timeout(1800, func_only=True)
 
 
 @pytest.fixture(scope="module")
 def stack(
     docker_engine: DockerEngine, stack_images: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StackUnderTest]:
-    made = StackUnderTest(docker_engine, tmp_path_factory.mktemp("single"), profile="single")
-    yield made
-    made.down("--volumes")
+    with taken_down(StackUnderTest(docker_engine, tmp_path_factory.mktemp("single"), profile="single")) as made:
+        yield made
 
 
 def _import_compound(stack: StackUnderTest, scale: float = 0.04) -> None:
