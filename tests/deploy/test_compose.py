@@ -155,7 +155,7 @@ def test_every_long_running_container_has_a_health_check(resolved: Callable, pro
         elif name == "prometheus":
             assert "http://127.0.0.1:9090/-/ready" in command and "urllib" in command
         else:
-            assert name.startswith("kafka") and "kafka-broker-api-versions.sh" in command
+            assert name.startswith("kafka") and command == "CMD /opt/kafka/bin/juwei-kafka-ready"
     # The one-shot jobs are waited for by completion instead.
     for name, service in _services(config).items():
         if service.get("restart") == "no":
