@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 
 from juwei.auth import issue_key
@@ -57,6 +58,42 @@ def start_at_the_end(kafka: str, group: str, *topics: str) -> None:
         committer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
     finally:
         committer.close(autocommit=False)
+
+
+def relay_everything(made: Runtime) -> None:
+    """Publish every stored event the relay has not yet published."""
+    relay = made.make_relay()
+    try:
+        while relay.publish_once():
+            pass
+    finally:
+        relay.close()
+
+
+def published(kafka: str, topic: str, publish: Callable[[], object], compound: str) -> list[ConsumerRecord]:
+    """The compound's records that ``publish`` adds to the topic: read exactly from the topic's ends before it to
+    its ends after. A shared topic holds every earlier test's records first, and a reader that stops after a few
+    quiet seconds stopped early on a loaded broker (it once read none of 5,000)."""
+    reader = KafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+    try:
+        partitions = partitions_of(reader, topic)
+        reader.assign(partitions)
+        before = reader.end_offsets(partitions)
+        publish()
+        after = reader.end_offsets(partitions)
+        for partition in partitions:
+            reader.seek(partition, before[partition])
+        ours: list[ConsumerRecord] = []
+
+        def read_to_the_end() -> bool:
+            for records in reader.poll(timeout_ms=1000).values():
+                ours.extend(r for r in records if dict(r.headers).get("ce_compound") == compound.encode())
+            return all(reader.position(partition) >= after[partition] for partition in partitions)
+
+        wait_for(read_to_the_end, timeout=300, what=f"what was published on {topic}")
+        return ours
+    finally:
+        reader.close()
 
 
 def spawn(command: str, service: str, suffix: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

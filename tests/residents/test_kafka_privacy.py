@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kafka import KafkaConsumer
-
 from contracts.ids import global_id
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
 from juwei.repository import Repository
 from juwei.vault import SEALED_KEY_HEADER, KeyCourier, _decrypt
 from services.residents.domain import Household, Needs
+from tests.kernel.harness import published, relay_everything
 from tests.residents.conftest import TODAY, make_residents
 from tests.residents.seed import register_buildings
 
@@ -39,15 +38,7 @@ def test_no_identity_reaches_kafka(new_database, tmp_path: Path, kafka: str, bro
             home.add_resident(resident, 1950, Needs(regular_medication=True), today=TODAY, identity=token)
         home.choose_representative(global_id(compound, "r1"))
         households.save(session, home, compound=compound)
-    relay = runtime.make_relay()
-    relay.publish_once()
-    relay.close()
-
-    reader = KafkaConsumer(
-        "juwei.residents", bootstrap_servers=kafka, auto_offset_reset="earliest", consumer_timeout_ms=4000
-    )
-    records = [rec for rec in reader if dict(rec.headers).get("ce_compound") == compound.encode()]
-    reader.close()
+    records = published(kafka, "juwei.residents", lambda: relay_everything(runtime), compound)
     assert len(records) == 1 + 1 + len(PEOPLE) + 1  # building, household, residents, representative
     for record in records:
         text = record.value.decode() + "".join(value.decode() for _, value in record.headers)

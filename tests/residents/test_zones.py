@@ -6,7 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from contracts import roles as r
 from contracts.testing import CaseConfirmed
@@ -15,7 +15,7 @@ from juwei.events import Envelope, new_event_id, utcnow
 from juwei.service import create_app
 from services.residents import handlers
 from tests.conftest import both_databases
-from tests.kernel.harness import start_at_the_end, wait_for
+from tests.kernel.harness import published, relay_everything, start_at_the_end, wait_for
 from tests.residents.conftest import TODAY, make_residents
 from tests.residents.seed import register_buildings
 
@@ -154,15 +154,9 @@ def test_a_case_from_testing_on_kafka_seals_the_building_and_the_change_goes_out
         )
     finally:
         consumer.close()
-    relay = runtime.make_relay()
-    relay.publish_once()
-    relay.close()
-    reader = KafkaConsumer(
-        "juwei.residents", bootstrap_servers=kafka, auto_offset_reset="earliest", consumer_timeout_ms=4000
-    )
-    mine = [Envelope.from_kafka(rec.value, rec.headers) for rec in reader]
-    reader.close()
-    changes = [e for e in mine if e.compound == compound and e.type == "juwei.residents.ZoneStatusChanged.v1"]
+    records = published(kafka, "juwei.residents", lambda: relay_everything(runtime), compound)
+    mine = [Envelope.from_kafka(rec.value, rec.headers) for rec in records]
+    changes = [e for e in mine if e.type == "juwei.residents.ZoneStatusChanged.v1"]
     assert {(e.data["building"], e.data["zone"]) for e in changes} == {(f"{compound}:3", "sealed"), (None, "sealed")}
     assert next(e for e in changes if e.building).key == f"{compound}:3"  # keyed by building: ordered per building
     runtime.database.dispose()

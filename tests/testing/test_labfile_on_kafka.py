@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer
 from sqlalchemy import func, select
 
 from juwei.consumer import dead_letter_topic
@@ -19,6 +18,7 @@ from juwei.events import Envelope
 from juwei.service import create_app
 from juwei.store import events_table
 from tests.conftest import both_databases
+from tests.kernel.harness import published, relay_everything
 from tests.testing.compound import make_compound
 from tests.testing.conftest import Testing, make_testing, open_points
 from tests.testing.mass_round import consume_register, join_at_the_end, publish
@@ -115,20 +115,8 @@ def test_a_lab_file_of_5000_results_imported_once(
         assert _event_count(testing) == before
 
     # What testing publishes: each result as a plate's would be, ids only, and the file once.
-    relay = runtime.make_relay()
-    try:
-        while relay.publish_once():
-            pass
-    finally:
-        relay.close()
-    reader = KafkaConsumer(
-        "juwei.testing", bootstrap_servers=kafka, auto_offset_reset="earliest", consumer_timeout_ms=5000
-    )
-    ours: list[Envelope] = []
-    for record in reader:
-        if dict(record.headers).get("ce_compound") == compound_id.encode():
-            ours.append(Envelope.from_kafka(record.value, record.headers))
-    reader.close()
+    records = published(kafka, "juwei.testing", lambda: relay_everything(runtime), compound_id)
+    ours = [Envelope.from_kafka(record.value, record.headers) for record in records]
     kinds = [envelope.type.split(".")[2] for envelope in ours]
     assert kinds.count("TubeResulted") == 10 + RESULTS - 10  # the earlier plate, then the file's single swabs
     assert kinds.count("IndividualResultRecorded") == 10

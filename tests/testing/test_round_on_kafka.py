@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer
 
 from contracts import roles as r
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
 from juwei.service import create_app
 from tests.conftest import both_databases
-from tests.kernel.harness import partitions_of, wait_for
+from tests.kernel.harness import published, relay_everything
 from tests.testing.compound import make_compound
 from tests.testing.conftest import Testing, make_testing
 from tests.testing.mass_round import MassRound, consume_register, join_at_the_end, publish
@@ -70,33 +69,8 @@ def test_a_round_for_25_buildings_and_5000_residents(
         assert board["awaiting_transfer"] == 1
 
     # What testing publishes: every call, sample and result, keyed by building, with ids and no identity.
-    # Read exactly what the relay adds: the shared topic holds every earlier test's events before it.
-    reader = KafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
-    partitions = partitions_of(reader, "juwei.testing")
-    reader.assign(partitions)
-    before = reader.end_offsets(partitions)
-    relay = runtime.make_relay()
-    try:
-        while relay.publish_once():
-            pass
-    finally:
-        relay.close()
-    after = reader.end_offsets(partitions)
-    for partition in partitions:
-        reader.seek(partition, before[partition])
-    ours = []
-
-    def read_to_the_end() -> bool:
-        for records in reader.poll(timeout_ms=1000).values():
-            ours.extend(
-                (record.key, Envelope.from_kafka(record.value, record.headers))
-                for record in records
-                if dict(record.headers).get("ce_compound") == compound_id.encode()
-            )
-        return all(reader.position(partition) >= after[partition] for partition in partitions)
-
-    wait_for(read_to_the_end, timeout=300, what="testing's events of this round on juwei.testing")
-    reader.close()
+    records = published(kafka, "juwei.testing", lambda: relay_everything(runtime), compound_id)
+    ours = [(record.key, Envelope.from_kafka(record.value, record.headers)) for record in records]
     kinds = [envelope.type.split(".")[2] for _, envelope in ours]
     assert kinds.count("UnitCalled") == run.figures.calls
     assert kinds.count("SampleCollected") == 5000 + 10 + 10  # the round, ten re-tests, the re-called pool
