@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
@@ -34,7 +34,7 @@ from services.notify.calls.application import count_overdue
 from services.notify.calls.listing import DUE_MINUTES_ENV
 from services.notify.calls.views import unreachable
 from tests.conftest import both_databases
-from tests.kernel.harness import start_at_the_end, wait_for
+from tests.kernel.harness import published, relay_everything, start_at_the_end, wait_for
 from tests.notify.conftest import envelope, make_notify
 from tests.residents.conftest import make_residents
 
@@ -56,15 +56,6 @@ def _publish(kafka: str, topic: str, *envelopes: Envelope) -> None:
         producer.send(topic, key=key, value=value, headers=headers)
     producer.flush()
     producer.close()
-
-
-def _relay(runtime: Runtime) -> None:
-    relay = runtime.make_relay()
-    try:
-        while relay.publish_once():
-            pass
-    finally:
-        relay.close()
 
 
 def _events(runtime: Runtime) -> int:
@@ -120,17 +111,13 @@ def test_a_call_list_fills_and_empties(
         cleared = register.delete(f"{url}/households/h12/unreachable", headers=officer_1)
         assert cleared.json() == {"household": "h12", "building": "b1", "unreachable": False, "reason": None}
 
-    _relay(residents)
     # The marks on Kafka carry ids and the flat, never a name or a phone.
-    reader = KafkaConsumer("juwei.residents", bootstrap_servers=kafka, auto_offset_reset="earliest",
-                           consumer_timeout_ms=4000)  # fmt: skip
+    records = published(kafka, "juwei.residents", lambda: relay_everything(residents), compound)
     marks = [
         Envelope.from_kafka(rec.value, rec.headers)
-        for rec in reader
-        if dict(rec.headers).get("ce_compound") == compound.encode()
-        and b"HouseholdMarkedUnreachable" in dict(rec.headers)["ce_type"]
+        for rec in records
+        if b"HouseholdMarkedUnreachable" in dict(rec.headers)["ce_type"]
     ]
-    reader.close()
     assert len(marks) == 3 and all(set(m.data) == {"household", "building", "floor", "room", "reason"} for m in marks)
 
     def marked_count() -> int:
@@ -218,18 +205,13 @@ def test_a_call_list_fills_and_empties(
             assert notify.projector.rebuild(["calls", "unreachable"]) > 0
             assert everything() == before_replay and len(before_replay[0]) == 2
         # What notify published of the calls: ids and the deadline, never the message's words.
-        _relay(notify)
+        records = published(kafka, "juwei.notify", lambda: relay_everything(notify), compound)
     finally:
         consumer.close()
         residents.database.dispose()
         notify.database.dispose()
 
-    reader = KafkaConsumer("juwei.notify", bootstrap_servers=kafka, auto_offset_reset="earliest",
-                           consumer_timeout_ms=4000)  # fmt: skip
     listed = [
-        Envelope.from_kafka(rec.value, rec.headers)
-        for rec in reader
-        if dict(rec.headers).get("ce_compound") == compound.encode() and b"CallsListed" in dict(rec.headers)["ce_type"]
+        Envelope.from_kafka(rec.value, rec.headers) for rec in records if b"CallsListed" in dict(rec.headers)["ce_type"]
     ]
-    reader.close()
     assert len(listed) == 3 and all(set(e.data) == {"message", "building", "households", "due_at"} for e in listed)
