@@ -56,6 +56,8 @@ class Container:
     one_shot: bool = False
     # container port ("8001/tcp") → published (host address, host port) pairs
     ports: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    # What the last failed health check printed: why a container is not healthy, without `docker inspect`.
+    last_check: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -230,6 +232,9 @@ def _describe(container: DockerContainer) -> Container:
     ports: dict[str, list[tuple[str, int]]] = {}
     for port, bindings in ((network.ports if network else None) or {}).items():
         ports[port] = [(b.get("HostIp", ""), int(b["HostPort"])) for b in bindings or [] if b.get("HostPort")]
+    checks = (state.health.log if state and state.health else None) or []
+    failed = [check for check in checks if check.exit_code not in (0, None)]
+    last_check = (" ".join((failed[-1].output or "").split())[-300:] or None) if failed else None
     return Container(
         service=labels.get(SERVICE_LABEL, "?"),
         name=container.name,
@@ -238,6 +243,7 @@ def _describe(container: DockerContainer) -> Container:
         exit_code=state.exit_code if state else None,
         one_shot=restart == "no",
         ports=ports,
+        last_check=last_check,
     )
 
 

@@ -130,6 +130,11 @@ def up(
         console.print(f"[red]the stack did not become healthy: {exc}[/]")
         if exc.containers:
             Console().print(containers_table(exc.containers))
+        for container in exc.containers:
+            if not container.ok and container.last_check:
+                console.print(
+                    f"{container.service}: its last health check said: {container.last_check}", highlight=False
+                )
         console.print("Look at `juwei logs <service>`; `juwei down` stops what runs.")
         raise typer.Exit(1) from None
     table = Table(

@@ -71,13 +71,15 @@ def container(
     health: str | None = "healthy",
     exit_code: int = 0,
     restart: str = "unless-stopped",
+    checks: tuple[tuple[int, str], ...] = (),
 ) -> dict[str, Any]:
     """`docker container inspect` of one compose container, as much of it as the CLI reads."""
+    log = [{"ExitCode": code, "Output": output} for code, output in checks]
     return {
         "Id": ident,
         "Name": f"/juwei-{service}-1",
         "State": {"Status": state, "Running": state == "running", "ExitCode": exit_code}
-        | ({"Health": {"Status": health}} if health else {}),
+        | ({"Health": {"Status": health, "Log": log}} if health else {}),
         "Config": {"Labels": {"com.docker.compose.service": service, "com.docker.compose.project": "juwei"}},
         "HostConfig": {"RestartPolicy": {"Name": restart}},
         "NetworkSettings": {
@@ -243,7 +245,19 @@ def test_up_without_the_images_says_how_to_get_them_and_starts_nothing(docker: D
 
 
 def test_up_that_does_not_become_healthy_says_which_container_and_fails(docker: Docker, env: Path) -> None:
-    broken = [*HEALTHY_STACK[:-1], container("c-supplies", "supplies", {"8002/tcp": "18002"}, health="unhealthy")]
+    said = "urllib.error.HTTPError: HTTP Error 503:\n  Service Unavailable"
+    broken = [
+        # An earlier failure of a container that is healthy now is not a reason.
+        container("c-kafka", "kafka", {"9094/tcp": "19094"}, checks=((1, "connection refused"), (0, ""))),
+        *HEALTHY_STACK[1:-1],
+        container(
+            "c-supplies",
+            "supplies",
+            {"8002/tcp": "18002"},
+            health="unhealthy",
+            checks=((1, "an older failure"), (1, said)),
+        ),
+    ]
     docker.answer(
         broken, up={"exit": 1, "stderr": "dependency failed to start: container juwei-supplies-1 is unhealthy\n"}
     )
@@ -251,6 +265,12 @@ def test_up_that_does_not_become_healthy_says_which_container_and_fails(docker: 
     assert done.returncode == 1
     assert "juwei-supplies-1 is unhealthy" in done.stderr and "juwei logs" in done.stderr
     assert "unhealthy" in done.stdout  # the containers table
+    # Why, in the check's own words, for the container that is not healthy only (rich wraps at 80 columns here).
+    said_here = " ".join(done.stderr.split())
+    assert "supplies: its last health check said: urllib.error.HTTPError: HTTP Error 503: Service Unavailable" in (
+        said_here
+    )
+    assert "connection refused" not in said_here and "an older failure" not in said_here
 
 
 def test_up_without_an_env_file_tells_the_operator_to_make_one(docker: Docker, tmp_path: Path) -> None:
