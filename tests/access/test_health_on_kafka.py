@@ -14,7 +14,6 @@ from datetime import date
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer
 from sqlalchemy import Table, select
 
 from contracts import roles as r
@@ -33,7 +32,7 @@ from services.supplies import views as supplies_views
 from services.testing import views as testing_views
 from tests.access.world import as_csv, building_rows, resident_rows
 from tests.conftest import both_databases
-from tests.kernel.harness import wait_for
+from tests.kernel.harness import on_topic, wait_for
 from tests.testing.mass_round import join_at_the_end
 
 NEEDS = ("regular_medication", "mobility_impaired", "bedridden", "pregnant")
@@ -131,7 +130,7 @@ def test_health_flags_travel_sealed_reach_granted_services_only_and_erasure_shre
             assert all(not envelope.private for envelope in opened)  # no key here: nothing opens
 
             # Every record of the compound on Kafka: no flag, no birth year, no identity in clear.
-            records = _records(kafka, compound)
+            records = on_topic(kafka, "juwei.residents", compound)
             assert len(records) >= len(rows) + 2 + 32
             secrets = [str(row[c]) for row in rows for c in ("name", "phone", "id_number")]
             for record in records:
@@ -183,13 +182,3 @@ def _health_tokens(runtime: Runtime, compound: str) -> list[str]:
     with runtime.database.reading() as session:
         bodies = [json.loads(b) for b in session.execute(select(inbox_table.c.envelope)).scalars()]
     return [b["data"]["health"] for b in bodies if b.get("compound") == compound and b["data"].get("health")]
-
-
-def _records(kafka: str, compound: str) -> list:
-    reader = KafkaConsumer(
-        "juwei.residents", bootstrap_servers=kafka, auto_offset_reset="earliest", consumer_timeout_ms=4000
-    )
-    try:
-        return [record for record in reader if dict(record.headers).get("ce_compound") == compound.encode()]
-    finally:
-        reader.close()

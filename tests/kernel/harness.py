@@ -77,23 +77,49 @@ def published(kafka: str, topic: str, publish: Callable[[], object], compound: s
     reader = KafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
     try:
         partitions = partitions_of(reader, topic)
-        reader.assign(partitions)
         before = reader.end_offsets(partitions)
         publish()
-        after = reader.end_offsets(partitions)
-        for partition in partitions:
-            reader.seek(partition, before[partition])
-        ours: list[ConsumerRecord] = []
-
-        def read_to_the_end() -> bool:
-            for records in reader.poll(timeout_ms=1000).values():
-                ours.extend(r for r in records if dict(r.headers).get("ce_compound") == compound.encode())
-            return all(reader.position(partition) >= after[partition] for partition in partitions)
-
-        wait_for(read_to_the_end, timeout=300, what=f"what was published on {topic}")
-        return ours
+        return _read_between(reader, before, reader.end_offsets(partitions), compound)
     finally:
         reader.close()
+
+
+def on_topic(kafka: str, topic: str, compound: str | None = None) -> list[ConsumerRecord]:
+    """Every record on the topic now (the compound's only, when named), from its start to its ends at the call:
+    what a test published before it calls this is all there, so the reader knows where to stop instead of
+    guessing from a few quiet seconds."""
+    reader = KafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+    try:
+        partitions = partitions_of(reader, topic)
+        return _read_between(reader, reader.beginning_offsets(partitions), reader.end_offsets(partitions), compound)
+    finally:
+        reader.close()
+
+
+def _read_between(
+    reader: KafkaConsumer,
+    starts: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int],
+    compound: str | None,
+) -> list[ConsumerRecord]:
+    partitions = list(ends)
+    reader.assign(partitions)
+    for partition in partitions:
+        reader.seek(partition, starts[partition])
+    read: list[ConsumerRecord] = []
+
+    def read_to_the_end() -> bool:
+        for records in reader.poll(timeout_ms=1000).values():
+            read.extend(
+                r
+                for r in records
+                if r.offset < ends[TopicPartition(r.topic, r.partition)]
+                and (compound is None or dict(r.headers).get("ce_compound") == compound.encode())
+            )
+        return all(reader.position(partition) >= ends[partition] for partition in partitions)
+
+    wait_for(read_to_the_end, timeout=300, what=f"the records of {sorted({p.topic for p in partitions})}")
+    return sorted(read, key=lambda r: (r.partition, r.offset))
 
 
 def spawn(command: str, service: str, suffix: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

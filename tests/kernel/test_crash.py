@@ -7,14 +7,13 @@ import signal
 import subprocess
 from pathlib import Path
 
-from kafka import KafkaConsumer
 from sqlalchemy import func, select
 
 from juwei.consumer import dead_letter_topic
 from juwei.repository import Repository
 from juwei.store import inbox_table, read_checkpoint
 from tests.conftest import both_databases
-from tests.kernel.harness import runtime, spawn, wait_for
+from tests.kernel.harness import on_topic, runtime, spawn, wait_for
 from tests.kernel.sample import Tally, board_totals, definitions, desk_totals
 
 EVENTS = 50
@@ -35,10 +34,7 @@ def _totals(made, table) -> dict[str, tuple[int, int]]:
 
 
 def _records_on(topic: str, kafka: str) -> int:
-    reader = KafkaConsumer(topic, bootstrap_servers=kafka, auto_offset_reset="earliest", consumer_timeout_ms=3000)
-    count = sum(1 for _ in reader)
-    reader.close()
-    return count
+    return len(on_topic(kafka, topic))
 
 
 class Processes:

@@ -12,11 +12,10 @@ import threading
 import time
 
 import pytest
-from kafka import KafkaConsumer
 
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
-from tests.kernel.harness import runtime
+from tests.kernel.harness import on_topic, runtime
 from tests.kernel.sample import Tallied, definitions
 
 WRITERS = 8
@@ -92,14 +91,10 @@ def test_concurrent_writers_never_leave_a_reader_behind_and_the_relay_publishes_
     # The walking reader saw every committed position, once, in order: nothing was skipped behind it.
     assert seen == everything
 
-    reader_consumer = KafkaConsumer(
-        desk.topic, bootstrap_servers=kafka, auto_offset_reset="earliest", consumer_timeout_ms=5000
-    )
     per_stream: dict[str, list[int]] = {}
-    for record in reader_consumer:
+    for record in on_topic(kafka, desk.topic):
         envelope = Envelope.from_kafka(record.value, record.headers)
         per_stream.setdefault(envelope.subject, []).append(envelope.streamversion)
-    reader_consumer.close()
     assert sum(len(v) for v in per_stream.values()) == WRITERS * PER_WRITER
     for versions in per_stream.values():
         assert versions == list(range(1, PER_WRITER + 1))  # none skipped, per-stream order kept

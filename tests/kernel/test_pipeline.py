@@ -16,7 +16,7 @@ from juwei.events import Envelope
 from juwei.repository import Repository
 from juwei.store import inbox_table
 from tests.conftest import both_databases
-from tests.kernel.harness import runtime, wait_for
+from tests.kernel.harness import on_topic, runtime, wait_for
 from tests.kernel.sample import Tallied, Tally, board_totals, definitions, desk_totals
 
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
@@ -64,19 +64,11 @@ def test_events_flow_from_the_desk_to_the_board_read_model(new_database, suffix:
     assert sum(total for total, _ in _totals(consumer_side, board_totals).values()) == sum(range(1, 61))
 
     # The records on Kafka are CloudEvents in binary mode, keyed by building, in stream order per key.
-    reader = KafkaConsumer(
-        desk.topic,
-        bootstrap_servers=kafka,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=3000,
-        enable_auto_commit=False,
-    )
     by_key: dict[bytes, list[int]] = {}
-    for record in reader:
+    for record in on_topic(kafka, desk.topic):
         envelope = Envelope.from_kafka(record.value, record.headers)
         assert record.key.decode() == envelope.building
         by_key.setdefault(record.key, []).append(envelope.streamversion)
-    reader.close()
     assert sum(len(v) for v in by_key.values()) == 60
     assert all(versions == sorted(versions) for versions in by_key.values())
     producer_side.database.dispose()

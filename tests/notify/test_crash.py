@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from sqlalchemy import func, select
 
 from contracts.residents import ZoneStatusChanged
@@ -29,7 +29,7 @@ from juwei.service import create_app
 from juwei.store import inbox_table
 from services.notify.views import deliveries
 from tests.conftest import both_databases
-from tests.kernel.harness import ROOT, wait_for
+from tests.kernel.harness import ROOT, on_topic, wait_for
 from tests.notify.conftest import compound_events, envelope, make_notify, receive
 from tests.notify.variant import definition, topics
 
@@ -190,11 +190,7 @@ def test_killed_mid_fan_out_and_restarted_every_message_reaches_every_channel_ex
     relay = runtime.make_relay()
     published = relay.publish_once()
     relay.close()
-    reader = KafkaConsumer(
-        variant.topic, bootstrap_servers=kafka, auto_offset_reset="earliest", consumer_timeout_ms=4000
-    )
-    records = list(reader)
-    reader.close()
+    records = on_topic(kafka, variant.topic)
     assert len(records) == published > BUILDINGS * 4 * 3
     kinds = Counter(dict(record.headers)["ce_type"].decode().split(".")[2] for record in records)
     assert kinds["MessageComposed"] == 3 + BUILDINGS and kinds["DeliverySent"] == final["sent"]

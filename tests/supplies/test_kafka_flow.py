@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from sqlalchemy import func, select
 
 from contracts import roles as r
@@ -27,7 +27,7 @@ from juwei.events import Envelope
 from juwei.service import Runtime, create_app
 from services.supplies.views import buildings, households, residents, shares, volunteer_roles
 from tests.conftest import both_databases
-from tests.kernel.harness import start_at_the_end, wait_for
+from tests.kernel.harness import published, start_at_the_end, wait_for
 from tests.supplies.conftest import make_supplies
 from tests.supplies.seed import SeededCompound
 
@@ -161,23 +161,13 @@ def test_residents_events_on_kafka_feed_a_5000_resident_batch_delivered_and_foll
         statuses = Counter(session.execute(select(shares.c.status).where(shares.c.compound == compound)).scalars())
     assert statuses == {"delivered": BUILDINGS * FLOORS * ROOMS - refused, "returned_to_stock": refused}
 
-    reader = KafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False, consumer_timeout_ms=5000)
-    partitions = [
-        TopicPartition("juwei.supplies", p) for p in sorted(reader.partitions_for_topic("juwei.supplies") or ())
-    ]
-    reader.assign(partitions)
-    reader.seek_to_end()
-    for partition in partitions:
-        reader.position(partition)  # where this test's events will start
     relay = runtime.make_relay()
-    published = 0
-    while sent := relay.publish_once():
-        published += sent
+    batches: list[int] = []
+    records = published(kafka, "juwei.supplies", lambda: batches.extend(iter(relay.publish_once, 0)), compound)
     relay.close()
-    mine = [e for e in (Envelope.from_kafka(rec.value, rec.headers) for rec in reader) if e.compound == compound]
-    reader.close()
+    mine = [Envelope.from_kafka(record.value, record.headers) for record in records]
     kinds = Counter(e.type.split(".")[2] for e in mine)
-    assert len(mine) == published
+    assert len(mine) == sum(batches)
     assert kinds["AllocationPlanned"] == kinds["ShiftCalled"] == kinds["BuildingDelivered"] == BUILDINGS
     assert kinds["DeliveryConfirmed"] == BUILDINGS * FLOORS * ROOMS - refused
     assert kinds["FollowUpResolved"] == len(failed)
