@@ -317,8 +317,14 @@ def taken_down(stack: StackUnderTest) -> Iterator[StackUnderTest]:
     tests after it with "port is already allocated")."""
     try:
         yield stack
-    finally:
-        stack.down("--volumes")
+    except BaseException as failed:
+        # The first failure is the one to read (a stack that never came up); a failed `down` is added to it.
+        try:
+            stack.down("--volumes")
+        except Exception as also:
+            failed.add_note(f"taking the stack down failed too: {also}")
+        raise
+    stack.down("--volumes")
 
 
 def wait_for(check: Any, timeout: float, what: str, every: float = 1.0) -> float:
