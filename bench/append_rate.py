@@ -16,6 +16,11 @@ Configurations (each on a fresh database, measured ``--repeats`` times in altern
   (the earlier goal's yardstick). ``--no-eventsourcing`` skips it.
 * ``--before``: juwei's append as it was before issue 20 (``CoreEventStore``: SQLAlchemy Core statements,
   BEGIN IMMEDIATE through ``exec_driver_sql``), on SQLite and PostgreSQL, for before/after in one run.
+* ``--orm-session``: juwei's unit of work as it was before 2026-12-07, through SQLAlchemy's ORM ``Session``
+  (``orm_unit_of_work``; today's is a ``juwei.session.Session`` on a ``Connection``), on both databases.
+* ``--layers``: what an empty unit of work (BEGIN IMMEDIATE, COMMIT; nothing written, so no fsync) costs in
+  CPU through each layer: juwei's, the ORM session, a SQLAlchemy ``Connection``, the pool's DBAPI connection,
+  the sqlite3 module on one connection. The floor each layer sets under the one-event ratio.
 
 Modes: ``1/txn`` one event per transaction (``Database.unit_of_work()`` + ``EventStore.append``, or
 ``app.save(aggregate)``); ``N/txn`` N events per transaction in N/5 appends of 5 events to as many streams;
@@ -42,7 +47,7 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +60,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session as OrmSession
 
 from juwei.appending import APPEND_LOCK_KEY, EVENT_COLUMNS
 from juwei.database import Database
@@ -74,6 +80,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-normal", action="store_true", help="skip juwei on SQLite with synchronous=NORMAL")
     parser.add_argument("--no-eventsourcing", action="store_true", help="skip the eventsourcing library")
     parser.add_argument("--before", action="store_true", help="add juwei's append as it was before issue 20")
+    parser.add_argument(
+        "--orm-session", action="store_true", help="add juwei's unit of work through SQLAlchemy's ORM session (before)"
+    )
+    parser.add_argument("--layers", action="store_true", help="add the CPU of an empty unit of work, layer by layer")
     parser.add_argument("--only-single", action="store_true", help="one event per transaction only (the goal)")
     parser.add_argument("--profile", action="store_true", help="add a pyinstrument pass and a step breakdown")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -114,25 +124,33 @@ class Target:
 
 
 def juwei_target(
-    database: Database, config: str, batch_size: int, streams: int, store_class: type[EventStore] = EventStore
+    database: Database,
+    config: str,
+    batch_size: int,
+    streams: int,
+    store_class: type[EventStore] = EventStore,
+    orm: bool = False,
 ) -> Target:
     store = store_class(benchlib.SOURCE, benchlib.registry)
     households = Households(streams)
+    unit_of_work: Callable[[], AbstractContextManager[Any]] = (
+        (lambda: orm_unit_of_work(database)) if orm else database.unit_of_work
+    )
 
     def run(mode: str, total: int) -> tuple[float, float]:
         started, cpu = time.perf_counter(), time.process_time()
         if mode == "single":
             for _ in range(total):
-                with database.unit_of_work() as session:
+                with unit_of_work() as session:
                     households.append(store, session, households.next_stream(), 1)
         elif mode == "batched":
             for _ in range(total // batch_size):
-                with database.unit_of_work() as session:
+                with unit_of_work() as session:
                     for _ in range(batch_size // PER_APPEND):
                         households.append(store, session, households.next_stream(), PER_APPEND)
         elif mode == "append_many":
             for _ in range(total // batch_size):
-                with database.unit_of_work() as session:
+                with unit_of_work() as session:
                     batches = []
                     for _ in range(batch_size // PER_APPEND):
                         stream = households.next_stream()
@@ -142,12 +160,76 @@ def juwei_target(
                     store.append_many(session, batches)
         else:  # one append of batch_size events to one stream per transaction
             for _ in range(total // batch_size):
-                with database.unit_of_work() as session:
+                with unit_of_work() as session:
                     households.append(store, session, households.next_stream(), batch_size)
         return time.perf_counter() - started, time.process_time() - cpu
 
-    system = "juwei" if store_class is EventStore else "juwei before"
+    system = "juwei ORM session" if orm else "juwei" if store_class is EventStore else "juwei before"
     return Target(system, database.dialect, config, run, database.dispose)
+
+
+@contextmanager
+def orm_unit_of_work(database: Database) -> Iterator[OrmSession]:
+    """``Database.unit_of_work`` as it was before 2026-12-07: SQLAlchemy's ORM ``Session`` around the transaction
+    (no hooks: the benchmark's database has none)."""
+    session = OrmSession(database.engine, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def empty_units(database: Database, path: Path, units: int) -> dict[str, float]:
+    """CPU µs per empty unit of work (BEGIN IMMEDIATE, COMMIT; nothing written) through each layer, medians of 3."""
+    driver = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    def juwei() -> None:
+        with database.unit_of_work():
+            pass
+
+    def orm() -> None:
+        with orm_unit_of_work(database) as session:
+            session.connection()  # the ORM session begins on its first use
+
+    def connection() -> None:
+        with database.engine.connect() as conn:
+            conn.begin()
+            conn.commit()
+
+    def pooled() -> None:
+        fairy = database.engine.raw_connection()
+        fairy.driver_connection.execute("BEGIN IMMEDIATE")
+        fairy.driver_connection.execute("COMMIT")
+        fairy.close()
+
+    def alone() -> None:
+        driver.execute("BEGIN IMMEDIATE")
+        driver.execute("COMMIT")
+
+    layers = {
+        "juwei's Database.unit_of_work (a Session on a Connection)": juwei,
+        "SQLAlchemy's ORM Session (juwei's unit of work before)": orm,
+        "SQLAlchemy Connection: connect, begin, commit, close": connection,
+        "the pool's DBAPI connection: checkout, BEGIN IMMEDIATE, COMMIT, return": pooled,
+        "the sqlite3 module on one connection: BEGIN IMMEDIATE, COMMIT": alone,
+    }
+    timings: dict[str, list[float]] = defaultdict(list)
+    try:
+        for rep in range(3):
+            for name in list(layers) if rep % 2 == 0 else reversed(list(layers)):
+                for _ in range(units // 10):  # warm the pool and the caches
+                    layers[name]()
+                cpu = time.process_time()
+                for _ in range(units):
+                    layers[name]()
+                timings[name].append((time.process_time() - cpu) / units * 1e6)
+    finally:
+        driver.close()
+    return {name: statistics.median(timings[name]) for name in layers}
 
 
 class CoreEventStore(EventStore):
@@ -292,10 +374,8 @@ def breakdown_single(database: Database, appends: int = 2000) -> dict[str, float
         stream = households.next_stream()
         t0 = time.perf_counter()
         unit = database.unit_of_work()
-        session = unit.__enter__()
+        session = unit.__enter__()  # the pool's checkout and BEGIN
         t1 = time.perf_counter()
-        session.connection()  # pool checkout and BEGIN (append would do it on its first statement)
-        t2 = time.perf_counter()
         new = [households.event(stream)]
         t3 = time.perf_counter()
         store.append(session, stream, new, expected_version=households.versions[stream], compound=benchlib.COMPOUND)
@@ -303,11 +383,10 @@ def breakdown_single(database: Database, appends: int = 2000) -> dict[str, float
         t4 = time.perf_counter()
         unit.__exit__(None, None, None)
         t5 = time.perf_counter()
-        steps["1 Session()"].append(t1 - t0)
-        steps["2 pool checkout + BEGIN"].append(t2 - t1)
-        steps["3 build the event (pydantic)"].append(t3 - t2)
-        steps["4 EventStore.append (lock, version, insert, envelope)"].append(t4 - t3)
-        steps["5 before-commit hooks, COMMIT (fsync), close"].append(t5 - t4)
+        steps["1 enter the unit of work: pool checkout, BEGIN"].append(t1 - t0)
+        steps["2 build the event (pydantic)"].append(t3 - t1)
+        steps["3 EventStore.append (lock, version, insert, envelope)"].append(t4 - t3)
+        steps["4 before-commit hooks, COMMIT (fsync), close"].append(t5 - t4)
         steps["total"].append(t5 - t0)
     return {step: statistics.median(values) * 1e6 for step, values in sorted(steps.items())}
 
@@ -413,6 +492,9 @@ def targets(
         database = benchlib.open_database(benchlib.fresh_sqlite(folder / "juwei_before.db"))
         core_begin(database)
         yield juwei_target(database, "WAL, synchronous=FULL, pooled", args.batch_size, streams, CoreEventStore)
+    if args.orm_session:
+        database = benchlib.open_database(benchlib.fresh_sqlite(folder / "juwei_orm.db"))
+        yield juwei_target(database, "WAL, synchronous=FULL, pooled", args.batch_size, streams, orm=True)
     yield sqlite3_target(folder / "sqlite3_alone.db")
     if not args.no_eventsourcing:
         yield eventsourcing_target(folder / "eventsourcing.db", args.batch_size, streams)
@@ -426,6 +508,9 @@ def targets(
         if args.before:
             database = benchlib.open_database(server.create_database("bench_append_before"))
             yield juwei_target(database, config, args.batch_size, streams, CoreEventStore)
+        if args.orm_session:
+            database = benchlib.open_database(server.create_database("bench_append_orm"))
+            yield juwei_target(database, config, args.batch_size, streams, orm=True)
         yield psycopg_target(server.create_database("bench_append_psycopg"))
 
 
@@ -464,6 +549,15 @@ def main() -> int:
         finally:
             for target in made:
                 target.close()
+        if args.layers:
+            path = BENCH_HOME / "append" / "juwei_layers.db"
+            database = benchlib.open_database(benchlib.fresh_sqlite(path))
+            try:
+                extra["empty_unit_cpu_us_sqlite"] = {
+                    k: round(v, 1) for k, v in empty_units(database, path, args.single).items()
+                }
+            finally:
+                database.dispose()
         if args.profile:
             urls = {"sqlite": lambda name: benchlib.fresh_sqlite(BENCH_HOME / "append" / f"{name}.db")}
             if "postgres" in servers:
@@ -566,6 +660,16 @@ def main() -> int:
         "on the same database, same mode (medians; goal ≥ 0.9 at 1/txn). per CPU-s: events per CPU-second of this "
         "process (waiting for fsync is not CPU; the PostgreSQL server's CPU is not counted). ÷ es: over eventsourcing."
     )
+    if "empty_unit_cpu_us_sqlite" in extra:
+        layers = extra["empty_unit_cpu_us_sqlite"]
+        alone = layers["the sqlite3 module on one connection: BEGIN IMMEDIATE, COMMIT"]
+        table = Table(title=f"An empty unit of work on SQLite, layer by layer (CPU µs, median of 3 × {args.single:,})")
+        table.add_column("layer")
+        table.add_column("CPU µs", justify="right")
+        table.add_column("over the driver alone, µs", justify="right")
+        for layer, micros in layers.items():
+            table.add_row(layer, f"{micros:.1f}", f"{micros - alone:.1f}")
+        console.print(table)
     for dialect in ("sqlite", "postgresql"):
         if f"breakdown_us_{dialect}" not in extra:
             continue

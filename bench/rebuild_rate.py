@@ -45,13 +45,13 @@ from rich.table import Table
 from sqlalchemy import Column, Integer, MetaData, String, func, insert, select, update
 from sqlalchemy import Table as SqlTable
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from contracts import testing as testing_events
 from juwei.events import Envelope, dump_json, utcnow
 from juwei.observability import configure_logging
 from juwei.projection import Projection, Projector, write_many
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.settings import Settings
 from juwei.store import events_table, inbox_table
 from services.testing.app import service as testing_service

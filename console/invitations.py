@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
 
 from console.sessions import token_hash
 from console.tables import invitations
+from juwei.session import Session
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
 
 from console.tables import sessions
+from juwei.session import Session
 
 COOKIE = "console_session"
 

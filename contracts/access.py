@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends
-from sqlalchemy.orm import Session
 
 from contracts import roles as r
 from contracts.residents import CompoundRegistered, ResidentErased, VolunteerStoodDown
@@ -34,6 +33,7 @@ from juwei.auth import admit, require, revoke_keys_of
 from juwei.callers import Caller, Holder
 from juwei.events import Envelope, types_of
 from juwei.projection import Projection
+from juwei.session import Session
 from juwei.settings import Settings
 from juwei.subdistricts import place_compound
 from juwei.vault import shred_subject

@@ -17,12 +17,11 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from juwei.audit import SensitiveRead
 from juwei.callers import Caller
 from juwei.events import DomainEvent, Envelope, EventRegistry
 from juwei.sealing import Sealing
+from juwei.session import Session
 
 
 class FeedRefused(Exception):

@@ -17,13 +17,13 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import Column, DateTime, Integer, String, Table, insert, select
-from sqlalchemy.orm import Session
 
 from juwei.auth import CompoundId, key_holder, require
 from juwei.callers import Caller
 from juwei.events import utcnow
 from juwei.paging import MAX_POSITION, Limit
 from juwei.problems import Problem
+from juwei.session import Session
 from juwei.store import events_table, metadata
 
 sensitive_reads_table = Table(

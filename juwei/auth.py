@@ -31,11 +31,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy import Column, Connection, DateTime, String, Table, Text, bindparam, insert, select, update
-from sqlalchemy.orm import Session
 
 from juwei.callers import Caller, Forbidden, Grant, Holder
 from juwei.events import utcnow
 from juwei.problems import Refusal
+from juwei.session import Session
 from juwei.store import metadata
 from juwei.subdistricts import compounds_of
 from juwei.wording import Said

@@ -24,9 +24,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, Text, delete, event, insert, select, update
+from sqlalchemy import Column, DateTime, Integer, String, Table, Text, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -36,6 +35,7 @@ from juwei.auth import authenticate
 from juwei.events import utcnow
 from juwei.failpoints import failpoint
 from juwei.problems import Problem, problem_response
+from juwei.session import Session
 from juwei.store import metadata
 from juwei.wording import Said
 
@@ -115,7 +115,7 @@ def claim(session: Session) -> None:
         pending.claimed = True
         pending.keep_answer = not done.info.get("juwei.secret_shown", False)
 
-    event.listen(session, "after_commit", committed, once=True)
+    session.after_commit(committed)
 
 
 def fingerprint(method: str, path: str, query: str, body: bytes) -> str:

@@ -26,7 +26,6 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
 from juwei import tracing
 from juwei.database import Database
@@ -41,6 +40,7 @@ from juwei.events import (
 )
 from juwei.failpoints import failpoint
 from juwei.kafka_clients import made
+from juwei.session import Session
 from juwei.store import inbox_table, lock_appends
 from juwei.topics import dead_letter_topic
 from juwei.vault import SEALED_KEY_HEADER

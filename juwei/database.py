@@ -1,9 +1,10 @@
 """Engines and units of work for SQLite (the default) and PostgreSQL (production).
 
 The request's session is the unit of work: events, read-model rows and inbox rows commit in one
-transaction. On SQLite every unit of work starts with ``BEGIN IMMEDIATE`` so that two writers never both
-read a stream version and then race to upgrade their lock (SQLITE_BUSY_SNAPSHOT); reads use a second,
-deferred engine so that the feed and the relay never hold the write lock.
+transaction, a ``juwei.session.Session`` on one pooled connection (not SQLAlchemy's ORM session). On
+SQLite every unit of work starts with ``BEGIN IMMEDIATE`` so that two writers never both read a stream
+version and then race to upgrade their lock (SQLITE_BUSY_SNAPSHOT); reads use a second, deferred engine so
+that the feed and the relay never hold the write lock.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any
 from prometheus_client import Gauge
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
+
+from juwei.session import Session
 
 BeforeCommit = Callable[[Session], None]
 
@@ -104,8 +106,6 @@ class Database:
         else:
             self.engine = _postgres_engine(url, pool_size)
             self.read_engine = self.engine
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
         self.before_commit: list[BeforeCommit] = []
         # Run first in every write transaction (the request's command is recorded there: ``juwei.commands``).
         self.at_start: list[BeforeCommit] = []
@@ -113,28 +113,32 @@ class Database:
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         """A write transaction: commits what the block did, runs the before-commit hooks (projections)."""
-        session = self._sessions()
+        connection = self.engine.connect()
         try:
+            transaction = connection.begin()  # SQLite: BEGIN IMMEDIATE (the engine's begin hook)
+            session = Session(connection)
             for hook in self.at_start:
                 hook(session)
             yield session
             for hook in self.before_commit:
                 hook(session)
-            session.commit()
+            transaction.commit()
         except BaseException:
-            session.rollback()
+            connection.rollback()  # nothing to do when BEGIN or COMMIT itself failed
             raise
         finally:
-            session.close()
+            connection.close()
+        for hook in session.committed:
+            hook(session)
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        session = self._read_sessions()
+        connection = self.read_engine.connect()
         try:
-            yield session
+            yield Session(connection)
         finally:
-            session.rollback()
-            session.close()
+            connection.rollback()
+            connection.close()
 
     def ping(self) -> None:
         try:

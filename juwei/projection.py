@@ -23,11 +23,11 @@ import structlog
 from sqlalchemy import Executable, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from juwei.database import Database
 from juwei.events import DomainEvent, Envelope, types_of
 from juwei.progress import Report
+from juwei.session import Session
 from juwei.store import (
     EventStore,
     events_table,

@@ -22,12 +22,12 @@ from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 from prometheus_client import Counter, Gauge
 from sqlalchemy import Text, bindparam, select, type_coerce
-from sqlalchemy.orm import Session
 
 from juwei import tracing
 from juwei.database import Database
 from juwei.events import CONTENT_TYPE, SPEC_VERSION, binary_headers, iso_time, parse_time
 from juwei.failpoints import failpoint
+from juwei.session import Session
 from juwei.store import events_table, read_checkpoint, write_checkpoint
 
 log = structlog.get_logger("juwei.relay")

@@ -10,10 +10,10 @@ import json
 from typing import Generic, TypeVar
 
 from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
 
 from juwei.aggregate import Aggregate
 from juwei.events import Envelope
+from juwei.session import Session
 from juwei.store import EventStore, snapshots_table
 
 A = TypeVar("A", bound=Aggregate)

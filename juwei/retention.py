@@ -17,10 +17,10 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Column, DateTime, String, Table, Text, delete, insert, or_, select, update
-from sqlalchemy.orm import Session
 
 from juwei.database import Database
 from juwei.events import utcnow
+from juwei.session import Session
 from juwei.store import lock_appends, metadata
 from juwei.vault import subject_keys_table
 

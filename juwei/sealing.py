@@ -15,9 +15,9 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy.orm import Session
 
 from juwei.events import DomainEvent, Envelope, EventRegistry, sealed_subject
+from juwei.session import Session
 
 
 class SubjectKeys(Protocol):

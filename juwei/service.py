@@ -22,8 +22,6 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from juwei import commands, docs, migrate, observability, openapi, problems, retention, tracing
 from juwei.access import FeedAccess
@@ -43,6 +41,7 @@ from juwei.registration import suite, topic_of
 from juwei.relay import Relay
 from juwei.sealing import Sealing
 from juwei.service_status import Health, Readiness, ServiceStatus
+from juwei.session import Session
 from juwei.settings import Settings, settings
 from juwei.store import EventStore
 from juwei.vault import KeyCourier, Vault
@@ -351,7 +350,7 @@ class Runtime:
         """Wake ``job`` once ``session``'s transaction has committed: never before, or it would not see the rows."""
         jobs: set[str] = session.info.setdefault("juwei.wake", set())
         if not jobs:
-            event.listen(session, "after_commit", self._wake_committed, once=True)
+            session.after_commit(self._wake_committed)
         jobs.add(job)
 
     def _wake_committed(self, session: Session) -> None:

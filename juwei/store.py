@@ -35,7 +35,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from juwei import appending, tracing
 from juwei.events import (
@@ -50,6 +49,7 @@ from juwei.events import (
     stored_envelope,
     utcnow,
 )
+from juwei.session import Session
 
 if TYPE_CHECKING:
     from juwei.sealing import Sealing

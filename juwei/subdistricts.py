@@ -8,10 +8,10 @@ in its subdistrict at the time of each request, so a compound registered later i
 from __future__ import annotations
 
 from sqlalchemy import Column, Connection, DateTime, String, Table, select
-from sqlalchemy.orm import Session
 
 from juwei.events import utcnow
 from juwei.projection import upsert
+from juwei.session import Session
 from juwei.store import metadata
 
 compound_subdistricts_table = Table(

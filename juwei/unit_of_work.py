@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Self, TypeVar
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from juwei.aggregate import Aggregate, Conflict
 from juwei.repository import Repository
+from juwei.session import Session
 from juwei.store import events_table
 
 if TYPE_CHECKING:

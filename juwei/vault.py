@@ -21,9 +21,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Column, DateTime, LargeBinary, String, Table, delete, insert, or_, select, update
-from sqlalchemy.orm import Session
 
 from juwei.events import utcnow
+from juwei.session import Session
 from juwei.store import metadata
 
 subject_keys_table = Table(

@@ -17,11 +17,11 @@ import structlog
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from juwei import tracing
 from juwei.events import DomainEvent, Envelope, utcnow
 from juwei.service import EventHandler, Runtime
+from juwei.session import Session
 from juwei.store import ConcurrencyError
 from services.notify.calls.listing import list_calls
 from services.notify.domain import Message, Texts, building_label

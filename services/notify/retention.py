@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
 
 from juwei.service import Runtime
+from juwei.session import Session
 from services.notify import views
 from services.notify.calls import views as calls
 

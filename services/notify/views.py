@@ -32,7 +32,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
 
 from contracts.access import CompoundPlacements, Departures
 from contracts.notify import (
@@ -54,6 +53,7 @@ from contracts.residents import (
 from contracts.testing import SamplingPointChanged, SamplingPointClosed, SamplingPointOpened
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert
+from juwei.session import Session
 from services.notify.domain import QuestionGroup, bigrams, closest_group, redact
 
 tables = MetaData()

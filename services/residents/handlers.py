@@ -6,12 +6,12 @@ from datetime import date
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from contracts.testing import CaseConfirmed
 from juwei.events import DomainEvent, Envelope
 from juwei.repository import Repository
 from juwei.service import EventHandler, Runtime
+from juwei.session import Session
 from services.residents.domain import Compound, Zone, ZoneRules
 from services.residents.views import zones
 

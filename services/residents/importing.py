@@ -18,12 +18,12 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from juwei.aggregate import Aggregate
 from juwei.events import Envelope
 from juwei.progress import Report
+from juwei.session import Session
 from juwei.store import EventStore, envelope_from_row, events_table, lock_appends
 from juwei.vault import Vault
 from services.residents import views

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, false, func, select, update
-from sqlalchemy.orm import Session
 
 from contracts.ids import local_id
 from juwei.retention import shred_subjects
 from juwei.service import Runtime
+from juwei.session import Session
 from services.residents import views
 from services.residents.application.zones import compound_rules, zone_answer
 from services.residents.rosters import medicine_asked

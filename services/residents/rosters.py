@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import Column, Date, String, Table, Text, delete
-from sqlalchemy.orm import Session
 
 from contracts.residents import (
     MedicineAsked,
@@ -20,6 +19,7 @@ from contracts.residents import (
 )
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert
+from juwei.session import Session
 from services.residents.views import tables
 
 work_groups = Table(

@@ -25,7 +25,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
 
 from contracts.access import CompoundPlacements, Departures
 from contracts.residents import (
@@ -51,6 +50,7 @@ from contracts.residents import (
 )
 from juwei.events import Envelope, types_of
 from juwei.projection import Projection, upsert
+from juwei.session import Session
 from services.residents.domain.alerts import identifier_of
 
 tables = MetaData()

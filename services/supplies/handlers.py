@@ -6,12 +6,12 @@ from datetime import datetime
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from contracts.residents import ResidentErased
 from juwei.events import DomainEvent, Envelope, utcnow
 from juwei.repository import Repository
 from juwei.service import EventHandler, Runtime
+from juwei.session import Session
 from services.supplies.domain import MedicineCard
 from services.supplies.policy import policy_for
 from services.supplies.views import cards

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from datetime import date
 
-from sqlalchemy.orm import Session
-
 from juwei.repository import Repository
 from juwei.service import Runtime
+from juwei.session import Session
 from services.supplies.domain import DEFAULT_CATEGORIES, CompoundPolicy, SupplyPolicy
 
 

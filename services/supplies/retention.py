@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import false, func, select, update
-from sqlalchemy.orm import Session
 
 from juwei.retention import shred_subjects
 from juwei.service import Runtime
+from juwei.session import Session
 from services.supplies import views
 
 HEALTH_FLAGS = ("regular_medication", "mobility_impaired", "bedridden", "pregnant")

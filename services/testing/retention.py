@@ -16,11 +16,11 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import delete, false, func, select, update
-from sqlalchemy.orm import Session
 
 from contracts.ids import local_id
 from juwei.retention import shred_subjects
 from juwei.service import Runtime
+from juwei.session import Session
 from services.testing import views
 from services.testing.photos import PhotoAlbum
 

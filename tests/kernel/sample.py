@@ -14,7 +14,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
-from sqlalchemy.orm import Session
 
 from juwei.aggregate import Aggregate, Invalid
 from juwei.auth import require
@@ -24,6 +23,7 @@ from juwei.events import DomainEvent, Envelope, EventRegistry
 from juwei.projection import Projection
 from juwei.repository import Repository
 from juwei.service import Runtime, ServiceDefinition
+from juwei.session import Session
 
 MIGRATIONS = Path(__file__).resolve().parent / "sample_migrations"
 registry = EventRegistry()

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from juwei.cli import app
@@ -29,6 +28,7 @@ from juwei.consumer import Delivery, EventConsumer, dead_letter_topic
 from juwei.dead_letters import DeadLetterOffice, Selection
 from juwei.events import binary_headers, utcnow
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.store import inbox_table
 from juwei.topics import ensure_topics
 from tests.kernel.harness import runtime, wait_for

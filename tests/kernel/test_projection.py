@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, select
-from sqlalchemy.orm import Session
 
 from juwei.consumer import dead_letter_topic
 from juwei.events import Envelope
 from juwei.projection import Projector, upsert
 from juwei.repository import Repository
+from juwei.session import Session
 from tests.conftest import both_databases
 from tests.kernel.harness import runtime, wait_for
 from tests.kernel.sample import DeskTotals, Tally, board_totals, definitions, desk_totals
@@ -106,14 +106,15 @@ def test_upsert_adds_to_counters_and_sets_the_rest_by_primary_key_or_by_other_ke
     )
     engine = create_engine(new_database("upsert"))
     metadata.create_all(engine)
-    with Session(engine) as session, session.begin():
+    with engine.begin() as connection:
+        session = Session(connection)
         for building, count, note in (("1", 2, "a"), ("1", 3, "b"), ("2", 5, "c"), ("1", 4, "d")):
             upsert(session, counts, {"building": building, "day": "d1"}, {"count": count, "note": note}, add=("count",))
         # Keys that are not the primary key take the UPDATE-then-INSERT path, with the same sums.
         for note, count in (("x", 7), ("x", 1)):
             upsert(session, counts, {"note": note}, {"building": "3", "day": "d1", "count": count}, add=("count",))
         upsert(session, counts, {"building": "2", "day": "d1"}, {"count": 9})  # no add: set
-    with Session(engine) as session:
-        rows = sorted(tuple(row) for row in session.execute(select(counts)))
+    with engine.connect() as connection:
+        rows = sorted(tuple(row) for row in connection.execute(select(counts)))
     engine.dispose()
     assert rows == [("1", "d1", 9, "d"), ("2", "d1", 9, "c"), ("3", "d1", 8, "x")]

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import Field
 from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, bindparam, insert, select, update
-from sqlalchemy.orm import Session
 
 from juwei.database import Database
 from juwei.events import DomainEvent, Envelope, EventRegistry, UnknownEventType, parse_time, stored_envelope
 from juwei.projection import Projection, Projector, replaying, write_many
+from juwei.session import Session
 from tests.conftest import both_databases
 from tests.kernel.harness import runtime
 from tests.kernel.sample import Tallied, definitions

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from contracts import roles as r
 from juwei.events import Envelope
 from juwei.projection import Projection
+from juwei.session import Session
 from juwei.store import events_table
 from services.testing.views import Register, Results
 from tests.conftest import both_databases

@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from juwei.service import Runtime
+from juwei.session import Session
 from services.notify import handlers
 from services.notify.account.domain import (
     COMPOUND,

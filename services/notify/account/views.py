@@ -19,7 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Column, Date, Integer, String, Table, and_, delete, func, select
-from sqlalchemy.orm import Session
 
 from contracts.notify import QuestionsAnswered, QuestionSubmitted
 from contracts.supplies import (
@@ -42,6 +41,7 @@ from contracts.testing import (
 )
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert
+from juwei.session import Session
 from services.notify.account.domain import COMPOUND
 from services.notify.views import questions, tables
 

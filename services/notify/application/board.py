@@ -14,12 +14,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from juwei.aggregate import NotFound
 from juwei.callers import Caller
 from juwei.events import Envelope, utcnow
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.store import inbox_table
 from services.notify.application.groups import require_group
 from services.notify.domain import building_label

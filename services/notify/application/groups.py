@@ -11,12 +11,12 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from juwei.aggregate import Invalid, NotFound
 from juwei.callers import Caller
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.unit_of_work import UnitOfWork
 from services.notify.channels import describe, validate_config
 from services.notify.domain import Channel, QuietHours

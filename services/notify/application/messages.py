@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from contracts.notify import DeliveryRequeued
@@ -15,6 +14,7 @@ from juwei.aggregate import Conflict, Invalid, NotFound
 from juwei.callers import Caller
 from juwei.events import utcnow
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.unit_of_work import UnitOfWork
 from services.notify import handlers
 from services.notify.application.groups import require_group

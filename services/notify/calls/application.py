@@ -7,13 +7,13 @@ from typing import Any
 
 from prometheus_client import Gauge
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from juwei.aggregate import NotFound
 from juwei.callers import Caller
 from juwei.events import utcnow
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.unit_of_work import UnitOfWork
 from services.notify.calls.domain import CallList
 from services.notify.calls.models import CallListOut, CallOut, OverdueOut

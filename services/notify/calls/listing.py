@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from juwei.events import DomainEvent, utcnow
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.store import ConcurrencyError
 from services.notify.calls.domain import (
     DEFAULT_DUE_MINUTES,

@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Boolean, Column, DateTime, Index, Integer, String, Table, update
-from sqlalchemy.orm import Session
 
 from contracts.notify import CallsListed, HouseholdCalled
 from contracts.residents import HouseholdMarkedReachable, HouseholdMarkedUnreachable
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert
+from juwei.session import Session
 from services.notify.calls.domain import call_id
 from services.notify.views import tables  # notify's one metadata: migrations are checked against it whole
 

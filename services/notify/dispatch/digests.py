@@ -6,12 +6,12 @@ from collections.abc import Callable, Sequence
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from contracts.notify import (
     DigestComposed,
 )
 from juwei.events import DomainEvent
+from juwei.session import Session
 from services.notify.dispatch.policy import ChannelInfo, Seat
 from services.notify.dispatch.statements import note_unsent
 from services.notify.domain import (

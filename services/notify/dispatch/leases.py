@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
+from juwei.session import Session
 from services.notify.dispatch.policy import Seat
 from services.notify.dispatch.statements import RENEW
 from services.notify.views import channel_state

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from contracts.notify import (
     DeliveryUncertain,
 )
 from juwei.events import DomainEvent
+from juwei.session import Session
 from services.notify.dispatch.outcomes import UNDELIVERED
 from services.notify.dispatch.policy import ChannelInfo, Seat
 from services.notify.dispatch.statements import ORPHANED

@@ -14,7 +14,6 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Histogram
 from sqlalchemy import update
-from sqlalchemy.orm import Session
 
 from contracts.notify import (
     DeliveryDeadLettered,
@@ -23,6 +22,7 @@ from contracts.notify import (
     DeliveryUncertain,
 )
 from juwei.events import DomainEvent
+from juwei.session import Session
 from services.notify.channels import Outcome
 from services.notify.dispatch.policy import ChannelInfo, Claimed, Seat
 from services.notify.dispatch.statements import INSERT_ATTEMPTS, SENT_MANY

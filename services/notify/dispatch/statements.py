@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session
 
+from juwei.session import Session
 from services.notify.dispatch.policy import ChannelInfo, Claimed, aware
 from services.notify.views import attempts, channel_state, channels, deliveries, groups, messages
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import structlog
 from sqlalchemy import update
-from sqlalchemy.orm import Session
 
+from juwei.session import Session
 from services.notify.channels import Outcome, Sender
 from services.notify.dispatch.leases import Leases
 from services.notify.dispatch.orphans import Orphans

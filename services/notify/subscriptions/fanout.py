@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
 
 from juwei.access import Disclosure
 from juwei.audit import Reading, record_reads
@@ -23,6 +22,7 @@ from juwei.callers import Caller, Holder
 from juwei.consumer import Delivery
 from juwei.events import Envelope, dump_json, utcnow
 from juwei.service import Runtime
+from juwei.session import Session
 from services.notify.handlers import DISPATCH_JOB
 from services.notify.subscriptions.domain import lane_of
 from services.notify.views import subscription_deliveries, subscriptions

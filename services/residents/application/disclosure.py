@@ -12,13 +12,13 @@ from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Row
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from contracts.roles import COMMITTEE_STAFF, DISTRICT_OPERATOR, HEALTH_ROLES, INFORMATION_OFFICER, LOGISTICS_VOLUNTEER
 from juwei.audit import Reading, SensitiveRead, record_reads
 from juwei.callers import Caller, Forbidden
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.vault import Vault
 from services.residents import views
 from services.residents.models import HouseholdOut, ResidentOut

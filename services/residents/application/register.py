@@ -12,11 +12,11 @@ from dataclasses import replace
 
 from sqlalchemy import select
 from sqlalchemy.engine import Row
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from juwei.aggregate import Conflict, Invalid, NotFound
 from juwei.callers import Caller
+from juwei.session import Session
 from juwei.unit_of_work import UnitOfWork
 from services.residents import views
 from services.residents.domain import Building, Household

@@ -6,12 +6,12 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from juwei.aggregate import NotFound
 from juwei.callers import Caller
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.unit_of_work import UnitOfWork
 from services.residents import handlers
 from services.residents.domain import Zone, ZoneRules, zone_for

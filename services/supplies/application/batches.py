@@ -8,13 +8,13 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Table, select
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from contracts.supplies import DonationUse, GroupOrder, SupplyItem
 from juwei.aggregate import Invalid, NotFound
 from juwei.callers import Caller
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.unit_of_work import UnitOfWork
 from services.supplies.application.register import household_facts, logistics_group, visible_buildings
 from services.supplies.domain import Batch, BuildingDelivery, Donation, call_shifts, delivery_id

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id
 from juwei.aggregate import NotFound
 from juwei.callers import Caller, Forbidden
+from juwei.session import Session
 from services.supplies.domain import Batch, HouseholdFacts
 from services.supplies.views import FLAGS, buildings, households, residents, volunteer_roles
 

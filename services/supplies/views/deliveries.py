@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import (
     update,
 )
-from sqlalchemy.orm import Session
 
 from contracts import supplies as ev
 from juwei.events import Envelope
 from juwei.projection import Projection
+from juwei.session import Session
 from services.supplies.views.schema import batches, own_event, shares, shift_calls
 
 

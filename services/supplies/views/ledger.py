@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import (
     update,
 )
-from sqlalchemy.orm import Session
 
 from contracts import supplies as ev
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert
+from juwei.session import Session
 from services.supplies.views.schema import donation_batches, donation_items, donations, own_event
 
 

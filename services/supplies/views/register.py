@@ -8,7 +8,6 @@ from sqlalchemy import (
     delete,
     update,
 )
-from sqlalchemy.orm import Session
 
 from contracts.residents import (
     BuildingRegistered,
@@ -24,6 +23,7 @@ from contracts.residents import (
 from contracts.residents import registry as residents_catalogue
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert
+from juwei.session import Session
 from services.supplies.views.schema import FLAGS, HEALTH, buildings, households, residents, volunteer_roles
 
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Row
-from sqlalchemy.orm import Session
 
 from contracts import roles as r
 from contracts.ids import global_id, local_id
@@ -16,6 +15,7 @@ from juwei.aggregate import NotFound
 from juwei.auth import issue_key
 from juwei.callers import Caller, Holder
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.unit_of_work import UnitOfWork
 from services.testing.application.clock import Clock, now
 from services.testing.application.keys import require_household

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from contracts.testing import StoredPhoto
 from juwei.aggregate import Invalid, NotFound
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.unit_of_work import UnitOfWork
 from services.testing.application.clock import Clock, now
 from services.testing.domain import Case, Disinfection

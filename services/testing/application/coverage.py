@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Row
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from juwei.aggregate import NotFound
 from juwei.callers import Caller
 from juwei.service import Runtime
+from juwei.session import Session
 from services.testing.application.keys import visible_buildings
 from services.testing.domain import AWAITING_RESULT, TO_RESAMPLE, Round, natural_key, tested
 from services.testing.views import households, residents, round_residents, rounds

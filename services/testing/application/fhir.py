@@ -11,7 +11,6 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from contracts import roles as r
 from contracts.ids import global_id, local_id
@@ -20,6 +19,7 @@ from juwei.audit import Reading, SensitiveRead, record_reads
 from juwei.callers import Caller
 from juwei.events import utcnow
 from juwei.service import Runtime
+from juwei.session import Session
 from services.testing.application.clock import Clock
 from services.testing.domain import fhir
 from services.testing.views import antigen, rounds, samples, tubes, utc

@@ -4,11 +4,11 @@ key for its own household only (testing's key bindings)."""
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from contracts import roles as r
 from contracts.ids import global_id, local_id
 from juwei.callers import Caller, Forbidden
+from juwei.session import Session
 from services.testing.views import key_bindings
 
 

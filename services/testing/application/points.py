@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from contracts import roles as r
 from contracts.ids import global_id, local_id
@@ -14,6 +13,7 @@ from juwei.aggregate import Invalid
 from juwei.auth import issue_key
 from juwei.callers import Holder
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.unit_of_work import UnitOfWork
 from services.testing.domain import (
     PointAssignment,

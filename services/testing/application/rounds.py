@@ -6,13 +6,13 @@ import json
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from contracts.testing import PlannedCall
 from juwei.aggregate import Conflict
 from juwei.callers import Caller
 from juwei.service import Runtime
+from juwei.session import Session
 from juwei.unit_of_work import UnitOfWork
 from services.testing.application.clock import Clock, now
 from services.testing.application.keys import require_point, visible_buildings

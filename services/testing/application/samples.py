@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from contracts.ids import global_id, local_id
 from contracts.testing import BuildingTestingProgress
 from juwei.aggregate import DomainRuleViolation, Invalid, NotFound
 from juwei.callers import Caller, Forbidden
+from juwei.session import Session
 from juwei.store import lock_appends
 from juwei.unit_of_work import UnitOfWork
 from services.testing.application.clock import now

@@ -7,11 +7,11 @@ import json
 from sqlalchemy import (
     update,
 )
-from sqlalchemy.orm import Session
 
 from contracts import testing as ev
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert
+from juwei.session import Session
 from services.testing.views.schema import cases, close_contacts, disinfections, own_event, utc
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from sqlalchemy import (
     select,
 )
-from sqlalchemy.orm import Session
 
 from contracts.ids import local_id
 from juwei.aggregate import Conflict
+from juwei.session import Session
 from services.testing.domain import BuildingLayout, Occupant, PointCapacity
 from services.testing.views.schema import buildings, households, point_buildings, points, residents
 

@@ -11,7 +11,6 @@ from sqlalchemy import (
     bindparam,
     update,
 )
-from sqlalchemy.orm import Session
 
 from contracts.residents import (
     BuildingRegistered,
@@ -27,6 +26,7 @@ from contracts.residents import (
 from contracts.residents import registry as residents_catalogue
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert, write_many
+from juwei.session import Session
 from services.testing.views.schema import buildings, bulk_upsert, households, own_event, residents, volunteers
 
 

@@ -14,11 +14,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
 
 from contracts import testing as ev
 from juwei.events import Envelope, parse_time
 from juwei.projection import Projection, write_many
+from juwei.session import Session
 from services.testing.domain import status_after
 from services.testing.views.schema import antigen, bulk_upsert, own_event, round_residents, samples, tubes, utc
 

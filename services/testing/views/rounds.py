@@ -8,11 +8,11 @@ from sqlalchemy import (
     delete,
     update,
 )
-from sqlalchemy.orm import Session
 
 from contracts import testing as ev
 from juwei.events import Envelope
 from juwei.projection import Projection, upsert
+from juwei.session import Session
 from services.testing.views.schema import calls, door_to_door, own_event, plans, rounds, utc
 
 

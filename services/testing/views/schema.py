@@ -24,10 +24,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from juwei.events import Envelope
 from juwei.projection import write_many
+from juwei.session import Session
 
 tables = MetaData()
 Id = String(100)
