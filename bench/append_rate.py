@@ -18,9 +18,9 @@ Configurations (each on a fresh database, measured ``--repeats`` times in altern
   BEGIN IMMEDIATE through ``exec_driver_sql``), on SQLite and PostgreSQL, for before/after in one run.
 * ``--orm-session``: juwei's unit of work as it was before 2026-12-07, through SQLAlchemy's ORM ``Session``
   (``orm_unit_of_work``; today's is a ``juwei.session.Session`` on a ``Connection``), on both databases.
-* ``--layers``: what an empty unit of work (BEGIN IMMEDIATE, COMMIT; nothing written, so no fsync) costs in
-  CPU through each layer: juwei's, the ORM session, a SQLAlchemy ``Connection``, the pool's DBAPI connection,
-  the sqlite3 module on one connection. The floor each layer sets under the one-event ratio.
+* ``--layers``: one-event units of work on SQLite through each layer, the same statements in each: juwei's
+  whole append, juwei's unit of work, the ORM session, a SQLAlchemy ``Connection``, the pool's DBAPI
+  connection, one pooled connection kept checked out, the sqlite3 module alone. Where the ratio goes.
 
 Modes: ``1/txn`` one event per transaction (``Database.unit_of_work()`` + ``EventStore.append``, or
 ``app.save(aggregate)``); ``N/txn`` N events per transaction in N/5 appends of 5 events to as many streams;
@@ -83,7 +83,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--orm-session", action="store_true", help="add juwei's unit of work through SQLAlchemy's ORM session (before)"
     )
-    parser.add_argument("--layers", action="store_true", help="add the CPU of an empty unit of work, layer by layer")
+    parser.add_argument("--layers", action="store_true", help="add one-event units of work on SQLite, layer by layer")
     parser.add_argument("--only-single", action="store_true", help="one event per transaction only (the goal)")
     parser.add_argument("--profile", action="store_true", help="add a pyinstrument pass and a step breakdown")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -183,53 +183,97 @@ def orm_unit_of_work(database: Database) -> Iterator[OrmSession]:
         session.close()
 
 
-def empty_units(database: Database, path: Path, units: int) -> dict[str, float]:
-    """CPU µs per empty unit of work (BEGIN IMMEDIATE, COMMIT; nothing written) through each layer, medians of 3."""
-    driver = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+def layered_units(folder: Path, units: int) -> dict[str, tuple[float, float]]:
+    """One-event units of work on SQLite (WAL, FULL) through each layer: (wall µs, CPU µs) per unit, medians of 3.
 
-    def juwei() -> None:
-        with database.unit_of_work():
-            pass
+    Every layer but the first runs the driver's own statements (BEGIN IMMEDIATE, the version SELECT, the INSERT,
+    COMMIT) on its own fresh database; they differ only in what hands them a connection and a transaction.
+    """
+    store = EventStore(benchlib.SOURCE, benchlib.registry)
+    households = Households(100)
+    insert, version = _DRIVER_INSERT.format("?"), _DRIVER_VERSION.format("?")
+    databases: list[Database] = []
 
-    def orm() -> None:
-        with orm_unit_of_work(database) as session:
-            session.connection()  # the ORM session begins on its first use
+    def fresh(name: str) -> Database:
+        databases.append(benchlib.open_database(benchlib.fresh_sqlite(folder / f"layers_{name}.db")))
+        return databases[-1]
+
+    def write(driver: Any) -> None:
+        stream = households.next_stream()
+        event = households.event(stream)
+        current = driver.execute(version, (stream,)).fetchone()[0]
+        row = (new_event_id(), stream, (current or 0) + 1, benchlib.COMPOUND, event.type_name(),
+               event.building_id(), utcnow().strftime("%Y-%m-%d %H:%M:%S.%f"), dump_json(payload(event)).decode(),
+               None, None, None)  # fmt: skip
+        driver.execute(insert, row).fetchone()
+
+    def by_hand(driver: Any) -> None:
+        driver.execute("BEGIN IMMEDIATE")
+        write(driver)
+        driver.execute("COMMIT")
+
+    full, unit, orm, core, pool, kept = (fresh(name) for name in ("full", "unit", "orm", "core", "pool", "kept"))
+    held = kept.engine.raw_connection()  # checked out once and kept: the pool's connection, not the pool
+    fresh("alone").dispose()  # the schema for the sqlite3 module's own connection
+    alone = sqlite3.connect(folder / "layers_alone.db", isolation_level=None, check_same_thread=False)
+    alone.execute("PRAGMA journal_mode=WAL")
+    alone.execute("PRAGMA synchronous=FULL")
+
+    def juwei_append() -> None:
+        with full.unit_of_work() as session:
+            households.append(store, session, households.next_stream(), 1)
+
+    def juwei_unit() -> None:
+        with unit.unit_of_work() as session:
+            write(session.connection().connection.driver_connection)
+
+    def orm_session() -> None:
+        with orm_unit_of_work(orm) as session:
+            write(session.connection().connection.driver_connection)
 
     def connection() -> None:
-        with database.engine.connect() as conn:
+        with core.engine.connect() as conn:
             conn.begin()
+            write(conn.connection.driver_connection)
             conn.commit()
 
     def pooled() -> None:
-        fairy = database.engine.raw_connection()
-        fairy.driver_connection.execute("BEGIN IMMEDIATE")
-        fairy.driver_connection.execute("COMMIT")
+        fairy = pool.engine.raw_connection()
+        by_hand(fairy.driver_connection)
         fairy.close()
 
-    def alone() -> None:
-        driver.execute("BEGIN IMMEDIATE")
-        driver.execute("COMMIT")
-
     layers = {
-        "juwei's Database.unit_of_work (a Session on a Connection)": juwei,
-        "SQLAlchemy's ORM Session (juwei's unit of work before)": orm,
-        "SQLAlchemy Connection: connect, begin, commit, close": connection,
-        "the pool's DBAPI connection: checkout, BEGIN IMMEDIATE, COMMIT, return": pooled,
-        "the sqlite3 module on one connection: BEGIN IMMEDIATE, COMMIT": alone,
+        "juwei: Database.unit_of_work + EventStore.append": juwei_append,
+        "juwei's unit of work (a Session on a Connection), the driver's statements": juwei_unit,
+        "SQLAlchemy's ORM Session (juwei's unit of work before), the driver's statements": orm_session,
+        "a SQLAlchemy Connection: connect, begin, the statements, commit, close": connection,
+        "the pool's DBAPI connection: checkout, the statements by hand, return": pooled,
+        "one of the pool's connections, kept checked out: the statements by hand": lambda: by_hand(
+            held.driver_connection
+        ),
+        "the sqlite3 module on one connection: the statements by hand": lambda: by_hand(alone),
     }
-    timings: dict[str, list[float]] = defaultdict(list)
+    timings: dict[str, list[tuple[float, float]]] = defaultdict(list)
     try:
         for rep in range(3):
             for name in list(layers) if rep % 2 == 0 else reversed(list(layers)):
                 for _ in range(units // 10):  # warm the pool and the caches
                     layers[name]()
-                cpu = time.process_time()
+                started, cpu = time.perf_counter(), time.process_time()
                 for _ in range(units):
                     layers[name]()
-                timings[name].append((time.process_time() - cpu) / units * 1e6)
+                timings[name].append(
+                    ((time.perf_counter() - started) / units * 1e6, (time.process_time() - cpu) / units * 1e6)
+                )
     finally:
-        driver.close()
-    return {name: statistics.median(timings[name]) for name in layers}
+        held.close()
+        alone.close()
+        for database in databases:
+            database.dispose()
+    return {
+        name: (statistics.median(t[0] for t in timings[name]), statistics.median(t[1] for t in timings[name]))
+        for name in layers
+    }
 
 
 class CoreEventStore(EventStore):
@@ -550,14 +594,10 @@ def main() -> int:
             for target in made:
                 target.close()
         if args.layers:
-            path = BENCH_HOME / "append" / "juwei_layers.db"
-            database = benchlib.open_database(benchlib.fresh_sqlite(path))
-            try:
-                extra["empty_unit_cpu_us_sqlite"] = {
-                    k: round(v, 1) for k, v in empty_units(database, path, args.single).items()
-                }
-            finally:
-                database.dispose()
+            extra["layers_us_sqlite"] = {
+                name: {"wall": round(wall, 1), "cpu": round(cpu, 1)}
+                for name, (wall, cpu) in layered_units(BENCH_HOME / "append", args.single).items()
+            }
         if args.profile:
             urls = {"sqlite": lambda name: benchlib.fresh_sqlite(BENCH_HOME / "append" / f"{name}.db")}
             if "postgres" in servers:
@@ -660,15 +700,21 @@ def main() -> int:
         "on the same database, same mode (medians; goal ≥ 0.9 at 1/txn). per CPU-s: events per CPU-second of this "
         "process (waiting for fsync is not CPU; the PostgreSQL server's CPU is not counted). ÷ es: over eventsourcing."
     )
-    if "empty_unit_cpu_us_sqlite" in extra:
-        layers = extra["empty_unit_cpu_us_sqlite"]
-        alone = layers["the sqlite3 module on one connection: BEGIN IMMEDIATE, COMMIT"]
-        table = Table(title=f"An empty unit of work on SQLite, layer by layer (CPU µs, median of 3 × {args.single:,})")
-        table.add_column("layer")
-        table.add_column("CPU µs", justify="right")
-        table.add_column("over the driver alone, µs", justify="right")
+    if "layers_us_sqlite" in extra:
+        layers = extra["layers_us_sqlite"]
+        alone = layers["the sqlite3 module on one connection: the statements by hand"]
+        title = f"A one-event unit of work on SQLite (WAL, FULL), layer by layer (µs, medians of 3 × {args.single:,})"
+        table = Table(title=title)
+        for name in ("layer", "wall µs", "CPU µs", "CPU over the driver alone", "driver alone ÷ this (wall)"):
+            table.add_column(name, justify="left" if name == "layer" else "right")
         for layer, micros in layers.items():
-            table.add_row(layer, f"{micros:.1f}", f"{micros - alone:.1f}")
+            table.add_row(
+                layer,
+                f"{micros['wall']:.0f}",
+                f"{micros['cpu']:.0f}",
+                f"{micros['cpu'] - alone['cpu']:+.0f}",
+                f"{alone['wall'] / micros['wall']:.2f}",
+            )
         console.print(table)
     for dialect in ("sqlite", "postgresql"):
         if f"breakdown_us_{dialect}" not in extra:
