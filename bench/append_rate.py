@@ -191,26 +191,11 @@ def layered_units(folder: Path, units: int) -> dict[str, tuple[float, float]]:
     """
     store = EventStore(benchlib.SOURCE, benchlib.registry)
     households = Households(100)
-    insert, version = _DRIVER_INSERT.format("?"), _DRIVER_VERSION.format("?")
     databases: list[Database] = []
 
     def fresh(name: str) -> Database:
         databases.append(benchlib.open_database(benchlib.fresh_sqlite(folder / f"layers_{name}.db")))
         return databases[-1]
-
-    def write(driver: Any) -> None:
-        stream = households.next_stream()
-        event = households.event(stream)
-        current = driver.execute(version, (stream,)).fetchone()[0]
-        row = (new_event_id(), stream, (current or 0) + 1, benchlib.COMPOUND, event.type_name(),
-               event.building_id(), utcnow().strftime("%Y-%m-%d %H:%M:%S.%f"), dump_json(payload(event)).decode(),
-               None, None, None)  # fmt: skip
-        driver.execute(insert, row).fetchone()
-
-    def by_hand(driver: Any) -> None:
-        driver.execute("BEGIN IMMEDIATE")
-        write(driver)
-        driver.execute("COMMIT")
 
     full, unit, orm, core, pool, kept = (fresh(name) for name in ("full", "unit", "orm", "core", "pool", "kept"))
     held = kept.engine.raw_connection()  # checked out once and kept: the pool's connection, not the pool
@@ -225,21 +210,21 @@ def layered_units(folder: Path, units: int) -> dict[str, tuple[float, float]]:
 
     def juwei_unit() -> None:
         with unit.unit_of_work() as session:
-            write(session.connection().connection.driver_connection)
+            sqlite3_write(session.connection().connection.driver_connection, households)
 
     def orm_session() -> None:
         with orm_unit_of_work(orm) as session:
-            write(session.connection().connection.driver_connection)
+            sqlite3_write(session.connection().connection.driver_connection, households)
 
     def connection() -> None:
         with core.engine.connect() as conn:
             conn.begin()
-            write(conn.connection.driver_connection)
+            sqlite3_write(conn.connection.driver_connection, households)
             conn.commit()
 
     def pooled() -> None:
         fairy = pool.engine.raw_connection()
-        by_hand(fairy.driver_connection)
+        sqlite3_one_event(fairy.driver_connection, households)
         fairy.close()
 
     layers = {
@@ -248,10 +233,10 @@ def layered_units(folder: Path, units: int) -> dict[str, tuple[float, float]]:
         "SQLAlchemy's ORM Session (juwei's unit of work before), the driver's statements": orm_session,
         "a SQLAlchemy Connection: connect, begin, the statements, commit, close": connection,
         "the pool's DBAPI connection: checkout, the statements by hand, return": pooled,
-        "one of the pool's connections, kept checked out: the statements by hand": lambda: by_hand(
-            held.driver_connection
+        "one of the pool's connections, kept checked out: the statements by hand": lambda: sqlite3_one_event(
+            held.driver_connection, households
         ),
-        "the sqlite3 module on one connection: the statements by hand": lambda: by_hand(alone),
+        "the sqlite3 module on one connection: the statements by hand": lambda: sqlite3_one_event(alone, households),
     }
     timings: dict[str, list[tuple[float, float]]] = defaultdict(list)
     try:
@@ -440,6 +425,24 @@ _DRIVER_INSERT = (
     "traceparent, actor) VALUES ({0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}, {0}) RETURNING position"
 )
 _DRIVER_VERSION = "SELECT max(version) FROM juwei_events WHERE stream_id = {0}"
+_SQLITE_INSERT, _SQLITE_VERSION = _DRIVER_INSERT.format("?"), _DRIVER_VERSION.format("?")
+
+
+def sqlite3_write(driver: Any, households: Households) -> None:
+    """One event's statements on a sqlite3 connection by hand: the version SELECT and the INSERT (the floor)."""
+    stream = households.next_stream()
+    event = households.event(stream)
+    current = driver.execute(_SQLITE_VERSION, (stream,)).fetchone()[0]
+    row = (new_event_id(), stream, (current or 0) + 1, benchlib.COMPOUND, event.type_name(), event.building_id(),
+           utcnow().strftime("%Y-%m-%d %H:%M:%S.%f"), dump_json(payload(event)).decode(), None, None, None)  # fmt: skip
+    driver.execute(_SQLITE_INSERT, row).fetchone()
+
+
+def sqlite3_one_event(driver: Any, households: Households) -> None:
+    """``sqlite3_write`` in a transaction of its own: BEGIN IMMEDIATE, the statements, COMMIT."""
+    driver.execute("BEGIN IMMEDIATE")
+    sqlite3_write(driver, households)
+    driver.execute("COMMIT")
 
 
 def sqlite3_target(path: Path) -> Target:
@@ -453,20 +456,11 @@ def sqlite3_target(path: Path) -> Target:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     households = Households(100)
-    insert, version = _DRIVER_INSERT.format("?"), _DRIVER_VERSION.format("?")
 
     def run(mode: str, total: int) -> tuple[float, float]:
         started, cpu = time.perf_counter(), time.process_time()
         for _ in range(total):
-            stream = households.next_stream()
-            event = households.event(stream)
-            conn.execute("BEGIN IMMEDIATE")
-            current = conn.execute(version, (stream,)).fetchone()[0]
-            row = (new_event_id(), stream, (current or 0) + 1, benchlib.COMPOUND, event.type_name(),
-                   event.building_id(), utcnow().strftime("%Y-%m-%d %H:%M:%S.%f"), dump_json(payload(event)).decode(),
-                   None, None, None)  # fmt: skip
-            conn.execute(insert, row).fetchone()
-            conn.execute("COMMIT")
+            sqlite3_one_event(conn, households)
         return time.perf_counter() - started, time.process_time() - cpu
 
     return Target("sqlite3 alone", "sqlite", "WAL, synchronous=FULL, one connection", run, conn.close, ("single",))

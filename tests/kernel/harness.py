@@ -60,14 +60,16 @@ def start_at_the_end(kafka: str, group: str, *topics: str) -> None:
         committer.close(autocommit=False)
 
 
-def relay_everything(made: Runtime) -> None:
-    """Publish every stored event the relay has not yet published."""
+def relay_everything(made: Runtime) -> int:
+    """Publish every stored event the relay has not yet published; how many it published."""
     relay = made.make_relay()
+    sent = 0
     try:
-        while relay.publish_once():
-            pass
+        while batch := relay.publish_once():
+            sent += batch
     finally:
         relay.close()
+    return sent
 
 
 def published(kafka: str, topic: str, publish: Callable[[], object], compound: str) -> list[ConsumerRecord]:

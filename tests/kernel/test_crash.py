@@ -33,10 +33,6 @@ def _totals(made, table) -> dict[str, tuple[int, int]]:
         return {row.building: (row.total, row.events) for row in session.execute(select(table)).all()}
 
 
-def _records_on(topic: str, kafka: str) -> int:
-    return len(on_topic(kafka, topic))
-
-
 class Processes:
     """The desk's relay and the board's consumer as real child processes of this test."""
 
@@ -93,7 +89,7 @@ def test_relay_killed_between_commit_and_publish_loses_nothing(
     procs = Processes(suffix, desk_side.database.url, board_side.database.url, kafka, tmp_path)
     try:
         procs.kill_at(procs.start("relay", "desk", "relay.before_publish"), "relay.before_publish")
-        assert _records_on(desk.topic, kafka) == 0
+        assert len(on_topic(kafka, desk.topic)) == 0
         procs.start("relay", "desk")
         procs.start("consume", "board")
         wait_for(
@@ -102,7 +98,7 @@ def test_relay_killed_between_commit_and_publish_loses_nothing(
         )
     finally:
         procs.stop_all()
-    assert _records_on(desk.topic, kafka) == EVENTS
+    assert len(on_topic(kafka, desk.topic)) == EVENTS
     assert sum(events for _, events in _totals(board_side, board_totals).values()) == EVENTS
 
 
@@ -116,9 +112,9 @@ def test_relay_killed_after_publish_before_checkpoint_republishes_and_effects_ha
         procs.kill_at(procs.start("relay", "desk", "relay.after_publish"), "relay.after_publish")
         with desk_side.database.reading() as session:
             assert read_checkpoint(session, f"relay:{desk.topic}") == 0
-        assert _records_on(desk.topic, kafka) == EVENTS
+        assert len(on_topic(kafka, desk.topic)) == EVENTS
         procs.start("relay", "desk")
-        wait_for(lambda: _records_on(desk.topic, kafka) == 2 * EVENTS, what="the re-publish")
+        wait_for(lambda: len(on_topic(kafka, desk.topic)) == 2 * EVENTS, what="the re-publish")
         procs.start("consume", "board")
         wait_for(
             lambda: (

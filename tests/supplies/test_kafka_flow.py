@@ -27,7 +27,7 @@ from juwei.events import Envelope
 from juwei.service import Runtime, create_app
 from services.supplies.views import buildings, households, residents, shares, volunteer_roles
 from tests.conftest import both_databases
-from tests.kernel.harness import published, start_at_the_end, wait_for
+from tests.kernel.harness import published, relay_everything, start_at_the_end, wait_for
 from tests.supplies.conftest import make_supplies
 from tests.supplies.seed import SeededCompound
 
@@ -161,13 +161,11 @@ def test_residents_events_on_kafka_feed_a_5000_resident_batch_delivered_and_foll
         statuses = Counter(session.execute(select(shares.c.status).where(shares.c.compound == compound)).scalars())
     assert statuses == {"delivered": BUILDINGS * FLOORS * ROOMS - refused, "returned_to_stock": refused}
 
-    relay = runtime.make_relay()
-    batches: list[int] = []
-    records = published(kafka, "juwei.supplies", lambda: batches.extend(iter(relay.publish_once, 0)), compound)
-    relay.close()
+    sent: list[int] = []
+    records = published(kafka, "juwei.supplies", lambda: sent.append(relay_everything(runtime)), compound)
     mine = [Envelope.from_kafka(record.value, record.headers) for record in records]
     kinds = Counter(e.type.split(".")[2] for e in mine)
-    assert len(mine) == sum(batches)
+    assert len(mine) == sum(sent)
     assert kinds["AllocationPlanned"] == kinds["ShiftCalled"] == kinds["BuildingDelivered"] == BUILDINGS
     assert kinds["DeliveryConfirmed"] == BUILDINGS * FLOORS * ROOMS - refused
     assert kinds["FollowUpResolved"] == len(failed)
