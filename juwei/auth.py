@@ -254,7 +254,7 @@ def _active(row: Any, now: datetime) -> bool:
     return row["expires_at"] is None or _aware(row["expires_at"]) > now
 
 
-# Every request reads its key: one statement built once, run on the connection (Core, not the ORM's path).
+# Every request reads its key: one statement built once, so no request builds it or looks it up in the cache.
 _KEY_BY_ID = select(api_keys_table).where(api_keys_table.c.id == bindparam("key_id"))
 
 
@@ -364,7 +364,7 @@ def current_caller(request: Request, key: Annotated[str | None, Depends(_header)
             401, "send an API key in the X-API-Key header", Said("key-missing"), headers={"WWW-Authenticate": "APIKey"}
         )
     runtime = request.app.state.runtime
-    with runtime.database.read_engine.connect() as connection:  # BEGIN, one SELECT, ROLLBACK: no ORM session
+    with runtime.database.read_engine.connect() as connection:  # BEGIN, one SELECT, ROLLBACK: nothing more
         caller = authenticate(connection, key)
     if caller is None:
         raise Refusal(401, "unknown or revoked API key", Said("key-unknown"), headers={"WWW-Authenticate": "APIKey"})

@@ -132,7 +132,7 @@ class UnitOfWork:
         by_stream = {kind.stream_id(id): aggregate for id, aggregate in found.items()}
         registry = self.runtime.store.registry
         streams = list(by_stream)
-        # Core on the transaction's connection: Session.execute's ORM path cost more than the query itself.
+        # One IN query per 500 streams on the transaction's connection, not one query per stream.
         connection = self.session.connection()
         for start in range(0, len(streams), 500):  # IN lists far below every parameter limit
             for stream_id, type_name, data, private in connection.execute(

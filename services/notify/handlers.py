@@ -39,8 +39,8 @@ def derived_id(*parts: str) -> str:
     return str(uuid.uuid5(_IDS, "|".join(parts)))
 
 
-# Statements built once and run on the transaction's connection: Session.execute's ORM path cost ~100 µs a
-# statement, more than SQLite's own work, and the consumer runs several for every event it composes from.
+# Statements built once and run on the transaction's connection: building one and its cache lookup cost more than
+# SQLite's own work, and the consumer runs several for every event it composes from.
 _GROUP_NUMBER = select(groups.c.number).where(groups.c.building == bindparam("building"))
 _TARGETS = select(channels.c.channel, channels.c.building).where(
     channels.c.building.in_(bindparam("buildings", expanding=True)), channels.c.active.is_(True)

@@ -1,7 +1,7 @@
 """A round's statements, built once and run on the connection; and the rows they read, as claims.
 
-Building a statement and Session.execute's ORM path cost more than SQLite's own work, and the dispatcher runs a
-round for every unit of work that queues.
+Building a statement and its cache lookup cost more than SQLite's own work, and the dispatcher runs a round for
+every unit of work that queues.
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ CLAIM_COLUMNS = (
 )
 
 
-# A round's statements, built once and run on the connection: building a statement and Session.execute's ORM
-# path cost more than SQLite's own work, and the dispatcher runs a round for every unit of work that queues.
+# A round's statements, built once and run on the connection (the module's docstring says why).
 NOW, OWNER = bindparam("now"), bindparam("owner")
 LEASE_FREE = or_(
     channel_state.c.lease_owner.is_(None), channel_state.c.lease_until < NOW, channel_state.c.lease_owner == OWNER

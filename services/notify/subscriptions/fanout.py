@@ -48,7 +48,7 @@ def received_by(
 
 
 # Read for every event the consumer receives (three per positive result): statements built once and run on the
-# transaction's connection, as the handlers' are (the ORM's Session.execute cost ~100 µs each). Read every time,
+# transaction's connection, as the handlers' are (building one costs more than SQLite's work). Read every time,
 # never cached: HTTP workers (``juwei serve --workers``) register subscriptions in other processes.
 _ALL = select(subscriptions)
 _ONE = select(subscriptions).where(subscriptions.c.subscription == bindparam("subscription"))

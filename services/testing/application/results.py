@@ -33,7 +33,7 @@ def settle(unit: UnitOfWork, tube: Tube, result: str, today: date) -> str | None
 def open_case(unit: UnitOfWork, confirmation: Confirmation, today: date) -> str | None:
     """The resident's open case, or a new one confirmed now (it needs no read: its id was just drawn)."""
     session = unit.session
-    connection = session.connection()  # Core statements built once: the ORM path cost more than SQLite's work
+    connection = session.connection()  # statements built once: building one costs more than SQLite's work
     already = connection.execute(_OPEN_CASE, {"resident": confirmation.resident}).scalar()
     if already is not None:
         return local_id(already)
