@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient
 from sqlalchemy import select
 
 from juwei.consumer import SKIPPED, dead_letter_topic
 from juwei.events import Envelope
+from juwei.kafka_clients import made
 from juwei.repository import Repository
 from juwei.store import inbox_table
 from tests.conftest import both_databases
@@ -88,14 +89,19 @@ def test_a_commit_refused_because_the_group_moved_on_is_redelivered_and_skipped(
     relay = producer_side.make_relay()
     consumer = consumer_side.make_consumer()
     # A poll handled for longer than the group waits for the next one: the member is dropped before it commits.
-    consumer.consumer_overrides = {**FAST_GROUP, "max_poll_interval_ms": 1500}
+    # Five seconds, not less: once it has rejoined, the member must stay through a loaded machine's stalls.
+    consumer.consumer_overrides = {**FAST_GROUP, "max_poll_interval_ms": 5000}
     handle = consumer._handle
     polls: list[int] = []
+    admin = made(KafkaAdminClient, bootstrap_servers=kafka, request_timeout_ms=30_000)
+
+    def dropped() -> bool:
+        return not admin.describe_groups([consumer.group])[consumer.group]["members"]
 
     def slow_first_poll(records: list[Any]) -> list[Any]:
         polls.append(len(records))
-        if len(polls) == 1:
-            time.sleep(6)
+        if len(polls) == 1:  # held until the broker has dropped the member, not for a time a loaded machine may outlast
+            wait_for(dropped, timeout=120, what="the group to drop the member that stopped polling")
         return handle(records)
 
     consumer._handle = slow_first_poll  # type: ignore[method-assign]
@@ -106,12 +112,13 @@ def test_a_commit_refused_because_the_group_moved_on_is_redelivered_and_skipped(
         first = polls[0]  # a loaded broker may hand over fewer than the ten in one fetch
 
         def counted_and_redelivery_skipped() -> bool:
-            consumer.poll_once(200)
+            consumer.poll_once(500)
             skipped = SKIPPED.labels(consumer.group)._value.get() - skipped_before
             return skipped >= first and _totals(consumer_side, board_totals) == _totals(producer_side, desk_totals)
 
         wait_for(counted_and_redelivery_skipped, timeout=120, what="the redelivered events to be skipped by the inbox")
     finally:
+        admin.close()
         relay.close()
         consumer.close()
     assert sum(polls) >= 10 + first  # the first poll's events came twice, and were counted once (the totals)
